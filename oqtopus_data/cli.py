@@ -1,0 +1,303 @@
+"""Command line: `oqtopus-export` and `oqtopus-data`. A thin layer: parse options, call the library, map errors.
+
+Exit status: 0 every job exported; 1 the run finished but some jobs failed (see the `errors` table), or it was cut
+short by the API or the disk (nothing of it committed); 2 usage, configuration, authentication or lock problems
+(nothing written).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import AuthError, ConfigError, LockError, OqtopusDataError, StoreError
+
+STATUSES = ("submitted", "ready", "running", "cancelling", "succeeded", "failed", "cancelled")
+JOB_TYPES = ("sampling", "estimation", "multi_manual", "sse")
+
+
+class Moment(click.ParamType):
+    """A date or date-time on the command line; UTC when it names no zone."""
+
+    name = "DATE"
+
+    def __init__(self, *, end_of_day: bool = False) -> None:
+        self.end_of_day = end_of_day
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        try:
+            if len(text) == 10:
+                day = date.fromisoformat(text)
+                moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+                return moment + timedelta(days=1, microseconds=-1) if self.end_of_day else moment
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(f"{text!r} is not a date (2024-01-31) or date-time (2024-01-31T12:00:00Z)", param, ctx)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+EXPORT_EXAMPLES = """
+\b
+Examples:
+  oqtopus-export --demo demo-out/                  # no account needed: a local OQTOPUS Cloud
+  oqtopus-export --since 2024-01-01 out/           # the first run exports, later runs continue
+  oqtopus-export --device Kawasaki --status succeeded --since 2025-06-01 kawasaki/
+  oqtopus-export --compact out/                    # merge small files (also done automatically)
+
+\b
+Credentials, as the official SDK reads them: --url/--profile, then OQTOPUS_URL
+(OQTOPUS_BASE_URL), OQTOPUS_API_TOKEN and OQTOPUS_PROXY, then the profile file
+$XDG_CONFIG_HOME/oqtopus/config.ini or ~/.config/oqtopus/config.ini (~/.oqtopus).
+
+\b
+Exit status: 0 all jobs exported; 1 some jobs failed (they are in the errors table
+and are tried again next run) or the run was cut short; 2 usage, configuration,
+authentication or lock errors, with nothing written.
+"""
+
+
+@click.command(name="oqtopus-export", epilog=EXPORT_EXAMPLES,
+               context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--since", type=Moment(), help="Only jobs submitted at or after this date (UTC when no zone).")
+@click.option("--until", type=Moment(end_of_day=True),
+              help="Only jobs submitted up to this date (a bare date includes the whole day).")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES),
+              help="Keep only jobs with this status (repeatable).")
+@click.option("--job-type", "job_types", multiple=True, type=click.Choice(JOB_TYPES),
+              help="Keep only jobs of this type (repeatable).")
+@click.option("--device", "devices", multiple=True, metavar="DEVICE_ID",
+              help="Keep only jobs on this device (repeatable).")
+@click.option("--profile", help="Profile (INI section) to read from the oqtopus config file.")
+@click.option("--url", help="OQTOPUS Cloud API URL (overrides environment and profile).")
+@click.option("--workers", type=click.IntRange(1, 256), default=16, show_default=True,
+              help="Concurrent archive downloads.")
+@click.option("--page-size", type=click.IntRange(1, 65535), default=500, show_default=True,
+              help="Jobs per GET /jobs page.")
+@click.option("--duckdb", "duckdb_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a DuckDB database file holding the views.")
+@click.option("--sse-logs", is_flag=True, help="Also download SSE job logs into OUT_DIR/sse_logs/.")
+@click.option("--full-refresh", is_flag=True,
+              help="Rebuild from scratch; readers see the old dataset until the new one is committed.")
+@click.option("--compact", "compact_only", is_flag=True, help="Only merge small files of OUT_DIR, then exit.")
+@click.option("--demo", is_flag=True, help="Export from a local demo OQTOPUS Cloud started on 127.0.0.1.")
+@click.option("--demo-jobs", type=click.IntRange(1), default=500, show_default=True,
+              help="Jobs in the --demo history.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
+def export_command(out_dir: Path, since: datetime | None, until: datetime | None, statuses: tuple[str, ...],
+                   job_types: tuple[str, ...], devices: tuple[str, ...], profile: str | None, url: str | None,
+                   workers: int, page_size: int, duckdb_file: Path | None, sse_logs: bool, full_refresh: bool,
+                   compact_only: bool, demo: bool, demo_jobs: int, quiet: bool) -> None:
+    """Export your OQTOPUS Cloud job history to a Parquet dataset with DuckDB views.
+
+    OUT_DIR receives one directory per table (jobs, counts, divided_counts, estimations, errors,
+    devices) and a commit manifest; running again into the same OUT_DIR continues the export.
+    """
+    from .export import ExportOptions
+
+    if compact_only:
+        _run_compact(out_dir, quiet)
+        return
+    if since and until and since > until:
+        raise click.UsageError("--since is after --until")
+    options = ExportOptions(since=since, until=until, statuses=statuses, job_types=job_types, devices=devices,
+                            workers=workers, page_size=page_size, full_refresh=full_refresh, sse_logs=sse_logs)
+    token = None
+    try:
+        with _credentials(demo, demo_jobs, url, profile) as credentials:
+            token = credentials.token
+            report = _run_export(credentials, out_dir, options, workers, quiet)
+        if duckdb_file is not None:
+            _write_duckdb(out_dir, duckdb_file)
+    except (ConfigError, AuthError, LockError) as exc:
+        _fail(str(exc), 2, token)
+    except OqtopusDataError as exc:
+        _fail(f"{exc}\nNothing of this run was committed; the previous export is intact.", 1, token)
+    except OSError as exc:
+        _fail(f"cannot write the export: {exc}", 1, token)
+    if not quiet:
+        _print_summary(report, out_dir, duckdb_file)
+        if demo:
+            click.echo(f"\nNext: oqtopus-data sql {out_dir} \"SELECT device_id, count(*) FROM jobs GROUP BY ALL\"")
+    sys.exit(0 if report.ok else 1)
+
+
+@contextlib.contextmanager
+def _credentials(demo: bool, demo_jobs: int, url: str | None, profile: str | None) -> Iterator[Any]:
+    from .config import Credentials, resolve_credentials
+
+    if not demo:
+        yield resolve_credentials(url=url, profile=profile)
+        return
+    from .testing import FakeCloud
+
+    with FakeCloud(n_jobs=demo_jobs) as cloud:
+        yield Credentials(url=cloud.url, token=cloud.token, proxy=None, timeout=30.0, source="--demo local server")
+
+
+def _run_export(credentials: Any, out_dir: Path, options: Any, workers: int, quiet: bool) -> Any:
+    from .export import export
+    from .fetch import ApiClient
+
+    progress = _Progress(enabled=not quiet)
+    with ApiClient(credentials, workers=workers) as api:
+        try:
+            return export(api, out_dir, options, progress=progress)
+        finally:
+            progress.close()
+
+
+def _run_compact(out_dir: Path, quiet: bool) -> None:
+    from .store import Dataset, compact
+
+    try:
+        before = Dataset(out_dir).require_latest()
+        after = compact(out_dir, min_files=2)
+    except LockError as exc:
+        _fail(str(exc), 2)
+    except StoreError as exc:
+        _fail(str(exc), 2)
+    if not quiet:
+        if after is None:
+            click.echo(f"{out_dir}: nothing to compact ({_file_count(before)} data files)")
+        else:
+            click.echo(f"{out_dir}: {_file_count(before)} data files -> {_file_count(after)} (commit {after.version})")
+
+
+def _file_count(manifest: Any) -> int:
+    return sum(len(v) for v in manifest.files.values())
+
+
+def _write_duckdb(out_dir: Path, target: Path) -> None:
+    from .views import connect
+
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    con = connect(out_dir, database=str(tmp))
+    con.close()
+    os.replace(tmp, target)
+
+
+class _Progress:
+    """A one-line progress display on a terminal's stderr; periodic log lines when stderr is not a terminal."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.counts = {"listed": 0, "fetched": 0, "rows": 0}
+        self.last = 0.0
+        self.started = time.monotonic()
+
+    def __call__(self, event: str, n: int) -> None:
+        self.counts[event] = self.counts.get(event, 0) + n
+        now = time.monotonic()
+        if not self.enabled or now - self.last < (0.2 if self.tty else 10.0):
+            return
+        self.last = now
+        line = (f"listed {self.counts['listed']:,} jobs · fetched {self.counts['fetched']:,} · "
+                f"rows {self.counts['rows']:,} · {now - self.started:.0f}s")
+        if self.tty:
+            click.echo("\r" + line + "\x1b[K", err=True, nl=False)
+        else:
+            click.echo(line, err=True)
+
+    def close(self) -> None:
+        if self.enabled and self.tty and self.last:
+            click.echo("\r\x1b[K", err=True, nl=False)
+
+
+def _print_summary(report: Any, out_dir: Path, duckdb_file: Path | None) -> None:
+    kind = "incremental export" if report.incremental else "export"
+    click.echo(f"{kind} to {out_dir}: commit {report.version}, {report.exported:,} jobs written "
+               f"({report.listed:,} listed, {report.skipped:,} already exported) in {report.seconds:.1f}s")
+    if report.jobs_by_type_status:
+        click.echo("jobs by type and status:")
+        for (job_type, status), n in sorted(report.jobs_by_type_status.items(), key=lambda kv: (str(kv[0]))):
+            click.echo(f"  {job_type or '?':<13} {status or '?':<11} {n:>9,}")
+    rows = {k: v for k, v in report.rows.items() if v}
+    if rows:
+        click.echo("rows written: " + ", ".join(f"{k} {v:,}" for k, v in sorted(rows.items())))
+    if report.requests.get("requests"):
+        click.echo(f"HTTP requests: {_requests_line(report.requests)}")
+    if report.compacted:
+        click.echo("small files were compacted")
+    if report.errors:
+        click.echo(f"{len(report.errors)} job(s) could not be exported; they are in the errors table and are "
+                   "tried again on the next run:", err=True)
+        for job_id, stage, message in report.errors[:10]:
+            click.echo(f"  {job_id or '<no id>'}: {stage}: {message}", err=True)
+        if len(report.errors) > 10:
+            click.echo(f"  ... and {len(report.errors) - 10} more: oqtopus-data sql {out_dir} "
+                       "\"SELECT * FROM errors\"", err=True)
+    if duckdb_file is not None:
+        click.echo(f"DuckDB database with the views: {duckdb_file}")
+
+
+def _requests_line(stats: dict[str, Any]) -> str:
+    by_kind = {k: v for k, v in (stats.get("requests") or {}).items() if v}
+    line = f"{sum(by_kind.values()):,} (" + ", ".join(f"{k} {v:,}" for k, v in sorted(by_kind.items())) + ")"
+    if stats.get("retries"):
+        line += f", {stats['retries']:,} retried"
+    return line
+
+
+def _fail(message: str, status: int, token: str | None = None) -> None:
+    if token:
+        message = message.replace(token, "***")
+    click.echo(f"oqtopus-export: {message}", err=True)
+    sys.exit(status)
+
+
+# ------------------------------------------------------------------------------------------ oqtopus-data
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def main() -> None:
+    """Tools around an oqtopus-data export: inspect it, query it, serve a local OQTOPUS Cloud."""
+
+
+@main.command("fake-cloud")
+@click.option("--jobs", "n_jobs", type=click.IntRange(1), default=500, show_default=True, help="Jobs in the history.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic history.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option("--latency", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Seconds added to every request.")
+@click.option("--legacy", is_flag=True, help="Serve job_info inline (the legacy form) instead of archive URLs.")
+def fake_cloud(n_jobs: int, seed: int, port: int, latency: float, legacy: bool) -> None:
+    """Serve a synthetic OQTOPUS Cloud on 127.0.0.1 until Ctrl-C (for trying the exporter without an account).
+
+    \b
+    Example:
+      oqtopus-data fake-cloud --jobs 2000 --port 8080 &
+      OQTOPUS_URL=http://127.0.0.1:8080 OQTOPUS_API_TOKEN=demo-token oqtopus-export out/
+    """
+    from .testing import FakeCloud, Faults
+
+    cloud = FakeCloud(n_jobs=n_jobs, seed=seed, faults=Faults(latency=latency), legacy=legacy)
+    cloud.start(port=port)
+    click.echo(f"OQTOPUS_URL={cloud.url}")
+    click.echo(f"OQTOPUS_API_TOKEN={cloud.token}")
+    click.echo(f"serving {n_jobs:,} jobs on {cloud.url}; Ctrl-C stops", err=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cloud.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

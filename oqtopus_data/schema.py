@@ -1,0 +1,216 @@
+"""Every table's schema, declared once: the flatteners, the store, the SQL views, the docs and the tests follow it.
+
+Columns are append-only: never reorder or retype one; add new columns at the end and bump SCHEMA_VERSION.
+Timestamps are UTC microseconds (what Spark, Trino, DuckDB and polars all read as the same instant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+#: Partition column of the per-job tables: the job's submission month, "YYYY-MM" ("unknown" when absent).
+PARTITION_COLUMN = "submitted_month"
+UNKNOWN_MONTH = "unknown"
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+OPERATOR_TERM = pa.struct([("pauli", pa.string()), ("coeff", pa.float64())])
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its name, Arrow type and a one-line description for docs and `info`."""
+
+    name: str
+    type: pa.DataType
+    description: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table of the dataset: columns, the grain of a row, and whether it is partitioned by month."""
+
+    name: str
+    grain: str
+    columns: tuple[Column, ...]
+    partitioned: bool = True
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of the table as flattened (the partition column included)."""
+        return pa.schema(
+            [pa.field(c.name, c.type, nullable=c.nullable) for c in self.columns],
+            metadata={b"oqtopus_data.schema_version": str(SCHEMA_VERSION).encode()},
+        )
+
+    @property
+    def file_schema(self) -> pa.Schema:
+        """The schema inside a Parquet file: a partitioned table keeps its partition column in the path."""
+        if not self.partitioned:
+            return self.schema
+        return self.schema.remove(self.schema.get_field_index(PARTITION_COLUMN))
+
+    @property
+    def column_names(self) -> list[str]:
+        """Column names in declared order."""
+        return [c.name for c in self.columns]
+
+
+def _month() -> Column:
+    return Column(PARTITION_COLUMN, pa.string(), "submission month of the job, YYYY-MM (partition key)",
+                  nullable=False)
+
+
+JOBS = Table(
+    "jobs",
+    "one row per job",
+    (
+        Column("job_id", pa.string(), "job identifier", nullable=False),
+        Column("name", pa.string(), "job name given at submission"),
+        Column("description", pa.string(), "job description, when given"),
+        Column("job_type", pa.string(), "sampling, estimation, multi_manual or sse"),
+        Column("status", pa.string(), "job status when exported (succeeded, failed, cancelled, running, ...)"),
+        Column("device_id", pa.string(), "device the job was submitted to"),
+        Column("shots", pa.int64(), "number of shots requested"),
+        Column("submitted_at", TIMESTAMP, "when the API accepted the job (UTC)"),
+        Column("ready_at", TIMESTAMP, "when the job was ready to run (UTC)"),
+        Column("running_at", TIMESTAMP, "when execution started (UTC)"),
+        Column("ended_at", TIMESTAMP, "when the job reached a terminal state (UTC)"),
+        Column("execution_time", pa.float64(), "execution time reported by the API, seconds"),
+        Column("message", pa.string(), "error or status message from job_info"),
+        Column("transpiler_info", pa.string(), "transpiler settings, JSON text"),
+        Column("simulator_info", pa.string(), "simulator settings, JSON text"),
+        Column("mitigation_info", pa.string(), "error-mitigation settings, JSON text"),
+        Column("program", pa.list_(pa.string()), "input programs (OpenQASM 3), one per sub-program"),
+        Column("sse_program", pa.string(), "SSE user program, for sse jobs"),
+        Column("combined_program", pa.string(), "combined circuit of a multiprogramming job (text or JSON text)"),
+        Column("transpiled_program", pa.string(), "transpiled program (OpenQASM 3)"),
+        Column("virtual_physical_mapping", pa.string(), "virtual to physical qubit mapping, JSON text"),
+        Column("transpile_stats", pa.string(), "transpiler statistics, JSON text"),
+        Column("n_outcomes", pa.int64(), "number of distinct bitstrings in counts (null without counts)"),
+        Column("total_count", pa.int64(), "sum of counts (null without counts)"),
+        Column("normalised", pa.list_(pa.string()), "notes on legacy payload forms that were normalised"),
+        Column("exported_at", TIMESTAMP, "when oqtopus-data wrote this row (UTC)"),
+        _month(),
+    ),
+)
+
+_COUNT_COLUMNS = (
+    Column("bitstring", pa.string(), "measured bitstring, exactly as the API gave it", nullable=False),
+    Column("outcome", pa.uint64(), "bitstring as an unsigned integer (null when wider than 64 bits)"),
+    Column("n_bits", pa.int32(), "number of bits in the bitstring (blanks, _ and 0b removed)", nullable=False),
+    Column("count", pa.int64(), "number of shots with this outcome", nullable=False),
+)
+
+COUNTS = Table(
+    "counts",
+    "one row per job and bitstring",
+    (Column("job_id", pa.string(), "job identifier", nullable=False), *_COUNT_COLUMNS, _month()),
+)
+
+DIVIDED_COUNTS = Table(
+    "divided_counts",
+    "one row per job, sub-result and bitstring (multi_manual jobs)",
+    (
+        Column("job_id", pa.string(), "job identifier", nullable=False),
+        Column("sub_result", pa.int32(), "index of the sub-program the counts belong to", nullable=False),
+        *_COUNT_COLUMNS,
+        _month(),
+    ),
+)
+
+ESTIMATIONS = Table(
+    "estimations",
+    "one row per estimation result",
+    (
+        Column("job_id", pa.string(), "job identifier", nullable=False),
+        Column("exp_value", pa.float64(), "estimated expectation value (real part)"),
+        Column("stds", pa.float64(), "standard deviation of the estimate"),
+        Column("exp_value_imag", pa.float64(), "imaginary part, when a legacy payload gave [re, im]"),
+        Column("operator", pa.list_(OPERATOR_TERM), "observable terms from the job input (pauli, coeff)"),
+        _month(),
+    ),
+)
+
+ERRORS = Table(
+    "errors",
+    "one row per job that could not be exported in the latest run",
+    (
+        Column("job_id", pa.string(), "job identifier (null when the payload had none)"),
+        Column("stage", pa.string(), "where it failed: list, fetch, archive, parse, flatten, sse_log",
+               nullable=False),
+        Column("message", pa.string(), "what is wrong, in one line", nullable=False),
+        Column("recorded_at", TIMESTAMP, "when the failure was recorded (UTC)", nullable=False),
+    ),
+    partitioned=False,
+)
+
+DEVICES = Table(
+    "devices",
+    "one row per device and snapshot (each export run takes one snapshot)",
+    (
+        Column("snapshot_at", TIMESTAMP, "when the snapshot was taken (UTC)", nullable=False),
+        Column("device_id", pa.string(), "device identifier", nullable=False),
+        Column("device_type", pa.string(), "QPU or simulator"),
+        Column("status", pa.string(), "available or unavailable"),
+        Column("available_at", TIMESTAMP, "when the device becomes available (UTC)"),
+        Column("n_pending_jobs", pa.int64(), "jobs waiting on the device"),
+        Column("n_qubits", pa.int64(), "number of qubits"),
+        Column("basis_gates", pa.list_(pa.string()), "basis gates"),
+        Column("supported_instructions", pa.list_(pa.string()), "supported instructions"),
+        Column("calibrated_at", TIMESTAMP, "time of the calibration in device_info (UTC)"),
+        Column("description", pa.string(), "device description"),
+        Column("device_info", pa.string(), "calibration data, JSON text"),
+    ),
+    partitioned=False,
+)
+
+SSE_LOGS = Table(
+    "sse_logs",
+    "one row per downloaded SSE log archive",
+    (
+        Column("job_id", pa.string(), "job identifier", nullable=False),
+        Column("file_name", pa.string(), "file name the server sent (not trusted as a path)"),
+        Column("bytes", pa.int64(), "size of the archive in bytes", nullable=False),
+        Column("path", pa.string(), "where the archive was saved, relative to the export directory",
+               nullable=False),
+    ),
+    partitioned=False,
+)
+
+#: Every table, in the order the docs list them.
+TABLES: dict[str, Table] = {
+    t.name: t for t in (JOBS, COUNTS, DIVIDED_COUNTS, ESTIMATIONS, ERRORS, DEVICES, SSE_LOGS)
+}
+SCHEMAS: dict[str, pa.Schema] = {name: t.schema for name, t in TABLES.items()}
+#: The tables the flatteners produce from results.
+RESULT_TABLES = ("jobs", "counts", "divided_counts", "estimations", "errors")
+
+
+def empty_table(name: str) -> pa.Table:
+    """An empty table with the declared schema, so every output has every column even with no rows."""
+    return TABLES[name].schema.empty_table()
+
+
+def conform(name: str, table: pa.Table) -> pa.Table:
+    """Cast a table to its declared schema (column order, types, metadata) or raise with the table named."""
+    target = TABLES[name].schema
+    try:
+        return table.select(target.names).cast(target)
+    except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ValueError(f"table {name!r} does not match its declared schema: {exc}") from exc
+
+
+def markdown_reference() -> str:
+    """The tables and columns as Markdown, for docs/schema.md and `oqtopus-data info --schema`."""
+    lines = [f"# Dataset schema (version {SCHEMA_VERSION})", ""]
+    for t in TABLES.values():
+        part = f"; partitioned by `{PARTITION_COLUMN}`" if t.partitioned else ""
+        lines += [f"## `{t.name}`: {t.grain}{part}", "", "| column | type | meaning |", "|---|---|---|"]
+        lines += [f"| `{c.name}` | `{c.type}` | {c.description} |" for c in t.columns]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,101 @@
+"""Reading an export: DuckDB connections with the bundled views, polars frames, both from the newest commit."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from . import schema as S
+from .store import Dataset, Manifest
+
+_REPO_SQL = Path(__file__).resolve().parent.parent / "sql" / "views.sql"
+
+
+def views_sql_text() -> str:
+    """The template of sql/views.sql, from the installed package (or the source tree in a checkout)."""
+    packaged = resources.files("oqtopus_data").joinpath("sql/views.sql")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return _REPO_SQL.read_text(encoding="utf-8")
+
+
+def render_views(dataset: Dataset, manifest: Manifest | None = None) -> str:
+    """sql/views.sql with each `{{table}}` replaced by a scan of that table's committed files."""
+    manifest = manifest if manifest is not None else dataset.latest()
+    sql = views_sql_text()
+    for name in S.TABLES:
+        files = dataset.uris(name, manifest) if manifest else []
+        sql = sql.replace("{{" + name + "}}", _relation(name, files))
+    return sql
+
+
+def _relation(table: str, files: list[str]) -> str:
+    spec = S.TABLES[table]
+    if not files:
+        cols = ", ".join(f"CAST(NULL AS {_duckdb_type(c.type)}) AS {_ident(c.name)}" for c in spec.columns)
+        return f"(SELECT {cols} LIMIT 0)"
+    listed = ", ".join(_literal(f) for f in files)
+    hive = "true" if spec.partitioned else "false"
+    # The column list pins the declared order, whatever engine version wrote a file.
+    cols = ", ".join(_ident(c.name) for c in spec.columns)
+    return f"(SELECT {cols} FROM read_parquet([{listed}], hive_partitioning = {hive}, hive_types_autocast = false))"
+
+
+def connect(location: str | os.PathLike[str], database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the views of sql/views.sql over the export at `location`.
+
+    `database` may name a DuckDB file to keep the views in (they point at the export's files by absolute path).
+    """
+    dataset = Dataset(location)
+    manifest = dataset.require_latest()
+    con = duckdb.connect(database)
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(render_views(dataset, manifest))
+    return con
+
+
+def scan(location: str | os.PathLike[str], table: str) -> pl.LazyFrame:
+    """A polars LazyFrame over one table of the export (its committed files only)."""
+    if table not in S.TABLES:
+        raise ValueError(f"unknown table {table!r}; tables are: {', '.join(S.TABLES)}")
+    dataset = Dataset(location)
+    manifest = dataset.require_latest()
+    spec = S.TABLES[table]
+    files = dataset.uris(table, manifest)
+    if not files:
+        return pl.from_arrow(S.empty_table(table)).lazy()
+    frame = pl.scan_parquet(files, hive_partitioning=spec.partitioned,
+                            hive_schema={S.PARTITION_COLUMN: pl.String} if spec.partitioned else None)
+    return frame.select(spec.column_names)
+
+
+def read(location: str | os.PathLike[str], table: str) -> pl.DataFrame:
+    """A polars DataFrame of one table of the export."""
+    return scan(location, table).collect()
+
+
+def _duckdb_type(t: pa.DataType) -> str:
+    if pa.types.is_string(t):
+        return "VARCHAR"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    if pa.types.is_list(t):
+        return _duckdb_type(t.value_type) + "[]"
+    if pa.types.is_struct(t):
+        return "STRUCT(" + ", ".join(f"{_ident(f.name)} {_duckdb_type(f.type)}" for f in t) + ")"
+    simple = {pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.uint64(): "UBIGINT", pa.float64(): "DOUBLE",
+              pa.bool_(): "BOOLEAN"}
+    return simple[t]
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
