@@ -299,5 +299,106 @@ def fake_cloud(n_jobs: int, seed: int, port: int, latency: float, legacy: bool) 
         cloud.stop()
 
 
+@main.command("info")
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def info_command(out_dir: Path) -> None:
+    """What an export holds: jobs by type, status and device, date range, rows per table, last sync, errors."""
+    from .views import connect
+
+    try:
+        from .store import Dataset
+
+        manifest = Dataset(out_dir).require_latest()
+        con = connect(out_dir)
+    except StoreError as exc:
+        _fail(str(exc), 2)
+    state = manifest.state
+    click.echo(f"export {out_dir}: commit {manifest.version} ({manifest.operation}, {manifest.created_at}), "
+               f"schema version {manifest.schema_version}")
+    click.echo(f"last sync {state.get('last_sync') or '-'}; bookmark {state.get('bookmark') or '-'}; "
+               f"{len(state.get('pending', []))} jobs not yet terminal")
+    first, last = con.execute("SELECT min(submitted_at), max(submitted_at) FROM jobs").fetchone()
+    click.echo(f"jobs submitted from {first or '-'} to {last or '-'}")
+    click.echo("rows: " + ", ".join(f"{t} {manifest.rows(t):,}" for t in sorted(manifest.files)))
+    for column in ("job_type", "status", "device_id"):
+        rows = con.execute(f"SELECT {column}, count(*) FROM jobs GROUP BY ALL ORDER BY 2 DESC, 1").fetchall()
+        click.echo(f"by {column}: " + ", ".join(f"{k} {n:,}" for k, n in rows))
+    (errors,) = con.execute("SELECT count(*) FROM errors").fetchone()
+    click.echo(f"errors: {errors:,}" + (f' (oqtopus-data sql {out_dir} "SELECT * FROM errors")' if errors else ""))
+
+
+@main.command("sql")
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output (required for parquet).")
+def sql_command(out_dir: Path, query: str, fmt: str, output: Path | None) -> None:
+    """Run SQL against the export's views (jobs, counts, job_timings, device_daily, ...).
+
+    \b
+    Example:
+      oqtopus-data sql out "SELECT device_id, median(queue_seconds) FROM job_timings GROUP BY ALL"
+    """
+    import duckdb
+
+    from .views import connect
+
+    if fmt == "parquet" and output is None:
+        raise click.UsageError("--format parquet needs --output FILE")
+    try:
+        con = connect(out_dir)
+        table = con.sql(query).to_arrow_table()
+    except StoreError as exc:
+        _fail(str(exc), 2)
+    except duckdb.Error as exc:
+        _fail(str(exc).strip(), 1)
+    _emit(table, fmt, output)
+
+
+def _emit(table: Any, fmt: str, output: Path | None) -> None:
+    import io
+    import json
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if fmt == "parquet":
+        pq.write_table(table, output, compression="zstd")
+        return
+    if fmt == "csv":
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer)
+        text = buffer.getvalue().decode()
+    elif fmt == "json":
+        text = "\n".join(json.dumps(row, default=str) for row in table.to_pylist()) + ("\n" if table.num_rows else "")
+    else:
+        text = _aligned(table)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+
+
+def _aligned(table: Any) -> str:
+    names = table.column_names
+    rows = [["" if v is None else str(v) for v in row.values()] for row in table.to_pylist()]
+    widths = [max([len(n), *(len(r[i]) for r in rows)]) for i, n in enumerate(names)]
+    line = "  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip()
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out) + "\n"
+
+
+@main.command("schema")
+def schema_command() -> None:
+    """Print every table and column of the dataset as Markdown (the source of docs/schema.md)."""
+    from .schema import markdown_reference
+
+    click.echo(markdown_reference())
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -214,3 +214,4 @@ def markdown_reference() -> str:
         lines += [f"| `{c.name}` | `{c.type}` | {c.description} |" for c in t.columns]
         lines.append("")
     return "\n".join(lines)
+

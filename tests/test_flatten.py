@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from datetime import UTC, datetime
 
@@ -33,7 +34,8 @@ def test_sampling_job_gives_one_jobs_row_and_one_counts_row_per_bitstring():
     ]
     (job,) = tables["jobs"].to_pylist()
     assert job["job_id"] == "01JNGQ4W7C9Y1T2R3E5M8A6K0B"
-    assert (job["job_type"], job["status"], job["device_id"], job["shots"]) == ("sampling", "succeeded", "Kawasaki", 1000)
+    assert (job["job_type"], job["status"], job["device_id"], job["shots"]) == (
+        "sampling", "succeeded", "Kawasaki", 1000)
     assert job["submitted_at"] == datetime(2025, 3, 4, 9, 12, 31, 204000, tzinfo=UTC)
     assert job["ended_at"] == datetime(2025, 3, 4, 9, 14, 5, 441000, tzinfo=UTC)
     assert job["execution_time"] == 3.324
@@ -118,7 +120,8 @@ def test_absurd_timestamp_is_an_error_not_a_row():
     payload["ended_at"] = "2999-01-01T00:00:00Z"
     tables = flatten([result_from_raw(payload)], exported_at=AT)
     assert tables["jobs"].num_rows == 0
-    assert tables["errors"]["message"].to_pylist() == ["ended_at 2999-01-01T00:00:00+00:00 is out of range (2000 to 2199)"]
+    assert tables["errors"]["message"].to_pylist() == [
+        "ended_at 2999-01-01T00:00:00+00:00 is out of range (2000 to 2199)"]
 
 
 def test_legacy_forms_are_read_and_noted():
@@ -176,10 +179,8 @@ def test_vectorised_parser_agrees_with_the_sdk_rule(keys):
     tables = flatten([result_from_raw(payload)], exported_at=AT)
     valid = {}
     for key in keys:
-        try:
+        with contextlib.suppress(ValueError):
             valid[key] = bitstring_to_int(key)
-        except ValueError:
-            pass
     if len(valid) < len(keys):
         assert tables["errors"].num_rows == 1 and tables["counts"].num_rows == 0
     else:

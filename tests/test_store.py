@@ -123,10 +123,19 @@ def test_a_manifest_from_a_newer_schema_is_refused_with_a_clear_message(tmp_path
     body = json.loads(path.read_text())
     body["schema_version"] = 99
     path.write_text(json.dumps(body))
-    with pytest.raises(StoreError, match="newer oqtopus-data .*schema version 99"):
+    with pytest.raises(StoreError, match=r"newer oqtopus-data .*schema version 99"):
         read(tmp_path, "jobs")
 
 
 def test_reading_a_directory_without_an_export_says_so(tmp_path):
     with pytest.raises(StoreError, match="holds no oqtopus-data export"):
         read(tmp_path, "jobs")
+
+
+def test_docs_schema_md_is_generated_from_the_declared_schema():
+    from pathlib import Path
+
+    from oqtopus_data.schema import markdown_reference
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
+    assert doc.read_text() == markdown_reference() + "\n", "regenerate: oqtopus-data schema > docs/schema.md"

@@ -71,7 +71,7 @@ def test_device_daily_counts_every_job_once(exported):
     con = connect(out)
     total = con.execute("SELECT sum(jobs) FROM device_daily").fetchone()[0]
     assert total == sum(1 for r in results.values() if r.submitted_at is not None)
-    day, device, jobs = con.execute("SELECT day, device_id, sum(jobs) FROM device_daily WHERE device_id = 'Kawasaki' "
+    day, _device, jobs = con.execute("SELECT day, device_id, sum(jobs) FROM device_daily WHERE device_id = 'Kawasaki' "
                                 "GROUP BY ALL ORDER BY 1 LIMIT 1").fetchone()
     expected = sum(1 for r in results.values() if r.device_id == "Kawasaki" and r.submitted_at
                    and r.submitted_at.date() == day)
