@@ -196,8 +196,7 @@ class _Progress:
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
         self.counts = {"listed": 0, "fetched": 0, "rows": 0}
-        self.last = 0.0
-        self.started = time.monotonic()
+        self.started = self.last = time.monotonic()
 
     def __call__(self, event: str, n: int) -> None:
         self.counts[event] = self.counts.get(event, 0) + n
@@ -213,7 +212,7 @@ class _Progress:
             click.echo(line, err=True)
 
     def close(self) -> None:
-        if self.enabled and self.tty and self.last:
+        if self.enabled and self.tty and self.last > self.started:
             click.echo("\r\x1b[K", err=True, nl=False)
 
 

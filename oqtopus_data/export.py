@@ -232,6 +232,7 @@ class _Run:
                     return job_id, None, None
                 return job_id, None, JobError(job_id, "fetch", str(exc))
 
+        known = self._volatile_statuses()
         jobs = []
         with ThreadPoolExecutor(max_workers=self.options.workers) as pool:
             for job_id, job, error in pool.map(get, job_ids):
@@ -240,10 +241,19 @@ class _Run:
                 elif job is None:
                     self.pending.discard(job_id)
                     self._drop_volatile({job_id})
+                elif job.get("status") not in TERMINAL and known.get(job_id) == job.get("status"):
+                    continue  # still where it was: its rows stand, no archive to fetch again
                 else:
                     jobs.append(job)
         self._process(jobs)
         return set(job_ids)
+
+    def _volatile_statuses(self) -> dict[str, str]:
+        """Status of each job whose rows are volatile now (non-terminal when last exported)."""
+        out: dict[str, str] = {}
+        for table in self.volatile["jobs"]:
+            out.update(zip(table["job_id"].to_pylist(), table["status"].to_pylist(), strict=True))
+        return out
 
     def _listed(self, start: datetime | None, skip: set[str]) -> Iterator[dict[str, Any]]:
         for job in self.api.list_jobs(since=start, until=self._listing_end(), page_size=self.options.page_size):
