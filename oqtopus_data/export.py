@@ -286,6 +286,10 @@ class _Run:
             if item.error is not None:
                 self._record_error(item.job_id, item.error.stage, item.error.problem)
                 continue
+            if item.job is None:  # deleted on the server since it was listed
+                self.pending.discard(item.job_id)
+                self._drop_volatile({item.job_id})
+                continue
             self.progress("fetched", 1)
             try:
                 result = result_from_raw(item.job, client=self.api)

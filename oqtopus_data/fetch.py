@@ -54,7 +54,7 @@ class ApiClient:
         self.transport = Transport(
             token=credentials.token,
             proxy=credentials.proxy,
-            pool_size=max(1, workers),
+            pool_size=2 * max(1, workers) + 4,  # fetchers, the listing and refreshes share it
             timeout=credentials.timeout if timeout is None else timeout,
             max_tries=max_tries,
             backoff=backoff,
@@ -237,9 +237,16 @@ class WindowPager:
             self.page += 1
 
 
+class JobGone(Exception):
+    """The job was deleted on the server after it was listed: nothing to export, nothing failed."""
+
+
 @dataclass
 class FetchedJob:
-    """One input job after resolving: the job, archives decoded, or the error that stopped it."""
+    """One input job after resolving: the job, archives decoded, or the error that stopped it.
+
+    `job` and `error` both None means the job was deleted on the server while the export ran.
+    """
 
     job_id: str | None
     job: dict | None
@@ -281,7 +288,11 @@ def resolve_job(api: ApiClient, job: dict) -> dict:
 def _download_archives(
     api: ApiClient, job_id: str | None, info: dict, decoded: dict[str, object]
 ) -> str | None:
-    """Decode the pending archives into `decoded`; return the key whose URL expired, if one did."""
+    """Decode the pending archives into `decoded`; return the keys whose URLs expired, if any did.
+
+    Every pending archive is tried before a refresh, so one fresh GET /jobs/{id} serves them all.
+    """
+    expired = []
     for key in ARCHIVE_KEYS:
         url = info.get(key)
         if key in decoded or not is_url(url):
@@ -292,13 +303,25 @@ def _download_archives(
             raise
         except ApiError as exc:
             if exc.status == 403:
-                return key
+                expired.append(key)
+                continue
+            if exc.status == 404 and isinstance(job_id, str) and _deleted(api, job_id):
+                raise JobGone(job_id) from None
             raise JobError(job_id, "archive", f"{key}: {exc}") from None
         try:
             decoded[key] = read_archive(data, key=key, limit=api.archive_limit)
         except ArchiveError as exc:
             raise JobError(job_id, "archive", str(exc)) from None
-    return None
+    return ", ".join(expired) or None
+
+
+def _deleted(api: ApiClient, job_id: str) -> bool:
+    """Whether a job whose archive is missing was deleted (GET /jobs/{id} answers 404)."""
+    try:
+        api.get_job(job_id)
+    except ApiError as exc:
+        return exc.status == 404
+    return False
 
 
 def fetch_jobs(
@@ -336,6 +359,8 @@ def _collect(job: Any, future: Future | None) -> FetchedJob:
         return FetchedJob(job_id, future.result(), None)
     except JobError as exc:
         return FetchedJob(job_id, None, exc)
+    except JobGone:
+        return FetchedJob(job_id, None, None)
 
 
 def is_url(value: object) -> bool:

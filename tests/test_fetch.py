@@ -566,7 +566,8 @@ def test_archive_still_refused_after_two_refreshes_is_an_archive_error() -> None
         resolve_job(api, listed)
     assert (info.value.job_id, info.value.stage) == ("job-001", "archive")
     assert info.value.problem == (
-        "input: the presigned URL was still refused (HTTP 403) after 2 refreshes"
+        "input, combined_program, result, transpile_result: the presigned URL was still refused "
+        "(HTTP 403) after 2 refreshes"
     )
     assert [s.url for s in adapter.sent].count(f"{BASE}/jobs/job-001") == 2
 
