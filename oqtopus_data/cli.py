@@ -94,11 +94,13 @@ authentication or lock errors, with nothing written.
 @click.option("--demo", is_flag=True, help="Export from a local demo OQTOPUS Cloud started on 127.0.0.1.")
 @click.option("--demo-jobs", type=click.IntRange(1), default=500, show_default=True,
               help="Jobs in the --demo history.")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=50_000, show_default=True,
+              help="Jobs between intermediate commits of a long export (what a crash can cost).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
 def export_command(out_dir: Path, since: datetime | None, until: datetime | None, statuses: tuple[str, ...],
                    job_types: tuple[str, ...], devices: tuple[str, ...], profile: str | None, url: str | None,
                    workers: int, page_size: int, duckdb_file: Path | None, sse_logs: bool, full_refresh: bool,
-                   compact_only: bool, demo: bool, demo_jobs: int, quiet: bool) -> None:
+                   compact_only: bool, demo: bool, demo_jobs: int, checkpoint_every: int, quiet: bool) -> None:
     """Export your OQTOPUS Cloud job history to a Parquet dataset with DuckDB views.
 
     OUT_DIR receives one directory per table (jobs, counts, divided_counts, estimations, errors,
@@ -112,7 +114,8 @@ def export_command(out_dir: Path, since: datetime | None, until: datetime | None
     if since and until and since > until:
         raise click.UsageError("--since is after --until")
     options = ExportOptions(since=since, until=until, statuses=statuses, job_types=job_types, devices=devices,
-                            workers=workers, page_size=page_size, full_refresh=full_refresh, sse_logs=sse_logs)
+                            workers=workers, page_size=page_size, full_refresh=full_refresh, sse_logs=sse_logs,
+                            checkpoint_jobs=checkpoint_every)
     token = None
     try:
         with _credentials(demo, demo_jobs, url, profile) as credentials:

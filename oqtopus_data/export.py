@@ -297,7 +297,7 @@ class _Run:
                 self._record_error(item.job_id, "parse", str(exc))
                 continue
             batch.append(result)
-            if len(batch) >= self.options.batch_jobs:
+            if len(batch) >= min(self.options.batch_jobs, self.options.checkpoint_jobs):
                 self._flatten(batch)
                 batch = []
                 if checkpoints and self.since_checkpoint >= self.options.checkpoint_jobs:
