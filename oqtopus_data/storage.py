@@ -54,6 +54,14 @@ class Storage(Protocol):
         """Remove `rel` if it exists."""
         ...
 
+    def exists(self, rel: str) -> bool:
+        """Whether `rel` exists."""
+        ...
+
+    def rename(self, src: str, dst: str) -> None:
+        """Move `src` to `dst` (replacing it), durably; a copy and delete where the store has no rename."""
+        ...
+
     def lock(self) -> contextlib.AbstractContextManager[None]:
         """Hold the dataset's writer lock, or raise LockError naming the holder."""
         ...
@@ -126,6 +134,17 @@ class LocalStorage:
     def delete(self, rel: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self.root / rel).unlink()
+
+    def exists(self, rel: str) -> bool:
+        return (self.root / rel).exists()
+
+    def rename(self, src: str, dst: str) -> None:
+        target = self._prepare(dst)
+        try:
+            os.replace(self.root / src, target)
+            _fsync_dir(target.parent)
+        except OSError as exc:
+            raise StoreError(f"cannot move {src} to {target}: {exc.strerror or exc}") from exc
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -9,7 +9,12 @@ Layout of an export directory:
     _oqtopus/lock                                                 held (flock) by the one writer
 
 A reader takes the newest manifest and reads exactly the files it names, so it sees a whole commit or the one
-before, never a half-written run; files a killed run left behind are named by no manifest and are removed later.
+before, never a half-written run. Engines that list directories instead (Spark, Trino, Hive) must not see an
+uncommitted file either: a writer stages each file under a hidden name (`.part-....parquet.staged`, which those
+engines skip), commits the manifest, then publishes (renames) the staged files; a run killed between the two is
+rolled forward by the next writer, and readers of that manifest fall back to the staged names meanwhile. After a
+commit, files the manifest no longer names (replaced, compacted, left by killed runs) are deleted, so the
+directories hold exactly the newest commit whenever no export is running.
 Each file entry is `final` (rows of terminal jobs, kept until compaction) or volatile (rows of jobs that may still
 change, and the current errors): every commit replaces the whole volatile set, which is how a job whose status
 changed replaces its old rows without rewriting history.
@@ -38,7 +43,6 @@ from .storage import Storage, open_storage
 MANIFEST_DIR = "_oqtopus/manifests"
 FORMAT = "oqtopus-data"
 KEEP_MANIFESTS = 10  # older manifests are pruned; readers only ever need the newest
-KEEP_FILES_OF = 3  # data files named by the newest N manifests survive garbage collection
 # Directory of each table; the SSE log archives themselves live in sse_logs/, so their index table does not.
 TABLE_DIRS = {name: name for name in S.TABLES} | {"sse_logs": "sse_log_index"}
 
@@ -70,6 +74,7 @@ class Manifest:
     created_at: str = ""
     operation: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    publish: dict[str, str] = field(default_factory=dict)  # final path -> staged path, until renamed
 
     def entries(self, table: str) -> list[FileEntry]:
         """The files of `table` (empty when it has none)."""
@@ -90,6 +95,7 @@ class Manifest:
             "tables": {t: [e.to_json() for e in es] for t, es in sorted(self.files.items())},
             "state": self.state,
             "info": self.info,
+            "publish": self.publish,
         }
         return json.dumps(body, indent=1, sort_keys=True).encode()
 
@@ -105,7 +111,8 @@ class Manifest:
                 for t, es in body["tables"].items()
             }
             manifest = cls(int(body["version"]), files, body.get("state") or {}, int(body["schema_version"]),
-                           body.get("created_at", ""), body.get("operation", ""), body.get("info") or {})
+                           body.get("created_at", ""), body.get("operation", ""), body.get("info") or {},
+                           dict(body.get("publish") or {}))
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"{where} is not a readable oqtopus-data manifest: {exc}") from exc
         return _migrate(manifest, where)
@@ -161,21 +168,32 @@ class Dataset:
     def uris(self, table: str, manifest: Manifest | None = None) -> list[str]:
         """Locations of the live files of `table`, for DuckDB, polars or pyarrow."""
         manifest = manifest or self.latest()
-        return [self.storage.uri(e.path) for e in manifest.entries(table)] if manifest else []
+        if manifest is None:
+            return []
+        return [self.storage.uri(self._where(e, manifest)) for e in manifest.entries(table)]
+
+    def _where(self, entry: FileEntry, manifest: Manifest | None) -> str:
+        """The path to read an entry at: its final name, or its staged one while a publish is unfinished."""
+        staged = manifest.publish.get(entry.path) if manifest else None
+        if staged and not self.storage.exists(entry.path) and self.storage.exists(staged):
+            return staged
+        return entry.path
 
     def read_table(self, table: str, entries: Iterable[FileEntry] | None = None) -> pa.Table:
         """Rows of `table` from the given files (default: the latest commit), with the declared schema."""
+        manifest = None
         if entries is None:
             manifest = self.latest()
             entries = manifest.entries(table) if manifest else []
-        parts = [self._read_entry(e) for e in entries]
+        parts = [self._read_entry(e, manifest) for e in entries]
         if not parts:
             return S.empty_table(table)
         return pa.concat_tables(parts)
 
-    def _read_entry(self, entry: FileEntry) -> pa.Table:
+    def _read_entry(self, entry: FileEntry, manifest: Manifest | None = None) -> pa.Table:
         spec = S.TABLES[entry.table]
-        data = pq.read_table(pa.BufferReader(self.storage.read_bytes(entry.path)), schema=spec.file_schema)
+        path = self._where(entry, manifest) if manifest else entry.path
+        data = pq.read_table(pa.BufferReader(self.storage.read_bytes(path)), schema=spec.file_schema)
         if spec.partitioned:
             month = pa.array([entry.partition or S.UNKNOWN_MONTH] * len(data), pa.string())
             data = data.append_column(S.PARTITION_COLUMN, month)
@@ -203,8 +221,11 @@ class Writer:
         except BaseException:
             self._stack.close()
             raise
+        if self.base is not None:
+            self._publish(self.base.publish)  # roll forward a run killed between its commit and its publish
         self.version = (self.base.version if self.base else 0) + 1
         self.fresh = fresh
+        self._staged: dict[str, str] = {}
         self.files: dict[str, list[FileEntry]] = {}
         keep = {} if fresh or self.base is None else self.base.files
         for table, entries in keep.items():
@@ -247,9 +268,16 @@ class Writer:
     def _write_file(self, table: str, data: pa.Table, final: bool, month: str | None) -> FileEntry:
         self._seq += 1
         directory = TABLE_DIRS[table] + (f"/{S.PARTITION_COLUMN}={month}" if month else "")
-        rel = f"{directory}/part-{self.version:06d}-{self._token}-{self._seq:05d}.parquet"
-        size = self.storage.write_parquet(rel, data)
+        name = f"part-{self.version:06d}-{self._token}-{self._seq:05d}.parquet"
+        rel, staged = f"{directory}/{name}", f"{directory}/.{name}.staged"
+        size = self.storage.write_parquet(staged, data)
+        self._staged[rel] = staged
         return FileEntry(table, rel, data.num_rows, size, final, month)
+
+    def _publish(self, pairs: dict[str, str]) -> None:
+        for final, staged in pairs.items():
+            if self.storage.exists(staged):
+                self.storage.rename(staged, final)
 
     def drop(self, entries: Iterable[FileEntry]) -> None:
         """Remove files from this commit (compaction replaces them with a rewritten one)."""
@@ -264,13 +292,16 @@ class Writer:
         `keep_open` makes it a checkpoint: the lock is kept and the writer goes on towards the next version.
         Otherwise files no recent commit names are deleted (still under the lock) and the lock is released.
         """
+        files = {t: list(es) for t, es in self.files.items() if es}
+        named = {e.path for es in files.values() for e in es}
         manifest = Manifest(
             version=self.version,
-            files={t: list(es) for t, es in self.files.items() if es},
+            files=files,
             state=state if state is not None else (dict(self.base.state) if self.base else {}),
             created_at=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
             operation=self.operation,
             info=info or {},
+            publish={final: staged for final, staged in self._staged.items() if final in named},
         )
         if not self.storage.create_exclusive(_manifest_name(self.version), manifest.to_bytes()):
             raise StoreError(
@@ -278,32 +309,35 @@ class Writer:
                 "nothing of this run was committed: run the export again"
             )
         self.committed = manifest
+        self._publish(manifest.publish)
+        self._staged = {}
+        collect_garbage(self.dataset)  # still under the lock: no other writer has files in flight
         if keep_open:
             self.base, self.version = manifest, self.version + 1
             return manifest
-        collect_garbage(self.dataset)
         self._stack.close()
         return manifest
 
 
 def collect_garbage(dataset: Dataset) -> int:
-    """Delete data files no recent manifest names (left by killed runs or replaced) and prune old manifests."""
+    """Delete data files the newest manifest does not name (replaced, compacted, left by killed runs).
+
+    Call it only under the writer lock. Readers of an older manifest may then miss a file: they re-open.
+    """
     versions = dataset.manifest_versions()
     if not versions:
         return 0
-    live: set[str] = set()
     storage = dataset.storage
-    for version in versions[-KEEP_FILES_OF:]:
-        name = _manifest_name(version)
-        try:
-            manifest = Manifest.from_bytes(storage.read_bytes(name), name)
-        except (FileNotFoundError, StoreError):
-            return 0  # a manifest we cannot read: never delete on partial knowledge
-        live.update(e.path for es in manifest.files.values() for e in es)
+    name = _manifest_name(versions[-1])
+    try:
+        manifest = Manifest.from_bytes(storage.read_bytes(name), name)
+    except (FileNotFoundError, StoreError):
+        return 0  # never delete on partial knowledge
+    live = {e.path for es in manifest.files.values() for e in es} | set(manifest.publish.values())
     removed = 0
     for directory in set(TABLE_DIRS.values()):
         for rel in storage.list(directory):
-            if rel.endswith(".parquet") and rel not in live:
+            if (rel.endswith(".parquet") or rel.endswith(".staged")) and rel not in live:
                 storage.delete(rel)
                 removed += 1
     for version in versions[:-KEEP_MANIFESTS]:

@@ -139,3 +139,32 @@ def test_docs_schema_md_is_generated_from_the_declared_schema():
 
     doc = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
     assert doc.read_text() == markdown_reference() + "\n", "regenerate: oqtopus-data schema > docs/schema.md"
+
+
+def _parquet_files(root) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.suffix in (".parquet", ".staged")}
+
+
+def test_directories_hold_exactly_the_newest_commit_for_engines_that_list_them(tmp_path):
+    for name in ("sampling_current", "estimation_current", "sampling_running_minimal"):
+        write_dataset(tables(name), tmp_path)
+    compact(tmp_path)
+    manifest = Dataset(tmp_path).latest()
+    assert _parquet_files(tmp_path) == {e.path for es in manifest.files.values() for e in es}
+
+
+def test_a_commit_killed_before_its_publish_is_read_from_staged_names_then_rolled_forward(tmp_path, monkeypatch):
+    from oqtopus_data.store import Writer
+
+    write_dataset(tables("sampling_current"), tmp_path)
+    monkeypatch.setattr(Writer, "_publish", lambda self, pairs: None)  # the kill lands right after the commit
+    monkeypatch.setattr("oqtopus_data.store.collect_garbage", lambda dataset: 0)
+    write_dataset(tables("estimation_current"), tmp_path)
+    monkeypatch.undo()
+    staged = [p for p in _parquet_files(tmp_path) if p.endswith(".staged")]
+    assert staged and all(p.split("/")[-1].startswith(".") for p in staged)  # hidden from Spark and Trino
+    assert read(tmp_path, "jobs").height == 2  # our readers fall back to the staged names
+    with Dataset(tmp_path).writer():  # the next writer publishes them
+        pass
+    assert not [p for p in _parquet_files(tmp_path) if p.endswith(".staged")]
+    assert read(tmp_path, "jobs").height == 2
