@@ -69,7 +69,7 @@ authentication or lock errors, with nothing written.
 
 @click.command(name="oqtopus-export", epilog=EXPORT_EXAMPLES,
                context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out_dir", metavar="OUT_DIR")
 @click.option("--since", type=Moment(), help="Only jobs submitted at or after this date (UTC when no zone).")
 @click.option("--until", type=Moment(end_of_day=True),
               help="Only jobs submitted up to this date (a bare date includes the whole day).")
@@ -94,13 +94,16 @@ authentication or lock errors, with nothing written.
 @click.option("--demo", is_flag=True, help="Export from a local demo OQTOPUS Cloud started on 127.0.0.1.")
 @click.option("--demo-jobs", type=click.IntRange(1), default=500, show_default=True,
               help="Jobs in the --demo history.")
+@click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
+              help="Option for an object-store OUT_DIR (s3://...), e.g. endpoint_url=http://127.0.0.1:9000.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=50_000, show_default=True,
               help="Jobs between intermediate commits of a long export (what a crash can cost).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
-def export_command(out_dir: Path, since: datetime | None, until: datetime | None, statuses: tuple[str, ...],
+def export_command(out_dir: str, since: datetime | None, until: datetime | None, statuses: tuple[str, ...],
                    job_types: tuple[str, ...], devices: tuple[str, ...], profile: str | None, url: str | None,
                    workers: int, page_size: int, duckdb_file: Path | None, sse_logs: bool, full_refresh: bool,
-                   compact_only: bool, demo: bool, demo_jobs: int, checkpoint_every: int, quiet: bool) -> None:
+                   compact_only: bool, demo: bool, demo_jobs: int, storage_options: tuple[str, ...],
+                   checkpoint_every: int, quiet: bool) -> None:
     """Export your OQTOPUS Cloud job history to a Parquet dataset with DuckDB views.
 
     OUT_DIR receives one directory per table (jobs, counts, divided_counts, estimations, errors,
@@ -108,8 +111,9 @@ def export_command(out_dir: Path, since: datetime | None, until: datetime | None
     """
     from .export import ExportOptions
 
+    store_opts = _key_values(storage_options)
     if compact_only:
-        _run_compact(out_dir, quiet)
+        _run_compact(out_dir, store_opts, quiet)
         return
     if since and until and since > until:
         raise click.UsageError("--since is after --until")
@@ -120,9 +124,9 @@ def export_command(out_dir: Path, since: datetime | None, until: datetime | None
     try:
         with _credentials(demo, demo_jobs, url, profile) as credentials:
             token = credentials.token
-            report = _run_export(credentials, out_dir, options, workers, quiet)
+            report = _run_export(credentials, out_dir, options, workers, quiet, store_opts)
         if duckdb_file is not None:
-            _write_duckdb(out_dir, duckdb_file)
+            _write_duckdb(out_dir, duckdb_file, store_opts)
     except (ConfigError, AuthError, LockError) as exc:
         _fail(str(exc), 2, token)
     except OqtopusDataError as exc:
@@ -149,24 +153,36 @@ def _credentials(demo: bool, demo_jobs: int, url: str | None, profile: str | Non
         yield Credentials(url=cloud.url, token=cloud.token, proxy=None, timeout=30.0, source="--demo local server")
 
 
-def _run_export(credentials: Any, out_dir: Path, options: Any, workers: int, quiet: bool) -> Any:
+def _key_values(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--storage-option")
+        out[key.strip()] = value
+    return out
+
+
+def _run_export(credentials: Any, out_dir: str, options: Any, workers: int, quiet: bool,
+                storage_options: dict[str, str]) -> Any:
     from .export import export
     from .fetch import ApiClient
 
     progress = _Progress(enabled=not quiet)
     with ApiClient(credentials, workers=workers) as api:
         try:
-            return export(api, out_dir, options, progress=progress)
+            return export(api, out_dir, options, progress=progress, storage_options=storage_options)
         finally:
             progress.close()
 
 
-def _run_compact(out_dir: Path, quiet: bool) -> None:
+def _run_compact(out_dir: str, storage_options: dict[str, str], quiet: bool) -> None:
     from .store import Dataset, compact
 
     try:
-        before = Dataset(out_dir).require_latest()
-        after = compact(out_dir, min_files=2)
+        dataset = Dataset(out_dir, **storage_options)
+        before = dataset.require_latest()
+        after = compact(dataset, min_files=2)
     except LockError as exc:
         _fail(str(exc), 2)
     except StoreError as exc:
@@ -182,12 +198,12 @@ def _file_count(manifest: Any) -> int:
     return sum(len(v) for v in manifest.files.values())
 
 
-def _write_duckdb(out_dir: Path, target: Path) -> None:
+def _write_duckdb(out_dir: str, target: Path, storage_options: dict[str, str]) -> None:
     from .views import connect
 
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.unlink(missing_ok=True)
-    con = connect(out_dir, database=str(tmp))
+    con = connect(out_dir, database=str(tmp), **storage_options)
     con.close()
     os.replace(tmp, target)
 
@@ -219,7 +235,7 @@ class _Progress:
             click.echo("\r\x1b[K", err=True, nl=False)
 
 
-def _print_summary(report: Any, out_dir: Path, duckdb_file: Path | None) -> None:
+def _print_summary(report: Any, out_dir: str, duckdb_file: Path | None) -> None:
     kind = "incremental export" if report.incremental else "export"
     click.echo(f"{kind} to {out_dir}: commit {report.version}, {report.exported:,} jobs written "
                f"({report.listed:,} listed, {report.skipped:,} already exported) in {report.seconds:.1f}s")

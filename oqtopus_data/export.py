@@ -32,6 +32,7 @@ from .errors import ApiError, JobError, StoreError
 from .fetch import ApiClient, fetch_jobs
 from .flatten import error_rows, flatten
 from .results import result_from_raw
+from .storage import LocalStorage
 from .store import Dataset, Manifest, Writer, compact, small_file_count
 
 STATE_VERSION = 1
@@ -96,20 +97,24 @@ Progress = Callable[[str, int], None]
 
 
 def export(api: ApiClient, out_dir: str | Path, options: ExportOptions | None = None, *,
-           progress: Progress | None = None) -> ExportReport:
-    """Export (or continue exporting) the job history the API serves into the dataset at `out_dir`."""
+           progress: Progress | None = None, storage_options: dict[str, str] | None = None) -> ExportReport:
+    """Export (or continue exporting) the job history the API serves into the dataset at `out_dir`.
+
+    `out_dir` is a local directory or an object-store URL (`storage_options` go to that store).
+    """
     options = options or ExportOptions()
     started = time.monotonic()
-    out = Path(out_dir)
-    created = not out.exists()
-    _check_destination(out)
-    dataset = Dataset(out)
+    dataset = Dataset(out_dir, **(storage_options or {}))
+    local = dataset.storage.uri("") if isinstance(dataset.storage, LocalStorage) else None
+    created = local is not None and not Path(local).exists()
+    if local is not None:
+        _check_destination(Path(local))
     run = _Run(api, dataset, options, progress or (lambda _event, _n: None))
     try:
         report = run.execute()
     except BaseException:
         if created and run.manifest is None:  # nothing committed into a directory we made: leave nothing
-            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(local, ignore_errors=True)
         raise
     report.seconds = time.monotonic() - started
     return report

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import re
-import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -39,7 +36,6 @@ def safe_log_name(job_id: str) -> str:
 
 def save_sse_logs(api: Any, dataset: Dataset, results: Iterable[Any], *, workers: int = 8) -> SavedLogs:
     """Download the log archive of each SSE result and save it atomically; one table row per archive."""
-    root = Path(dataset.storage.uri(""))
     results = list(results)
     rows: dict[str, list[Any]] = {name: [] for name in S.SSE_LOGS.column_names}
     errors: list[tuple[str, str]] = []
@@ -52,14 +48,7 @@ def save_sse_logs(api: Any, dataset: Dataset, results: Iterable[Any], *, workers
         except (ApiError, binascii.Error, ValueError) as exc:
             return job_id, f"SSE log could not be downloaded: {exc}"
         rel = f"{LOG_DIR}/{safe_log_name(job_id)}"
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{uuid.uuid4().hex}")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        dataset.storage.write_bytes(rel, data)  # named by job id: a rerun replaces, never duplicates
         return job_id, _field(reply, "file_name"), len(data), rel
 
     with ThreadPoolExecutor(max_workers=workers) as pool:

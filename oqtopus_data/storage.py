@@ -42,6 +42,10 @@ class Storage(Protocol):
         """Create `rel` with `data` durably unless it exists; False when it already existed."""
         ...
 
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write `rel` durably and atomically, replacing it if it exists."""
+        ...
+
     def read_bytes(self, rel: str) -> bytes:
         """The content of `rel` (FileNotFoundError when absent)."""
         ...
@@ -98,6 +102,20 @@ class LocalStorage:
             os.replace(tmp, path)
             _fsync_dir(path.parent)
             return path.stat().st_size
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        path = self._prepare(rel)
+        tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -46,12 +46,13 @@ def _relation(table: str, files: list[str]) -> str:
     return f"(SELECT {cols} FROM read_parquet([{listed}], hive_partitioning = {hive}, hive_types_autocast = false))"
 
 
-def connect(location: str | os.PathLike[str], database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+def connect(location: str | os.PathLike[str], database: str = ":memory:",
+            **storage_options: str) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views of sql/views.sql over the export at `location`.
 
     `database` may name a DuckDB file to keep the views in (they point at the export's files by absolute path).
     """
-    dataset = Dataset(location)
+    dataset = Dataset(location, **storage_options)
     manifest = dataset.require_latest()
     con = duckdb.connect(database)
     con.execute("SET TimeZone = 'UTC'")
@@ -59,11 +60,11 @@ def connect(location: str | os.PathLike[str], database: str = ":memory:") -> duc
     return con
 
 
-def scan(location: str | os.PathLike[str], table: str) -> pl.LazyFrame:
+def scan(location: str | os.PathLike[str], table: str, **storage_options: str) -> pl.LazyFrame:
     """A polars LazyFrame over one table of the export (its committed files only)."""
     if table not in S.TABLES:
         raise ValueError(f"unknown table {table!r}; tables are: {', '.join(S.TABLES)}")
-    dataset = Dataset(location)
+    dataset = Dataset(location, **storage_options)
     manifest = dataset.require_latest()
     spec = S.TABLES[table]
     files = dataset.uris(table, manifest)
@@ -74,9 +75,9 @@ def scan(location: str | os.PathLike[str], table: str) -> pl.LazyFrame:
     return frame.select(spec.column_names)
 
 
-def read(location: str | os.PathLike[str], table: str) -> pl.DataFrame:
+def read(location: str | os.PathLike[str], table: str, **storage_options: str) -> pl.DataFrame:
     """A polars DataFrame of one table of the export."""
-    return scan(location, table).collect()
+    return scan(location, table, **storage_options).collect()
 
 
 def _duckdb_type(t: pa.DataType) -> str:
