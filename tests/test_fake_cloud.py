@@ -1,0 +1,553 @@
+"""The local OQTOPUS Cloud behaves like the user API, quirks and faults included."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import json
+import subprocess
+import sys
+import threading
+import zipfile
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from oqtopus_data.testing import MALFORMED_KINDS, FakeCloud, Faults, generate_history
+from oqtopus_data.testing import server as server_module
+from oqtopus_data.testing.faults import BAD_BITSTRING, BOMB_BYTES, OVERSIZED_BYTES
+
+TOKEN = "test-token"
+SAMPLING_LIKE = ("sampling", "multi_manual", "sse")
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    with FakeCloud(300, seed=7, token=TOKEN) as running:
+        yield running
+
+
+@pytest.fixture
+def small():
+    """A fresh 60-job cloud for tests that flip faults or change the history."""
+    with FakeCloud(60, seed=3, token=TOKEN) as running:
+        yield running
+
+
+def api(cloud: FakeCloud, path: str, token: str | None = TOKEN, **params) -> requests.Response:
+    headers = {"q-api-token": token} if token is not None else {}
+    return requests.get(f"{cloud.url}{path}", headers=headers, params=params, timeout=10)
+
+
+def listing(cloud: FakeCloud, **params) -> list[dict]:
+    response = api(cloud, "/jobs", **params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def unzip(content: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def first(cloud: FakeCloud, *, job_type: str | None = None, status: str = "succeeded") -> str:
+    return next(j for j in cloud.history.job_ids() if cloud.history.status(j) == status and (
+        job_type is None or cloud.history.job(j)["job_type"] == job_type))
+
+
+def sampling_counts(job: dict) -> list[tuple[dict, int]]:
+    sampling = job["job_info"]["result"]["sampling"]
+    pairs = [(sampling["counts"], job["shots"])]
+    pairs += [(c, job["shots"]) for c in sampling.get("divided_counts", {}).values()]
+    return pairs
+
+
+# ---- synthetic history --------------------------------------------------------------------------
+def test_same_seed_gives_the_same_history_and_another_seed_does_not():
+    one, two = generate_history(120, seed=5), generate_history(120, seed=5)
+    assert one.job_ids() == two.job_ids()
+    assert [one.job(j) for j in one.job_ids()] == [two.job(j) for j in two.job_ids()]
+    assert set(generate_history(120, seed=6).job_ids()).isdisjoint(one.job_ids())
+
+
+def test_history_is_identical_in_another_process_with_another_hash_seed():
+    code = ("from oqtopus_data.testing import generate_history as g, json; h = g(80, seed=5); "
+            "print(json.dumps([h.job(j) for j in h.job_ids()]))")
+    code = code.replace(", json;", "; import json;")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={"PYTHONHASHSEED": "123"}).stdout
+    here = generate_history(80, seed=5)
+    assert json.loads(out) == [here.job(j) for j in here.job_ids()]
+
+
+def test_history_mixes_job_types_statuses_and_devices(cloud):
+    jobs = list(cloud.history.jobs())
+    types = Counter(j.get("job_type") for j in jobs if j["status"] != "registered")
+    assert types.most_common(1)[0][0] == "sampling"
+    assert set(types) == {"sampling", "estimation", "multi_manual", "sse"}
+    statuses = Counter(j["status"] for j in jobs)
+    assert {"succeeded", "failed", "cancelled", "submitted", "ready", "running",
+            "registered"} <= set(statuses)
+    assert statuses["succeeded"] > len(jobs) / 2
+    assert {j.get("device_id") for j in jobs} >= {"SVSim", "Kawasaki", "Urchin", "qulacs"}
+    names = Counter(j.get("name") for j in jobs)
+    assert names["bell-pair"] > 5
+    assert any(n and n.startswith("vqe-h2-step-") for n in names)
+    assert any("description" not in j for j in jobs if j["status"] != "registered")
+
+
+def test_registered_jobs_carry_only_their_id_and_status(cloud):
+    registered = [j for j in cloud.history.jobs() if j["status"] == "registered"]
+    assert registered
+    assert all(set(j) == {"job_id", "status"} for j in registered)
+
+
+def test_failed_jobs_have_a_message_and_unfinished_jobs_no_result(cloud):
+    for job in cloud.history.jobs():
+        info = job.get("job_info", {})
+        if job["status"] == "failed":
+            assert isinstance(info["message"], str)
+            assert "result" not in info
+        if job["status"] in ("submitted", "ready", "running", "cancelling"):
+            assert "result" not in info
+            assert "ended_at" not in job
+            assert "execution_time" not in job
+
+
+def test_timestamps_follow_the_job_lifecycle_and_submission_order(cloud):
+    previous = ""
+    for job in cloud.history.jobs():
+        if job["status"] == "registered":
+            continue
+        stamps = [job[k] for k in ("submitted_at", "ready_at", "running_at", "ended_at")
+                  if k in job]
+        times = [datetime.fromisoformat(s) for s in stamps]
+        assert all(s.endswith("Z") for s in stamps)
+        assert times == sorted(times) and len(set(times)) == len(times)
+        assert times[0] >= datetime(2024, 1, 1, tzinfo=UTC)
+        assert times[0] < datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=300)
+        assert datetime.fromisoformat(job["submitted_at"]) > (
+            datetime.fromisoformat(previous) if previous else datetime.min.replace(tzinfo=UTC))
+        previous = job["submitted_at"]
+
+
+def test_counts_sum_to_shots_and_divided_counts_match_the_combined_counts(cloud):
+    checked = 0
+    for job in cloud.history.jobs():
+        if job.get("job_type") not in SAMPLING_LIKE or "result" not in job.get("job_info", {}):
+            continue
+        for counts, shots in sampling_counts(job):
+            assert sum(counts.values()) == shots
+            assert all(isinstance(n, int) and n > 0 for n in counts.values())
+            assert len({len(k) for k in counts}) == 1 and set("".join(counts)) <= {"0", "1"}
+        checked += 1
+    assert checked > 100
+
+
+def test_bitstring_widths_are_mostly_small_with_some_wider_than_64_bits(cloud):
+    widths = Counter()
+    for job in cloud.history.jobs():
+        if job.get("job_type") in SAMPLING_LIKE and "result" in job.get("job_info", {}):
+            widths[len(next(iter(job["job_info"]["result"]["sampling"]["counts"])))] += 1
+    assert sum(n for w, n in widths.items() if 2 <= w <= 20) > sum(widths.values()) * 0.7
+    assert {64, 70, 100} <= set(widths)
+
+
+def test_estimation_jobs_have_an_operator_and_a_float_expectation_value(cloud):
+    job = cloud.history.job(first(cloud, job_type="estimation"))
+    operator = job["job_info"]["input"]["operator"]
+    assert operator and all(set(term) == {"pauli", "coeff"} for term in operator)
+    estimation = job["job_info"]["result"]["estimation"]
+    assert isinstance(estimation["exp_value"], float) and estimation["stds"] > 0
+    assert job["job_info"]["input"]["program"][0].startswith("OPENQASM 3")
+
+
+def test_two_hundred_thousand_jobs_are_generated_compactly():
+    history = generate_history(200_000, seed=1)
+    assert len(history) == 200_000
+    last = history.job_ids()[-1]
+    assert history.job(last)["job_id"] == last
+    assert history.job(history.job_ids()[0])["job_info"]["result"]  # built on demand
+
+
+@settings(max_examples=120, deadline=None)
+@given(start=st.none() | st.integers(0, 30 * 86400), end=st.none() | st.integers(0, 30 * 86400),
+       status=st.sampled_from([None, "succeeded", "failed", "registered", "running"]),
+       q=st.sampled_from([None, "bell", "DRIFT", "4", "zzz"]), desc=st.booleans(),
+       page=st.integers(1, 40), size=st.sampled_from([1, 3, 10, 250]))
+def test_list_page_matches_a_plain_filter_of_the_history(start, end, status, q, desc, page,
+                                                         size):
+    history, rows = _churned_history()
+    start_us = None if start is None else start * 1_000_000
+    end_us = None if end is None else end * 1_000_000
+    timed = start_us is not None or end_us is not None
+    matches = [idx for idx, job_status, at, text in rows
+               if (not status or job_status == status)
+               and not (timed and job_status == "registered")
+               and (start_us is None or at >= start_us) and (end_us is None or at <= end_us)
+               and (not q or q.lower() in text)]
+    matches = matches[::-1] if desc else matches
+    last = max(1, -(-len(matches) // size))
+    expected = matches[(min(page, last) - 1) * size:][:size]
+    assert history.list_page(start_us=start_us, end_us=end_us, status=status, q=q, desc=desc,
+                             page=page, size=size) == (expected, len(matches))
+
+
+@functools.cache
+def _churned_history():
+    """A history with deletions and additions, and per job: index, status, time, search text."""
+    history = generate_history(400, seed=11, days=30)
+    for job_id in history.job_ids()[::37]:
+        history.delete(job_id)
+    history.add_jobs(20)
+    rows = []
+    for job_id in history.job_ids():
+        idx, job = history.index(job_id), history.job(job_id)
+        text = " ".join((job_id, job.get("name", ""), job.get("description", ""))).lower()
+        rows.append((idx, job["status"], history.submitted_us(idx), text))
+    return history, rows
+
+
+# ---- API surface --------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/jobs", "/jobs/x/status", "/devices"])
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+def test_missing_or_wrong_token_is_401_json_without_the_token(cloud, path, token):
+    response = api(cloud, path, token=token)
+    assert response.status_code == 401
+    assert "message" in response.json()
+    assert "wrong-token" not in response.text and TOKEN not in response.text
+
+
+def test_unknown_job_is_404_json(cloud):
+    response = api(cloud, "/jobs/00000000-0000-4000-8000-000000000000")
+    assert response.status_code == 404
+    assert "message" in response.json()
+
+
+@pytest.mark.parametrize("params", [{"page": "0"}, {"size": "0"}, {"size": "65536"},
+                                    {"size": "ten"}, {"order": "SIDEWAYS"},
+                                    {"status": "exploded"}, {"start_time": "yesterday"},
+                                    {"fields": "job_id,nope"}, {"fields": "a," * 600}])
+def test_bad_list_parameters_are_400_json(cloud, params):
+    response = api(cloud, "/jobs", **params)
+    assert response.status_code == 400
+    assert "message" in response.json()
+
+
+def test_listing_pages_walk_the_history_in_submission_order(cloud):
+    ids = cloud.history.job_ids()
+    asc = [j["job_id"] for p in range(1, 4) for j in listing(cloud, page=p, size=100)]
+    assert asc == ids
+    desc = listing(cloud, page=1, size=5, order="DESC")
+    assert [j["job_id"] for j in desc] == ids[::-1][:5]
+    assert len(listing(cloud)) == 10
+
+
+def test_a_page_past_the_end_repeats_the_last_page(cloud):
+    last = listing(cloud, page=3, size=128)
+    assert len(last) == 300 - 256
+    assert listing(cloud, page=4, size=128) == listing(cloud, page=99, size=128)
+    assert [j["job_id"] for j in listing(cloud, page=99, size=128)] == [j["job_id"] for j in last]
+
+
+def test_time_window_is_inclusive_on_submitted_at_and_skips_registered_jobs(cloud):
+    jobs = [j for j in cloud.history.jobs() if j["status"] != "registered"]
+    lo, hi = jobs[10]["submitted_at"], jobs[20]["submitted_at"]
+    got = listing(cloud, start_time=lo, end_time=hi, size=100)
+    assert [j["job_id"] for j in got] == [j["job_id"] for j in jobs[10:21]]
+    tail = listing(cloud, start_time=jobs[-40]["submitted_at"], size=100)
+    assert [j["job_id"] for j in tail] == [j["job_id"] for j in jobs[-40:]]
+
+
+def test_status_filter_and_q_search(cloud):
+    failed = listing(cloud, status="failed", size=1000)
+    assert failed and {j["status"] for j in failed} == {"failed"}
+    bells = listing(cloud, q="BELL-pair", size=1000)
+    assert bells and {j["name"] for j in bells} == {"bell-pair"}
+    job_id = cloud.history.job_ids()[42]
+    assert [j["job_id"] for j in listing(cloud, q=job_id[24:])] == [job_id]
+    described = listing(cloud, q="drift check", size=1000)
+    assert described and all(j["description"] == "nightly drift check" for j in described)
+
+
+def test_fields_select_properties_and_nulls_are_left_out(cloud):
+    jobs = listing(cloud, fields="job_id,status,submitted_at", size=50)
+    assert all(set(j) <= {"job_id", "status", "submitted_at"} for j in jobs)
+    everything = listing(cloud, size=300)
+    assert any("description" not in j for j in everything)
+    assert all(None not in j.values() for j in everything)
+
+
+def test_archives_decode_to_the_ground_truth(cloud):
+    for job_type in ("sampling", "estimation", "multi_manual", "sse"):
+        job_id = first(cloud, job_type=job_type)
+        served = api(cloud, f"/jobs/{job_id}").json()
+        truth = cloud.history.job(job_id)
+        resolved = {}
+        for key, url in served["job_info"].items():
+            if key == "message":
+                resolved[key] = url
+                continue
+            assert "X-Amz-Signature=" in url
+            entries = unzip(requests.get(url, timeout=10).content)
+            assert list(entries) == [f"{key}.log" if key == "sse_log" else f"{key}.json"]
+            raw = next(iter(entries.values())).decode()
+            resolved[key] = raw if key == "sse_log" else json.loads(raw)
+        assert {**served, "job_info": resolved} == truth
+
+
+def test_storage_urls_need_no_token_and_expire(small):
+    small.set_clock(datetime(2030, 1, 1, tzinfo=UTC))
+    job_id = first(small)
+    url = api(small, f"/jobs/{job_id}").json()["job_info"]["result"]
+    assert requests.get(url, timeout=10).status_code == 200
+    small.advance_clock(3601)
+    expired = requests.get(url, timeout=10)
+    assert expired.status_code == 403 and "<Code>AccessDenied</Code>" in expired.text
+    fresh = api(small, f"/jobs/{job_id}").json()["job_info"]["result"]
+    assert fresh != url and requests.get(fresh, timeout=10).status_code == 200
+
+
+def test_a_tampered_signature_is_refused(cloud):
+    url = api(cloud, f"/jobs/{first(cloud)}").json()["job_info"]["result"]
+    bad = url[:-4] + ("0000" if not url.endswith("0000") else "1111")
+    response = requests.get(bad, timeout=10)
+    assert response.status_code == 403 and "SignatureDoesNotMatch" in response.text
+
+
+def test_sselog_zips_the_log_files_and_is_404_for_other_jobs(cloud):
+    job_id = first(cloud, job_type="sse")
+    body = api(cloud, f"/jobs/{job_id}/sselog").json()
+    assert body["file_name"].endswith(".zip")
+    files = {k: v.decode() for k, v in unzip(base64.b64decode(body["file"])).items()}
+    assert files == cloud.history.sselog_files(job_id)
+    assert 1 <= len(files) <= 2
+    assert api(cloud, f"/jobs/{first(cloud, job_type='sampling')}/sselog").status_code == 404
+
+
+def test_status_endpoint_answers_id_and_status(cloud):
+    job_id = first(cloud, status="running")
+    assert api(cloud, f"/jobs/{job_id}/status").json() == {"job_id": job_id, "status": "running"}
+
+
+def test_devices_list_and_one_device(cloud):
+    devices = api(cloud, "/devices").json()
+    by_id = {d["device_id"]: d for d in devices}
+    assert by_id["Kawasaki"]["n_qubits"] == 64 and by_id["Urchin"]["n_qubits"] == 16
+    calibration = json.loads(by_id["Kawasaki"]["device_info"])
+    assert len(calibration["qubits"]) == 64
+    assert by_id["Urchin"]["status"] == "unavailable" and "available_at" in by_id["Urchin"]
+    assert sum(d["n_pending_jobs"] for d in devices) == sum(
+        1 for j in cloud.history.jobs()
+        if j["status"] in ("submitted", "ready", "running", "cancelling"))
+    assert api(cloud, "/devices/SVSim").json() == by_id["SVSim"]
+    assert api(cloud, "/devices/Nowhere").status_code == 404
+
+
+def test_legacy_form_inlines_job_info_with_the_old_quirks():
+    with FakeCloud(200, seed=4, token=TOKEN, legacy=True) as legacy:
+        jobs = listing(legacy, size=200)
+        history = legacy.history
+        seen = Counter()
+        for job in jobs:
+            if job["status"] == "registered":
+                continue
+            quirks = history.legacy_quirks(job["job_id"])
+            seen.update(quirks)
+            info, truth = job["job_info"], history.job(job["job_id"])["job_info"]
+            assert all(not str(v).startswith("http") for v in info.values())
+            if "counts_as_string" in quirks:
+                counts = info["result"]["sampling"]["counts"]
+                assert json.loads(counts) == truth["result"]["sampling"]["counts"]
+            if "exp_value_complex" in quirks:
+                value = truth["result"]["estimation"]["exp_value"]
+                assert info["result"]["estimation"]["exp_value"] == [value, 0.0]
+            if "program_at_top" in quirks:
+                assert info["program"] == truth["input"]["program"] and "input" not in info
+            if not quirks:
+                assert info == truth
+        assert set(seen) == {"counts_as_string", "exp_value_complex", "program_at_top"}
+
+
+# ---- faults -------------------------------------------------------------------------------------
+def test_latency_sleeps_before_every_answer(small, monkeypatch):
+    slept = []
+    monkeypatch.setattr(server_module, "_sleep", slept.append)
+    small.faults.latency = 0.25
+    api(small, "/devices")
+    requests.get(api(small, f"/jobs/{first(small)}").json()["job_info"]["input"], timeout=10)
+    assert slept == [0.25, 0.25, 0.25]
+
+
+def test_rate_limit_answers_429_with_retry_after_on_every_nth_request(small):
+    small.faults.rate_limit_every, small.faults.retry_after = 3, 0.5
+    codes = [api(small, "/devices") for _ in range(6)]
+    assert [r.status_code for r in codes] == [200, 200, 429, 200, 200, 429]
+    assert codes[2].headers["Retry-After"] == "0.5" and "message" in codes[2].json()
+
+
+def test_error_every_answers_500_json(small):
+    small.faults.error_every = 2
+    codes = [api(small, "/jobs").status_code for _ in range(4)]
+    assert codes == [200, 500, 200, 500]
+
+
+def test_drop_every_closes_the_connection_without_an_answer(small):
+    small.faults.drop_every = 2
+    assert api(small, "/devices").status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        api(small, "/devices")
+    assert api(small, "/devices").status_code == 200
+
+
+def test_expire_first_download_refuses_each_archive_once(small):
+    small.faults.expire_first_download = True
+    info = api(small, f"/jobs/{first(small)}").json()["job_info"]
+    assert requests.get(info["result"], timeout=10).status_code == 403
+    assert requests.get(info["input"], timeout=10).status_code == 403
+    fresh = api(small, f"/jobs/{first(small)}").json()["job_info"]
+    assert requests.get(fresh["result"], timeout=10).status_code == 200
+
+
+def test_page_size_cap_truncates_pages_silently(small):
+    small.faults.page_size_cap = 3
+    ids = small.history.job_ids()
+    assert [j["job_id"] for j in listing(small, size=10, page=2)] == ids[10:13]
+
+
+def test_churn_adds_and_deletes_jobs_after_the_first_listing(small):
+    small.faults.add_during_listing, small.faults.delete_during_listing = 3, 2
+    before = small.history.job_ids()
+    page = listing(small, size=5)
+    assert [j["job_id"] for j in page] == before[:5]
+    assert len(small.added_ids) == 3 and small.deleted_ids == before[:2]
+    after = [j["job_id"] for j in listing(small, size=100)]
+    assert after == before[2:] + small.added_ids
+    assert api(small, f"/jobs/{before[0]}").status_code == 404
+    listing(small)
+    assert len(small.added_ids) == 3  # churn happens once
+
+
+@pytest.mark.parametrize("kind", MALFORMED_KINDS)
+def test_each_malformed_kind_serves_what_it_says(small, kind):
+    job_id = first(small, job_type="sampling")
+    small.faults.malformed[job_id] = kind
+    served = api(small, f"/jobs/{job_id}").json()
+    listed = next(j for j in listing(small, size=100) if j["job_id"] == job_id)
+    assert listed == served
+    result = requests.get(served["job_info"]["result"], timeout=30)
+    checks = {
+        "missing_field": lambda: "shots" not in served,
+        "bad_job_type": lambda: served["job_type"] not in (*SAMPLING_LIKE, "estimation"),
+        "bad_status": lambda: api(small, f"/jobs/{job_id}/status").json()["status"] == "exploded",
+        "absurd_timestamp": lambda: served["ended_at"].startswith("99999")
+        and served["running_at"] == "not-a-date",
+        "invalid_bitstring": lambda: BAD_BITSTRING in _result_counts(result),
+        "non_integer_count": lambda: any(isinstance(n, float) for n in
+                                         _result_counts(result).values()),
+        "negative_count": lambda: min(_result_counts(result).values()) < 0,
+        "zip_no_entry": lambda: unzip(result.content) == {},
+        "zip_two_entries": lambda: len(unzip(result.content)) == 2,
+        "invalid_json": lambda: _raises(json.JSONDecodeError, _result_json, result),
+        "json_not_object": lambda: isinstance(_result_json(result), list),
+        "non_utf8": lambda: _raises(UnicodeDecodeError,
+                                    lambda r: unzip(r.content)["result.json"].decode(), result),
+        "oversized_archive": lambda: len(result.content) > OVERSIZED_BYTES,
+        "zip_bomb": lambda: len(result.content) < 2_000_000 and zipfile.ZipFile(
+            io.BytesIO(result.content)).infolist()[0].file_size == BOMB_BYTES > 1e9,
+        "archive_never_arrives": lambda: result.status_code == 500 and all(
+            requests.get(u, timeout=10).status_code == 500
+            for k, u in served["job_info"].items() if k != "message"),
+    }
+    assert checks[kind]()
+
+
+def _result_json(response: requests.Response):
+    return json.loads(unzip(response.content)["result.json"])
+
+
+def _result_counts(response: requests.Response) -> dict:
+    return _result_json(response)["sampling"]["counts"]
+
+
+def _raises(error: type[Exception], fn, *args) -> bool:
+    try:
+        fn(*args)
+    except error:
+        return True
+    return False
+
+
+def test_unknown_malformed_kind_is_rejected():
+    with pytest.raises(ValueError, match="unknown malformed kinds"):
+        Faults(malformed={"x": "gremlins"})
+
+
+# ---- mutations, counters, lifecycle -------------------------------------------------------------
+def test_added_jobs_come_after_all_others_and_finish_gains_a_result(small):
+    old_last = small.history.job(small.history.job_ids()[-1])["submitted_at"]
+    added = small.add_jobs(20)
+    assert small.history.job_ids()[-20:] == added == small.added_ids
+    assert small.history.job(added[0])["submitted_at"] > old_last
+    waiting = next(j for j in added if small.history.status(j) in ("submitted", "ready",
+                                                                     "running"))
+    small.finish(waiting)
+    job = api(small, f"/jobs/{waiting}").json()
+    assert job["status"] == "succeeded" and "result" in job["job_info"]
+    assert {"ready_at", "running_at", "ended_at", "execution_time"} <= set(job)
+    with pytest.raises(ValueError):
+        small.finish(waiting)
+
+
+def test_finished_as_cancelled_keeps_the_stage_it_reached(small):
+    job_id = first(small, status="submitted")
+    small.finish(job_id, "cancelled")
+    job = small.history.job(job_id)
+    assert job["status"] == "cancelled" and "ended_at" in job
+    assert "ready_at" not in job and "result" not in job["job_info"]
+
+
+def test_deleted_job_is_gone_everywhere(small):
+    job_id = first(small)
+    url = api(small, f"/jobs/{job_id}").json()["job_info"]["result"]
+    small.delete(job_id)
+    assert api(small, f"/jobs/{job_id}").status_code == 404
+    assert job_id not in [j["job_id"] for j in listing(small, size=100)]
+    assert requests.get(url, timeout=10).status_code == 404
+    assert small.deleted_ids == [job_id] and job_id not in small.history
+
+
+def test_request_counts_by_kind_and_reset(small):
+    small.requests.reset()
+    info = api(small, f"/jobs/{first(small)}").json()["job_info"]
+    listing(small)
+    api(small, "/devices")
+    requests.get(info["input"], timeout=10)
+    assert small.requests.snapshot() == {"list": 1, "job": 1, "status": 0, "sselog": 0,
+                                         "devices": 1, "storage": 1, "other": 0, "total": 4}
+    small.requests.reset()
+    assert small.requests.total == 0
+
+
+def test_a_session_reuses_one_keep_alive_connection(small):
+    opened = small.connections_opened
+    with requests.Session() as session:
+        session.headers["q-api-token"] = TOKEN
+        for _ in range(5):
+            assert session.get(f"{small.url}/devices", timeout=10).status_code == 200
+    assert small.connections_opened == opened + 1
+
+
+def test_serve_forever_prints_url_and_token_and_stops():
+    cloud, lines, stop = FakeCloud(5, token=TOKEN), [], threading.Event()
+    stop.set()
+    server_module.serve_forever(cloud, echo=lines.append, stop=stop)
+    assert lines[0].startswith("OQTOPUS_URL=http://127.0.0.1:")
+    assert lines[1] == f"OQTOPUS_API_TOKEN={TOKEN}"
+    with pytest.raises(RuntimeError):
+        _ = cloud.url
