@@ -130,9 +130,10 @@ def export_command(out_dir: str, since: datetime | None, until: datetime | None,
     except (ConfigError, AuthError, LockError) as exc:
         _fail(str(exc), 2, token)
     except OqtopusDataError as exc:
-        _fail(f"{exc}\nNothing of this run was committed; the previous export is intact.", 1, token)
+        _fail(f"{exc}\nThe export stopped; {out_dir} holds its last commit, nothing half-written. "
+              "Run the same command again to continue.", 1, token)
     except OSError as exc:
-        _fail(f"cannot write the export: {exc}", 1, token)
+        _fail(f"cannot write the export: {exc}\nThe export stopped; {out_dir} holds its last commit.", 1, token)
     if not quiet:
         _print_summary(report, out_dir, duckdb_file)
         if demo:

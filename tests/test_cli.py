@@ -186,3 +186,45 @@ def test_a_second_export_into_the_same_directory_stops_at_once(tmp_path, env):
         assert "another oqtopus-data export is writing to" in second.output and f"pid {first.pid}" in second.output
         assert first.wait(timeout=120) == 0
         assert_matches_ground_truth(out, cloud)
+
+
+def test_a_full_disk_mid_export_is_a_clear_error_and_the_last_commit_survives(tmp_path, env):
+    import errno
+
+    with FakeCloud(n_jobs=60, seed=10) as cloud:
+        env.setenv("OQTOPUS_URL", cloud.url)
+        env.setenv("OQTOPUS_API_TOKEN", cloud.token)
+        out = tmp_path / "out"
+        assert invoke(export_command, ["-q", out]).exit_code == 0
+        from oqtopus_data import connect
+
+        before = connect(out).execute("SELECT job_id, status FROM jobs ORDER BY 1").fetchall()
+        cloud.add_jobs(20)
+
+        def no_space(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        env.setattr(os, "fsync", no_space)
+        result = CliRunner().invoke(export_command, [str(out)])
+        env.undo()
+        assert result.exit_code == 1
+        assert "No space left on device" in result.output and "holds its last commit" in result.output
+        assert connect(out).execute("SELECT job_id, status FROM jobs ORDER BY 1").fetchall() == before
+
+
+def test_fake_cloud_command_serves_an_export(tmp_path):
+    server = subprocess.Popen([sys.executable, "-c", "from oqtopus_data.cli import main; main()", "fake-cloud",
+                               "--jobs", "40", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        url = server.stdout.readline().strip().removeprefix("OQTOPUS_URL=")
+        token = server.stdout.readline().strip().removeprefix("OQTOPUS_API_TOKEN=")
+        assert url.startswith("http://127.0.0.1:")
+        env = {**os.environ, "OQTOPUS_URL": url, "OQTOPUS_API_TOKEN": token, "HOME": str(tmp_path)}
+        proc = subprocess.run([sys.executable, "-m", "oqtopus_data.cli_export", str(tmp_path / "out")], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert "jobs written" in proc.stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
