@@ -33,7 +33,7 @@ from .fetch import ApiClient, fetch_jobs
 from .flatten import error_rows, flatten
 from .results import result_from_raw
 from .storage import LocalStorage
-from .store import Dataset, Manifest, Writer, compact, small_file_count
+from .store import Dataset, Manifest, Writer, compact, excess_file_count
 
 STATE_VERSION = 1
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -58,7 +58,7 @@ class ExportOptions:
     batch_jobs: int = 500  # jobs flattened at once
     flush_rows: int = 1_000_000  # buffered count rows before files are written
     checkpoint_jobs: int = 50_000  # jobs between intermediate commits of a long export
-    compact_after_files: int = 64  # small final files that trigger automatic compaction
+    compact_after_files: int = 64  # files beyond one per partition that trigger automatic compaction
 
     def filters(self) -> dict[str, list[str]]:
         """The filters that decide which jobs the dataset holds; a continued export must keep them."""
@@ -147,6 +147,7 @@ class _Run:
         self.since_checkpoint = 0
         self._order: deque[tuple[str | None, datetime | None]] = deque()
         self._drops: list[str] = []
+        self.since = options.since
 
     # ------------------------------------------------------------------------------------------ the run
     def execute(self) -> ExportReport:
@@ -163,6 +164,8 @@ class _Run:
             known_final = self._final_ids_since(start) if state else set()
             for name in self.volatile:  # old volatile rows stay until this run has news of their job
                 old = writer.base_volatile(name)
+                if name == "errors":  # run-level failures (no job id) are not carried: this run retries them
+                    old = old.filter(pc.is_valid(old["job_id"]))
                 if old.num_rows:
                     self.volatile[name].append(old)
 
@@ -176,7 +179,7 @@ class _Run:
         self.report.version = self.manifest.version
         stats = getattr(self.api, "stats", None)
         self.report.requests = dict(stats.snapshot()) if stats is not None else {}
-        if small_file_count(self.manifest) >= opts.compact_after_files:
+        if excess_file_count(self.manifest) >= opts.compact_after_files:
             compacted = compact(self.dataset)
             if compacted is not None:
                 self.manifest, self.report.compacted = compacted, True
@@ -197,17 +200,19 @@ class _Run:
                 "use the same --status/--job-type/--device options, another directory, or --full-refresh"
             )
         old_since = _parse_time(state.get("since"))
-        if old_since is not None and (self.options.since is None or self.options.since < old_since):
+        if old_since is not None and self.options.since is not None and self.options.since < old_since:
             raise StoreError(
                 f"this directory holds jobs since {old_since.isoformat()}; an earlier --since needs --full-refresh"
             )
+        if self.options.since is None:  # a continued run without --since keeps the export's own
+            self.since = old_since
         return state
 
     def _listing_start(self) -> datetime | None:
         if self.bookmark is None:
-            return self.options.since
+            return self.since
         start = self.bookmark - self.options.overlap
-        return max(start, self.options.since) if self.options.since else start
+        return max(start, self.since) if self.since else start
 
     def _listing_end(self) -> datetime:
         # Cap at the run's start: jobs submitted during the run are the next run's, never half-seen.
@@ -430,7 +435,7 @@ class _Run:
                 self.writer.write(name, pa.concat_tables(parts), final=False)
         state = {
             "state_version": STATE_VERSION,
-            "since": _format_time(self.options.since),
+            "since": _format_time(self.since),
             "filters": self.options.filters(),
             "bookmark": _format_time(self.bookmark),
             "pending": sorted(self.pending),

@@ -412,6 +412,6 @@ def _batches(group: list[FileEntry], target_rows: int) -> Iterator[list[FileEntr
         yield batch
 
 
-def small_file_count(manifest: Manifest, *, small_rows: int = 100_000) -> int:
-    """How many final files are small: the trigger for automatic compaction after an export."""
-    return sum(1 for es in manifest.files.values() for e in es if e.final and e.rows < small_rows)
+def excess_file_count(manifest: Manifest) -> int:
+    """Final files beyond one per table partition: what compaction would merge, and its automatic trigger."""
+    return sum(len(group) - 1 for _, group in _groups(manifest))
