@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 
 from . import schema as S
+from .fetch import parse_time
 
 
 def devices_table(devices: Iterable[Mapping[str, Any]], snapshot_at: datetime) -> pa.Table:
@@ -24,12 +25,12 @@ def devices_table(devices: Iterable[Mapping[str, Any]], snapshot_at: datetime) -
             "device_id": device["device_id"],
             "device_type": _text(device.get("device_type")),
             "status": _text(device.get("status")),
-            "available_at": _time(device.get("available_at")),
+            "available_at": parse_time(device.get("available_at")),
             "n_pending_jobs": _int(device.get("n_pending_jobs")),
             "n_qubits": _int(device.get("n_qubits")),
             "basis_gates": _strings(device.get("basis_gates")),
             "supported_instructions": _strings(device.get("supported_instructions")),
-            "calibrated_at": _time(device.get("calibrated_at")),
+            "calibrated_at": parse_time(device.get("calibrated_at")),
             "description": _text(device.get("description")),
             "device_info": info if info is None or isinstance(info, str) else json.dumps(info, sort_keys=True),
         }
@@ -48,13 +49,3 @@ def _int(value: Any) -> int | None:
 
 def _strings(value: Any) -> list[str] | None:
     return [str(v) for v in value] if isinstance(value, list) else None
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from . import schema as S
 from .errors import ApiError, JobError, StoreError
-from .fetch import ApiClient, fetch_jobs
+from .fetch import ApiClient, fetch_jobs, format_time, parse_time
 from .flatten import error_rows, flatten
 from .results import result_from_raw
 from .storage import LocalStorage
@@ -159,7 +159,7 @@ class _Run:
             self.report.incremental = bool(state)
             self.pending = set(state.get("pending", []))
             old_retry = set(state.get("retry", []))
-            self.bookmark = _parse_time(state.get("bookmark"))
+            self.bookmark = parse_time(state.get("bookmark"))
             start = self._listing_start()
             known_final = self._final_ids_since(start) if state else set()
             for name in self.volatile:  # old volatile rows stay until this run has news of their job
@@ -199,7 +199,7 @@ class _Run:
                 f"this directory was exported with filters {state.get('filters')}, not {self.options.filters()}: "
                 "use the same --status/--job-type/--device options, another directory, or --full-refresh"
             )
-        old_since = _parse_time(state.get("since"))
+        old_since = parse_time(state.get("since"))
         if old_since is not None and self.options.since is not None and self.options.since < old_since:
             raise StoreError(
                 f"this directory holds jobs since {old_since.isoformat()}; an earlier --since needs --full-refresh"
@@ -269,7 +269,7 @@ class _Run:
         for job in self.api.list_jobs(since=start, until=self._listing_end(), page_size=self.options.page_size):
             self.report.listed += 1
             self.progress("listed", 1)
-            self._order.append((job.get("job_id"), _parse_time(_str(job.get("submitted_at")))))
+            self._order.append((job.get("job_id"), parse_time(job.get("submitted_at"))))
             if job.get("job_id") in skip:
                 self.report.skipped += 1
                 continue
@@ -435,12 +435,12 @@ class _Run:
                 self.writer.write(name, pa.concat_tables(parts), final=False)
         state = {
             "state_version": STATE_VERSION,
-            "since": _format_time(self.since),
+            "since": _iso(self.since),
             "filters": self.options.filters(),
-            "bookmark": _format_time(self.bookmark),
+            "bookmark": _iso(self.bookmark),
             "pending": sorted(self.pending),
             "retry": sorted(self.retry),
-            "last_sync": _format_time(self.now),
+            "last_sync": _iso(self.now),
         }
         info = {"listed": self.report.listed, "exported": self.report.exported, "errors": len(self.report.errors)}
         self.since_checkpoint = 0
@@ -454,24 +454,10 @@ def _rows(errors: pa.Table) -> list[tuple[str | None, str, str]]:
                     strict=True))
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def _value(value: Any) -> str | None:
     value = getattr(value, "value", value)
     return None if value is None else str(value)
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _format_time(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else format_time(value)

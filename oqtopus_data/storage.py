@@ -15,9 +15,9 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -92,53 +92,39 @@ class LocalStorage:
         return path
 
     def write_parquet(self, rel: str, table: pa.Table) -> int:
-        path = self._prepare(rel)
-        tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
-        try:
-            with open(tmp, "wb") as fh:
-                pq.write_table(table, fh, **PARQUET_OPTIONS)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-            _fsync_dir(path.parent)
-            return path.stat().st_size
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        path = self._durable_temp(rel, lambda fh: pq.write_table(table, fh, **PARQUET_OPTIONS), os.replace)
+        return path.stat().st_size
 
     def write_bytes(self, rel: str, data: bytes) -> None:
-        path = self._prepare(rel)
-        tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-            _fsync_dir(path.parent)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        self._durable_temp(rel, lambda fh: fh.write(data), os.replace)
 
     def create_exclusive(self, rel: str, data: bytes) -> bool:
+        try:
+            # os.link fails if the target exists: two writers cannot both create version N.
+            self._durable_temp(rel, lambda fh: fh.write(data), os.link)
+        except FileExistsError:
+            return False
+        return True
+
+    def _durable_temp(self, rel: str, fill: Callable[[BinaryIO], object],
+                      place: Callable[[Path, Path], None]) -> Path:
+        """Fill a temporary file, fsync it, `place` it at `rel` (replace or link), fsync the directory."""
         path = self._prepare(rel)
         tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
         try:
             with open(tmp, "wb") as fh:
-                fh.write(data)
+                fill(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-            try:
-                os.link(tmp, path)  # fails if it exists: two writers cannot both make version N
-            except FileExistsError:
-                return False
-            finally:
-                tmp.unlink(missing_ok=True)
+            place(tmp, path)
             _fsync_dir(path.parent)
-            return True
+            return path
+        except FileExistsError:
+            raise
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def read_bytes(self, rel: str) -> bytes:
         return (self.root / rel).read_bytes()
@@ -209,10 +195,14 @@ def _fsync_dir(path: Path) -> None:
 
 
 def open_storage(location: str | os.PathLike[str], **options: str) -> Storage:
-    """The Storage for a local path or `file://` URL (object-store URLs are added by the object-store module)."""
+    """The Storage for a local path, a `file://` URL or an `s3://bucket/prefix` URL (`options` go to S3)."""
     text = os.fspath(location)
+    if text.startswith("s3://"):
+        from .objectstore import S3Storage  # needs boto3, the `s3` extra: only imported for s3:// locations
+
+        return S3Storage(text, **options)
     if text.startswith("file://"):
         text = text[len("file://"):]
     elif "://" in text:
-        raise StoreError(f"unsupported dataset location {text!r}: give a local directory")
+        raise StoreError(f"unsupported dataset location {text!r}: give a local directory or an s3:// URL")
     return LocalStorage(text)
