@@ -274,7 +274,9 @@ def _requests_line(stats: dict[str, Any]) -> str:
 def _fail(message: str, status: int, token: str | None = None) -> None:
     if token:
         message = message.replace(token, "***")
-    click.echo(f"oqtopus-export: {message}", err=True)
+    ctx = click.get_current_context(silent=True)
+    name = ctx.find_root().info_name if ctx else "oqtopus-data"
+    click.echo(f"{name}: {message}", err=True)
     sys.exit(status)
 
 
@@ -409,6 +411,51 @@ def _aligned(table: Any) -> str:
     out += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out) + "\n"
+
+
+@main.command("report")
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--since", type=Moment(), help="Only jobs submitted at or after this date (UTC when no zone).")
+@click.option("--until", type=Moment(end_of_day=True), help="Only jobs submitted up to this date (inclusive).")
+@click.option("--device", "devices", multiple=True, metavar="DEVICE_ID", help="Only this device (repeatable).")
+@click.option("--top", "top_jobs", type=click.IntRange(1, 100), default=10, show_default=True,
+              help="Recent sampling jobs whose top bitstrings are shown.")
+def report_command(out_dir: str, target: Path, since: datetime | None, until: datetime | None,
+                   devices: tuple[str, ...], top_jobs: int) -> None:
+    """Write one self-contained HTML report (charts embedded) of an export: open it in any browser.
+
+    \b
+    Example:
+      oqtopus-data report out/ report.html --since 2025-01-01 --device Kawasaki
+    """
+    from .report import write_report
+
+    try:
+        summary = write_report(out_dir, target, since=since, until=until, devices=devices, top_jobs=top_jobs)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc), 2)
+    click.echo(f"wrote {summary.path}: {summary.charts} charts over {summary.jobs:,} jobs")
+
+
+@main.command("ddl")
+@click.argument("out_dir")
+@click.option("--engine", type=click.Choice(["spark", "trino", "duckdb"]), required=True,
+              help="The engine whose SQL to print.")
+@click.option("--schema", "schema_name", metavar="NAME", help="Schema (database) to create the tables in.")
+def ddl_command(out_dir: str, engine: str, schema_name: str | None) -> None:
+    """Print the SQL that registers an export as external tables (and the analysis views) in an engine.
+
+    \b
+    Example:
+      oqtopus-data ddl /data/oqtopus --engine spark --schema oqtopus > register.sql
+    """
+    from .ddl import ddl_statements
+
+    try:
+        click.echo(ddl_statements(out_dir, engine, schema=schema_name), nl=False)
+    except ValueError as exc:
+        _fail(str(exc), 2)
 
 
 @main.command("schema")
