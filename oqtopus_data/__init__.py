@@ -23,6 +23,7 @@ _EXPORTS = {
     "scan": "views",
     "read": "views",
     "export": "export",
+    "write_report": "report",
 }
 
 # `flatten` is both a module and the function users call as `oqtopus_data.flatten(results)`; importing the

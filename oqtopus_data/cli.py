@@ -348,7 +348,7 @@ def info_command(out_dir: Path) -> None:
     click.echo(f"errors: {errors:,}" + (f' (oqtopus-data sql {out_dir} "SELECT * FROM errors")' if errors else ""))
 
 
-@main.command("sql")
+@main.command("sql", context_settings={"ignore_unknown_options": True})
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table",
@@ -358,9 +358,12 @@ def info_command(out_dir: Path) -> None:
 def sql_command(out_dir: Path, query: str, fmt: str, output: Path | None) -> None:
     """Run SQL against the export's views (jobs, counts, job_timings, device_daily, ...).
 
+    QUERY is the SQL text, or - to read it from standard input (e.g. a .sql file).
+
     \b
-    Example:
+    Examples:
       oqtopus-data sql out "SELECT device_id, median(queue_seconds) FROM job_timings GROUP BY ALL"
+      oqtopus-data sql out - < examples/queue_times.sql
     """
     import duckdb
 
@@ -368,6 +371,8 @@ def sql_command(out_dir: Path, query: str, fmt: str, output: Path | None) -> Non
 
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet needs --output FILE")
+    if query == "-":
+        query = sys.stdin.read()
     try:
         con = connect(out_dir)
         table = con.sql(query).to_arrow_table()

@@ -228,3 +228,24 @@ def test_fake_cloud_command_serves_an_export(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_sql_reads_a_query_from_stdin_and_accepts_a_leading_comment(tmp_path, env):
+    out = tmp_path / "demo"
+    invoke(export_command, ["--demo", "--demo-jobs", "40", "-q", out])
+    piped = CliRunner().invoke(main, ["sql", str(out), "-"], input="-- count them\nSELECT count(*) AS n FROM jobs\n")
+    assert piped.exit_code == 0 and piped.output.splitlines()[0] == "n"
+    inline = CliRunner().invoke(main, ["sql", str(out), "-- a comment\nSELECT 7 AS seven"])
+    assert inline.exit_code == 0 and inline.output.splitlines()[2] == "7"
+
+
+def test_report_and_ddl_commands(tmp_path, env):
+    out = tmp_path / "demo"
+    invoke(export_command, ["--demo", "--demo-jobs", "80", "-q", out])
+    result = invoke(main, ["report", out, tmp_path / "r.html", "--device", "Kawasaki"])
+    assert result.exit_code == 0 and result.output.startswith(f"wrote {tmp_path / 'r.html'}: ")
+    assert "<svg" in (tmp_path / "r.html").read_text()
+    missing = CliRunner().invoke(main, ["report", str(out), str(tmp_path / "no" / "r.html")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    ddl = invoke(main, ["ddl", out, "--engine", "spark"])
+    assert ddl.exit_code == 0 and "PARTITIONED BY" in ddl.output and str(out) in ddl.output
