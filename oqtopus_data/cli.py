@@ -112,6 +112,9 @@ def export_command(out_dir: str, since: datetime | None, until: datetime | None,
     from .export import ExportOptions
 
     store_opts = _key_values(storage_options)
+    if duckdb_file is not None and "://" in out_dir and not out_dir.startswith("file://"):
+        raise click.UsageError("--duckdb needs a local OUT_DIR: views over an object store read through the "
+                               "process that opens them (oqtopus_data.connect)")
     if compact_only:
         _run_compact(out_dir, store_opts, quiet)
         return
@@ -320,18 +323,25 @@ def fake_cloud(n_jobs: int, seed: int, port: int, latency: float, legacy: bool) 
         cloud.stop()
 
 
+_STORAGE_OPTION = click.option(
+    "--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
+    help="Option for an object-store OUT_DIR (s3://...), e.g. endpoint_url=http://127.0.0.1:9000.")
+
+
 @main.command("info")
-@click.argument("out_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def info_command(out_dir: Path) -> None:
+@click.argument("out_dir")
+@_STORAGE_OPTION
+def info_command(out_dir: str, storage_options: tuple[str, ...]) -> None:
     """What an export holds: jobs by type, status and device, date range, rows per table, last sync, errors."""
     from .views import connect
 
+    opts = _key_values(storage_options)
     try:
         from .store import Dataset
 
-        manifest = Dataset(out_dir).require_latest()
-        con = connect(out_dir)
-    except StoreError as exc:
+        manifest = Dataset(out_dir, **opts).require_latest()
+        con = connect(out_dir, **opts)
+    except (StoreError, ConfigError) as exc:
         _fail(str(exc), 2)
     state = manifest.state
     click.echo(f"export {out_dir}: commit {manifest.version} ({manifest.operation}, {manifest.created_at}), "
@@ -349,13 +359,14 @@ def info_command(out_dir: Path) -> None:
 
 
 @main.command("sql", context_settings={"ignore_unknown_options": True})
-@click.argument("out_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out_dir")
 @click.argument("query")
+@_STORAGE_OPTION
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table",
               show_default=True, help="Output format.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file instead of standard output (required for parquet).")
-def sql_command(out_dir: Path, query: str, fmt: str, output: Path | None) -> None:
+def sql_command(out_dir: str, query: str, storage_options: tuple[str, ...], fmt: str, output: Path | None) -> None:
     """Run SQL against the export's views (jobs, counts, job_timings, device_daily, ...).
 
     QUERY is the SQL text, or - to read it from standard input (e.g. a .sql file).
@@ -374,9 +385,9 @@ def sql_command(out_dir: Path, query: str, fmt: str, output: Path | None) -> Non
     if query == "-":
         query = sys.stdin.read()
     try:
-        con = connect(out_dir)
+        con = connect(out_dir, **_key_values(storage_options))
         table = con.sql(query).to_arrow_table()
-    except StoreError as exc:
+    except (StoreError, ConfigError) as exc:
         _fail(str(exc), 2)
     except duckdb.Error as exc:
         _fail(str(exc).strip(), 1)

@@ -33,7 +33,7 @@ from .fetch import ApiClient, fetch_jobs, format_time, parse_time
 from .flatten import error_rows, flatten
 from .results import result_from_raw
 from .storage import LocalStorage
-from .store import Dataset, Manifest, Writer, compact, excess_file_count
+from .store import TABLE_DIRS, Dataset, Manifest, Writer, compact, excess_file_count
 
 STATE_VERSION = 1
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -109,6 +109,8 @@ def export(api: ApiClient, out_dir: str | Path, options: ExportOptions | None = 
     created = local is not None and not Path(local).exists()
     if local is not None:
         _check_destination(Path(local))
+    else:
+        _check_remote_destination(dataset)
     run = _Run(api, dataset, options, progress or (lambda _event, _n: None))
     try:
         report = run.execute()
@@ -125,6 +127,17 @@ def _check_destination(out: Path) -> None:
         raise StoreError(f"{out} exists and is not a directory")
     if out.is_dir() and not (out / "_oqtopus").exists() and any(out.iterdir()):
         raise StoreError(f"{out} is not empty and holds no oqtopus-data export: choose an empty or new directory")
+
+
+def _check_remote_destination(dataset: Dataset) -> None:
+    """An object-store prefix without an export must not hold files that garbage collection would take for ours."""
+    if dataset.manifest_versions():
+        return
+    for directory in sorted(set(TABLE_DIRS.values())):
+        for rel in dataset.storage.list(directory):
+            if not rel.rsplit("/", 1)[-1].startswith(".part-"):  # staged files of an interrupted first run are ours
+                raise StoreError(f"{dataset.storage.uri('')} holds files but no oqtopus-data export (e.g. {rel}): "
+                                 "choose an empty or new prefix")
 
 
 class _Run:

@@ -9,8 +9,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
 
 from . import schema as S
+from .errors import StoreError
+from .storage import LocalStorage
 from .store import Dataset, Manifest
 
 _REPO_SQL = Path(__file__).resolve().parent.parent / "sql" / "views.sql"
@@ -34,6 +38,15 @@ def render_views(dataset: Dataset, manifest: Manifest | None = None) -> str:
     return sql
 
 
+def _render_registered(names: dict[str, str]) -> str:
+    """sql/views.sql over relations registered on the connection (table -> registered name)."""
+    sql = views_sql_text()
+    for table, registered in names.items():
+        cols = ", ".join(_ident(c.name) for c in S.TABLES[table].columns)
+        sql = sql.replace("{{" + table + "}}", f"(SELECT {cols} FROM {_ident(registered)})")
+    return sql
+
+
 def _relation(table: str, files: list[str]) -> str:
     spec = S.TABLES[table]
     if not files:
@@ -51,12 +64,25 @@ def connect(location: str | os.PathLike[str], database: str = ":memory:",
     """A DuckDB connection with the views of sql/views.sql over the export at `location`.
 
     `database` may name a DuckDB file to keep the views in (they point at the export's files by absolute path).
+    For an object-store export (s3://...) the tables are pyarrow datasets registered on this connection, so the
+    views live only as long as it does.
     """
     dataset = Dataset(location, **storage_options)
     manifest = dataset.require_latest()
+    if isinstance(dataset.storage, LocalStorage):
+        con = duckdb.connect(database)
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(render_views(dataset, manifest))
+        return con
+    if database != ":memory:":
+        raise StoreError(f"the views over {dataset.storage.uri('')} read through this process and cannot be kept in "
+                         f"the DuckDB file {database}: connect in memory, or export to a local directory")
+    tables = {name: _arrow_dataset(dataset, manifest, name) for name in S.TABLES}
     con = duckdb.connect(database)
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(render_views(dataset, manifest))
+    for name, arrow in tables.items():
+        con.register(f"_oqtopus_{name}", arrow)
+    con.execute(_render_registered({name: f"_oqtopus_{name}" for name in tables}))
     return con
 
 
@@ -67,6 +93,8 @@ def scan(location: str | os.PathLike[str], table: str, **storage_options: str) -
     dataset = Dataset(location, **storage_options)
     manifest = dataset.require_latest()
     spec = S.TABLES[table]
+    if not isinstance(dataset.storage, LocalStorage):
+        return pl.scan_pyarrow_dataset(_arrow_dataset(dataset, manifest, table)).select(spec.column_names)
     files = dataset.uris(table, manifest)
     if not files:
         return pl.from_arrow(S.empty_table(table)).lazy()
@@ -78,6 +106,25 @@ def scan(location: str | os.PathLike[str], table: str, **storage_options: str) -
 def read(location: str | os.PathLike[str], table: str, **storage_options: str) -> pl.DataFrame:
     """A polars DataFrame of one table of the export."""
     return scan(location, table, **storage_options).collect()
+
+
+def _arrow_dataset(dataset: Dataset, manifest: Manifest, table: str) -> pads.Dataset:
+    """The committed files of `table` in an object store as one pyarrow dataset, without listing anything.
+
+    Each file's month and size come from its manifest entry; DuckDB and polars push column and month filters down.
+    """
+    storage = dataset.storage
+    if not hasattr(storage, "arrow_filesystem"):
+        raise StoreError(f"{storage.uri('')}: this kind of storage cannot be read yet")
+    filesystem = storage.arrow_filesystem()
+    spec = S.TABLES[table]
+    fmt = pads.ParquetFileFormat()
+    fragments = []
+    for entry, uri in zip(manifest.entries(table), dataset.uris(table, manifest), strict=True):
+        month = (pc.field(S.PARTITION_COLUMN) == (entry.partition or S.UNKNOWN_MONTH)) if spec.partitioned else None
+        fragments.append(fmt.make_fragment(storage.arrow_path(uri), filesystem=filesystem,
+                                           partition_expression=month, file_size=entry.bytes))
+    return pads.FileSystemDataset(fragments, spec.schema, fmt, filesystem)
 
 
 def _duckdb_type(t: pa.DataType) -> str:

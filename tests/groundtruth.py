@@ -21,11 +21,15 @@ def expected_results(cloud: Any, *, exclude: Iterable[str] = ()) -> dict[str, An
     return out
 
 
-def assert_matches_ground_truth(out: Path, cloud: Any, *, exclude: Iterable[str] = (),
-                                may_also_hold: Iterable[str] = ()) -> dict[str, Any]:
-    """No job missing, none twice, every status, count, divided count and estimation equal to the truth."""
+def assert_matches_ground_truth(out: Path | str, cloud: Any, *, exclude: Iterable[str] = (),
+                                may_also_hold: Iterable[str] = (),
+                                storage_options: dict[str, str] | None = None) -> dict[str, Any]:
+    """No job missing, none twice, every status, count, divided count and estimation equal to the truth.
+
+    `out` is a local directory or an object-store URL (`storage_options` go to its store).
+    """
     truth = expected_results(cloud, exclude=exclude)
-    con = connect(out)
+    con = connect(out, **(storage_options or {}))
     rows = con.execute("SELECT job_id, status, shots, device_id FROM jobs").fetchall()
     ids = [r[0] for r in rows]
     assert len(ids) == len(set(ids)), "a job appears twice in jobs"
