@@ -8,7 +8,6 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
@@ -48,9 +47,11 @@ def _render_registered(names: dict[str, str]) -> str:
 
 
 def _relation(table: str, files: list[str]) -> str:
+    from .ddl import duckdb_type  # ddl reads views.sql through this module: import at call time
+
     spec = S.TABLES[table]
     if not files:
-        cols = ", ".join(f"CAST(NULL AS {_duckdb_type(c.type)}) AS {_ident(c.name)}" for c in spec.columns)
+        cols = ", ".join(f"CAST(NULL AS {duckdb_type(c.type)}) AS {_ident(c.name)}" for c in spec.columns)
         return f"(SELECT {cols} LIMIT 0)"
     listed = ", ".join(_literal(f) for f in files)
     hive = "true" if spec.partitioned else "false"
@@ -125,20 +126,6 @@ def _arrow_dataset(dataset: Dataset, manifest: Manifest, table: str) -> pads.Dat
         fragments.append(fmt.make_fragment(storage.arrow_path(uri), filesystem=filesystem,
                                            partition_expression=month, file_size=entry.bytes))
     return pads.FileSystemDataset(fragments, spec.schema, fmt, filesystem)
-
-
-def _duckdb_type(t: pa.DataType) -> str:
-    if pa.types.is_string(t):
-        return "VARCHAR"
-    if pa.types.is_timestamp(t):
-        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
-    if pa.types.is_list(t):
-        return _duckdb_type(t.value_type) + "[]"
-    if pa.types.is_struct(t):
-        return "STRUCT(" + ", ".join(f"{_ident(f.name)} {_duckdb_type(f.type)}" for f in t) + ")"
-    simple = {pa.int64(): "BIGINT", pa.int32(): "INTEGER", pa.uint64(): "UBIGINT", pa.float64(): "DOUBLE",
-              pa.bool_(): "BOOLEAN"}
-    return simple[t]
 
 
 def _ident(name: str) -> str:
