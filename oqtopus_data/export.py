@@ -399,25 +399,22 @@ class _Run:
         if job_id:
             self.retry.add(job_id)
             if not already_flat:
-                self._drop_volatile_errors({job_id})
+                self._drop_volatile({job_id}, tables=["errors"])
         self.volatile["errors"].append(error_rows([(job_id, stage, message)], self.now))
 
-    def _drop_volatile(self, job_ids: set[str]) -> None:
+    def _drop_volatile(self, job_ids: set[str], *, tables: Iterable[str] | None = None) -> None:
         """Forget volatile rows (and errors) of jobs this run has news about."""
         if not job_ids:
             return
         drop = pa.array(sorted(job_ids), pa.string())
-        for name, parts in self.volatile.items():
-            self.volatile[name] = [t.filter(pc.invert(pc.fill_null(pc.is_in(t["job_id"], value_set=drop), False)))
-                                   for t in parts]
-        self.retry -= job_ids
-
-    def _drop_volatile_errors(self, job_ids: set[str]) -> None:
-        drop = pa.array(sorted(job_ids), pa.string())
-        self.volatile["errors"] = [
-            t.filter(pc.invert(pc.fill_null(pc.is_in(t["job_id"], value_set=drop), False)))
-            for t in self.volatile["errors"]
-        ]
+        for name in list(tables or self.volatile):
+            kept = [t.filter(pc.invert(pc.fill_null(pc.is_in(t["job_id"], value_set=drop), False)))
+                    for t in self.volatile[name]]
+            kept = [t for t in kept if t.num_rows]
+            # One table per name: later drops filter one table, not one per batch seen so far.
+            self.volatile[name] = [pa.concat_tables(kept)] if len(kept) > 1 else kept
+        if tables is None:
+            self.retry -= job_ids
 
     def _snapshot_devices(self) -> None:
         from .devices import devices_table  # small module; keeps this one about the job flow
