@@ -37,7 +37,7 @@ def counts_to_int_keys(counts: Any, what: str = "counts") -> dict[int, Any]:
 
 def plain(value: Any) -> Any:
     """A pydantic model (the SDK's) as a plain dict; mappings copied; anything else unchanged."""
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):  # the ABC check alone is slow
         return dict(value)
     for dump in ("to_dict", "model_dump"):
         if callable(getattr(value, dump, None)):

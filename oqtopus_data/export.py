@@ -56,7 +56,7 @@ class ExportOptions:
     devices_snapshot: bool = True
     overlap: timedelta = timedelta(minutes=10)
     batch_jobs: int = 500  # jobs flattened at once
-    flush_rows: int = 1_000_000  # buffered count rows before files are written
+    flush_rows: int = 500_000  # buffered count rows before files are written (bounds memory)
     checkpoint_jobs: int = 50_000  # jobs between intermediate commits of a long export
     compact_after_files: int = 64  # files beyond one per partition that trigger automatic compaction
 
@@ -381,7 +381,7 @@ class _Run:
             self.report.jobs_by_type_status[(row["job_type"], row["status"])] += 1
         self.since_checkpoint += len(results)
         self.progress("rows", sum(t.num_rows for t in tables.values()))
-        if self.buffered_rows >= self.options.flush_rows or len(self.buffer["jobs"]) >= 40:
+        if self.buffered_rows >= self.options.flush_rows or len(self.buffer["jobs"]) >= 20:
             self._flush()
         if self.options.sse_logs:
             from .sse import save_sse_logs  # only runs that ask for logs pay for the module

@@ -71,7 +71,7 @@ _JOB_INFO_KEYS = ("input", "combined_program", "result", "transpile_result", "ss
 
 def _field(source: Any, name: str) -> Any:
     """`source[name]` for a mapping, `source.name` for a model; None when absent."""
-    if isinstance(source, Mapping):
+    if type(source) is dict or isinstance(source, Mapping):  # isinstance on the ABC alone is slow
         return source.get(name)
     return getattr(source, name, None)
 
@@ -209,10 +209,10 @@ class OqtopusJobResult:
         missing = [key for key in _REQUIRED if _field(job, key) is None]
         if missing:
             raise ValueError(f"Job payload is missing required fields: {', '.join(missing)}")
-        info = _job_info_dict(_field(job, "job_info")) or {}
         fields = {key: _field(job, key) for key in (*_REQUIRED, *_OPTIONAL, *_TIMES)}
-        result = cls(**fields, transpile_result=info.get("transpile_result"),
-                     message=info.get("message"), client=client)
+        info = fields["job_info"]  # the constructor reads it once; here only two of its items are needed
+        result = cls(**fields, transpile_result=_field(info, "transpile_result"),
+                     message=_field(info, "message"), client=client)
         if isinstance(job, Mapping):
             result._raw = job
         return result
