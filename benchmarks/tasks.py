@@ -12,10 +12,12 @@ from typing import Any
 
 
 def export_task(url: str, token: str, out: str, workers: int = 16, checkpoint_jobs: int = 50_000,
-                since: str | None = None, until: str | None = None) -> dict[str, Any]:
+                since: str | None = None, until: str | None = None,
+                compact_after_files: int | None = None) -> dict[str, Any]:
     """What `oqtopus-export OUT` runs: ApiClient(workers) and export(); returns its report's figures and the
     process RSS sampled every half second (MiB), to show where memory levels off."""
     started = time.perf_counter()
+    from dataclasses import replace
     from datetime import datetime
 
     from oqtopus_data.config import Credentials
@@ -26,6 +28,8 @@ def export_task(url: str, token: str, out: str, workers: int = 16, checkpoint_jo
     options = ExportOptions(workers=workers, checkpoint_jobs=checkpoint_jobs,
                             since=datetime.fromisoformat(since) if since else None,
                             until=datetime.fromisoformat(until) if until else None)
+    if compact_after_files is not None:
+        options = replace(options, compact_after_files=compact_after_files)
     samples: list[float] = []
     stop = threading.Event()
 
@@ -45,7 +49,8 @@ def export_task(url: str, token: str, out: str, workers: int = 16, checkpoint_jo
     return {"seconds": seconds, "import_seconds": imported - started, "cpu_seconds": cpu,
             "exported": report.exported, "listed": report.listed, "skipped": report.skipped,
             "errors": len(report.errors), "rows": dict(report.rows), "requests": report.requests,
-            "incremental": report.incremental, "version": report.version, "rss_samples": samples}
+            "incremental": report.incremental, "version": report.version, "compacted": report.compacted,
+            "rss_samples": samples}
 
 
 def _rss_mib() -> float:
