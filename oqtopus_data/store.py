@@ -257,9 +257,11 @@ class Writer:
         written = []
         if spec.partitioned:
             months = data[S.PARTITION_COLUMN]
-            for month in sorted(pc.unique(months).to_pylist()):
-                part = data.filter(pc.equal(months, month)).drop_columns([S.PARTITION_COLUMN])
-                written.append(self._write_file(table, part, final, month))
+            unique = sorted(pc.unique(months).to_pylist())
+            for month in unique:
+                # One month (every compaction, most flushes): no filtered copy of the whole table.
+                part = data if len(unique) == 1 else data.filter(pc.equal(months, month))
+                written.append(self._write_file(table, part.drop_columns([S.PARTITION_COLUMN]), final, month))
         else:
             written.append(self._write_file(table, data, final, None))
         self.files.setdefault(table, []).extend(written)
@@ -360,7 +362,7 @@ def write_dataset(tables: dict[str, pa.Table], out_dir: str | os.PathLike[str]) 
 
 
 def compact(location: str | os.PathLike[str] | Dataset, *, min_files: int = 2,
-            target_rows: int = 2_000_000) -> Manifest | None:
+            target_rows: int = 2_000_000, target_bytes: int = 32 * 2**20) -> Manifest | None:
     """Merge the final files of each table partition into few large ones; query results do not change.
 
     Returns the new commit, or None when no partition had `min_files` files or more.
@@ -374,7 +376,7 @@ def compact(location: str | os.PathLike[str] | Dataset, *, min_files: int = 2,
         for table, group in _groups(base):
             if len(group) < min_files:
                 continue
-            for batch in _batches(group, target_rows):
+            for batch in _batches(group, target_rows, target_bytes):
                 if len(batch) < 2:
                     continue
                 merged = dataset.read_table(table, batch)
@@ -399,15 +401,18 @@ def _groups(manifest: Manifest) -> Iterator[tuple[str, list[FileEntry]]]:
             yield table, group
 
 
-def _batches(group: list[FileEntry], target_rows: int) -> Iterator[list[FileEntry]]:
+def _batches(group: list[FileEntry], target_rows: int, target_bytes: int) -> Iterator[list[FileEntry]]:
+    """Files to merge together: at most `target_rows` rows and `target_bytes` of Parquet, since each batch is read
+    into memory whole (a partition of the jobs table holds kilobytes of program text per row)."""
     batch: list[FileEntry] = []
-    rows = 0
+    rows = size = 0
     for entry in sorted(group, key=lambda e: e.path):
-        if batch and rows + entry.rows > target_rows:
+        if batch and (rows + entry.rows > target_rows or size + entry.bytes > target_bytes):
             yield batch
-            batch, rows = [], 0
+            batch, rows, size = [], 0, 0
         batch.append(entry)
         rows += entry.rows
+        size += entry.bytes
     if batch:
         yield batch
 
