@@ -82,3 +82,8 @@ def read_archive(data: bytes, *, key: str, limit: int) -> object:
 def _kind(value: object) -> str:
     names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
     return names.get(type(value), "a number")
+
+
+def is_url(value: object) -> bool:
+    """Whether a job_info item is a (presigned) http(s) URL rather than inline content."""
+    return isinstance(value, str) and value.startswith(("https://", "http://"))

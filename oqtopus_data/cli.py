@@ -18,10 +18,8 @@ from typing import Any
 
 import click
 
+from .enums import JOB_TYPES, SELECTABLE_STATUSES
 from .errors import AuthError, ConfigError, LockError, OqtopusDataError, StoreError
-
-STATUSES = ("submitted", "ready", "running", "cancelling", "succeeded", "failed", "cancelled")
-JOB_TYPES = ("sampling", "estimation", "multi_manual", "sse")
 
 
 class Moment(click.ParamType):
@@ -73,7 +71,7 @@ authentication or lock errors, with nothing written.
 @click.option("--since", type=Moment(), help="Only jobs submitted at or after this date (UTC when no zone).")
 @click.option("--until", type=Moment(end_of_day=True),
               help="Only jobs submitted up to this date (a bare date includes the whole day).")
-@click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES),
+@click.option("--status", "statuses", multiple=True, type=click.Choice(SELECTABLE_STATUSES),
               help="Keep only jobs with this status (repeatable).")
 @click.option("--job-type", "job_types", multiple=True, type=click.Choice(JOB_TYPES),
               help="Keep only jobs of this type (repeatable).")
@@ -169,8 +167,8 @@ def _key_values(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def _run_export(credentials: Any, out_dir: str, options: Any, workers: int, quiet: bool,
                 storage_options: dict[str, str]) -> Any:
+    from .api import ApiClient
     from .export import export
-    from .fetch import ApiClient
 
     progress = _Progress(enabled=not quiet)
     with ApiClient(credentials, workers=workers) as api:

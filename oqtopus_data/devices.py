@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 from . import schema as S
-from .fetch import parse_time
+from .times import parse_time
 
 
 def devices_table(devices: Iterable[Mapping[str, Any]], snapshot_at: datetime) -> pa.Table:

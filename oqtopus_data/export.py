@@ -28,15 +28,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import schema as S
+from .api import ApiClient
+from .enums import TERMINAL
 from .errors import ApiError, JobError, StoreError
-from .fetch import ApiClient, fetch_jobs, format_time, parse_time
+from .fetch import fetch_jobs
 from .flatten import error_rows, flatten
+from .listing import list_jobs
 from .results import result_from_raw
 from .storage import LocalStorage
 from .store import TABLE_DIRS, Dataset, Manifest, Writer, compact, excess_file_count
+from .times import format_time, parse_time
 
 STATE_VERSION = 1
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 JOB_TABLES = ("jobs", "counts", "divided_counts", "estimations")
 
 
@@ -279,7 +282,7 @@ class _Run:
         return out
 
     def _listed(self, start: datetime | None, skip: set[str]) -> Iterator[dict[str, Any]]:
-        for job in self.api.list_jobs(since=start, until=self._listing_end(), page_size=self.options.page_size):
+        for job in list_jobs(self.api, since=start, until=self._listing_end(), page_size=self.options.page_size):
             self.report.listed += 1
             self.progress("listed", 1)
             self._order.append((job.get("job_id"), parse_time(job.get("submitted_at"))))

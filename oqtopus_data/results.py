@@ -25,6 +25,7 @@ from oqtopus_data._bitstrings import (
     read_operator,
     read_program,
 )
+from oqtopus_data.enums import JobStatus, JobType
 
 __all__ = [
     "JobStatus",
@@ -37,28 +38,6 @@ __all__ = [
     "bitstring_to_int",
     "result_from_raw",
 ]
-
-
-class JobType(enum.StrEnum):
-    """The API's `job_type` values."""
-
-    SAMPLING = "sampling"
-    ESTIMATION = "estimation"
-    MULTI_MANUAL = "multi_manual"
-    SSE = "sse"
-
-
-class JobStatus(enum.StrEnum):
-    """The API's job `status` values; succeeded, failed and cancelled are terminal."""
-
-    REGISTERED = "registered"
-    SUBMITTED = "submitted"
-    READY = "ready"
-    RUNNING = "running"
-    CANCELLING = "cancelling"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 _E = TypeVar("_E", bound=enum.StrEnum)

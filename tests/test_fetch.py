@@ -25,10 +25,12 @@ from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
+from oqtopus_data.api import ApiClient
 from oqtopus_data.config import Credentials
 from oqtopus_data.errors import ApiError, AuthError, JobError
-from oqtopus_data.fetch import ApiClient, FetchedJob, WindowPager, fetch_jobs, resolve_job
+from oqtopus_data.fetch import FetchedJob, fetch_jobs, resolve_job
 from oqtopus_data.http import DownloadTooLarge, retry_after_seconds
+from oqtopus_data.listing import WindowPager, list_jobs
 
 TOKEN = "tok-SECRET-123"
 BASE = "https://api.example.com/v1"
@@ -288,7 +290,7 @@ def test_gives_up_after_max_tries_with_api_error() -> None:
 def test_refused_token_is_an_auth_error_at_once(status: int) -> None:
     api, adapter, _ = make_api(script(reply({"message": f"bad token {TOKEN}"}, status)))
     with pytest.raises(AuthError) as info:
-        list(api.list_jobs())
+        list(list_jobs(api))
     assert str(info.value) == (
         f"The OQTOPUS API refused the credentials (HTTP {status} on GET {BASE}/jobs): "
         "check OQTOPUS_API_TOKEN or the profile's api_token."
@@ -403,7 +405,7 @@ def test_dropped_connection_timeout_and_cut_body_are_retried_over_real_sockets(
 def test_repeated_last_page_yields_each_job_once() -> None:
     cloud = Cloud([job(n) for n in range(1, 26)])
     api, _, _ = make_api(cloud)
-    assert ids(api.list_jobs(page_size=10)) == [f"job-{n:03d}" for n in range(1, 26)]
+    assert ids(list_jobs(api, page_size=10)) == [f"job-{n:03d}" for n in range(1, 26)]
     assert len(cloud.queries) <= 6
 
 
@@ -411,7 +413,7 @@ def test_every_request_asks_for_a_time_window_in_ascending_order() -> None:
     cloud = Cloud([job(n) for n in range(1, 4)])
     api, _, _ = make_api(cloud)
     since, until = T0, T0 + timedelta(days=1)
-    list(api.list_jobs(since=since, until=until, status="succeeded", q="bell", page_size=2))
+    list(list_jobs(api, since=since, until=until, status="succeeded", q="bell", page_size=2))
     assert cloud.queries[0] == {
         "page": "1",
         "start_time": "2024-05-01T00:00:00Z",
@@ -427,7 +429,7 @@ def test_every_request_asks_for_a_time_window_in_ascending_order() -> None:
 def test_page_size_capped_below_the_request_still_yields_every_job() -> None:
     cloud = Cloud([job(n) for n in range(1, 31)], cap=4)
     api, _, _ = make_api(cloud)
-    assert ids(api.list_jobs(page_size=500)) == [f"job-{n:03d}" for n in range(1, 31)]
+    assert ids(list_jobs(api, page_size=500)) == [f"job-{n:03d}" for n in range(1, 31)]
 
 
 @pytest.mark.parametrize(("page_size", "cap"), [(5, 65535), (500, 5)])
@@ -436,7 +438,7 @@ def test_many_jobs_sharing_one_timestamp_span_pages(page_size: int, cap: int) ->
     jobs += [job(n, at=3) for n in range(16, 20)]
     cloud = Cloud(jobs, cap=cap)
     api, _, _ = make_api(cloud)
-    assert ids(api.list_jobs(page_size=page_size)) == ids(jobs)
+    assert ids(list_jobs(api, page_size=page_size)) == ids(jobs)
 
 
 def test_jobs_submitted_and_deleted_during_the_walk_are_handled() -> None:
@@ -454,7 +456,7 @@ def test_jobs_submitted_and_deleted_during_the_walk_are_handled() -> None:
 
     cloud.before_list = churn
     api, _, _ = make_api(cloud)
-    seen = ids(api.list_jobs(page_size=7))
+    seen = ids(list_jobs(api, page_size=7))
     assert seen == ids(original) + added
 
 
@@ -462,7 +464,7 @@ def test_registered_jobs_without_submitted_at_are_yielded_once() -> None:
     registered = [{"job_id": "reg-1", "status": "registered"}, {"job_id": "reg-2", "status": "registered"}]
     cloud = Cloud(registered + [job(n) for n in range(1, 6)])
     api, _, _ = make_api(cloud)
-    assert ids(api.list_jobs(page_size=3)) == ["reg-1", "reg-2"] + [f"job-{n:03d}" for n in range(1, 6)]
+    assert ids(list_jobs(api, page_size=3)) == ["reg-1", "reg-2"] + [f"job-{n:03d}" for n in range(1, 6)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -480,7 +482,7 @@ def test_any_history_is_listed_once_in_served_order(
     ]
     expected = ids(json.loads(Cloud(jobs).list({"size": "65535"}).body))
     api, _, _ = make_api(Cloud(jobs, cap=cap))
-    assert ids(api.list_jobs(page_size=page_size)) == expected
+    assert ids(list_jobs(api, page_size=page_size)) == expected
 
 
 def test_pager_remembers_only_ids_at_or_after_the_cursor() -> None:
@@ -498,7 +500,7 @@ def test_server_that_ignores_start_time_is_reported() -> None:
 
     api, _, _ = make_api(handler)
     with pytest.raises(ApiError, match="ignored start_time"):
-        list(api.list_jobs(page_size=3))
+        list(list_jobs(api, page_size=3))
 
 
 # ----------------------------------------------------------------------------- resolving

@@ -6,10 +6,11 @@ import pytest
 from groundtruth import assert_matches_ground_truth
 
 from oqtopus_data import connect
+from oqtopus_data.api import ApiClient
 from oqtopus_data.config import Credentials
+from oqtopus_data.enums import TERMINAL
 from oqtopus_data.errors import StoreError
-from oqtopus_data.export import TERMINAL, ExportOptions, export
-from oqtopus_data.fetch import ApiClient
+from oqtopus_data.export import ExportOptions, export
 from oqtopus_data.store import Dataset
 from oqtopus_data.testing import FakeCloud
 
