@@ -70,13 +70,15 @@ class ApiClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _api(self, path: str, kind: str, params: dict[str, Any] | None = None) -> Any:
-        reply = self.transport.get(self.base_url + path, kind=kind, params=params, want_json=True)
+    def _api(self, path: str, kind: str, params: dict[str, Any] | None = None, *, tries: int | None = None) -> Any:
+        reply = self.transport.get(self.base_url + path, kind=kind, params=params, want_json=True, tries=tries)
         return reply.data
 
-    def list_page(self, params: dict[str, Any]) -> list[Any]:
-        """One page of GET /jobs with the given query parameters, as the JSON array the server sent."""
-        jobs = self._api("/jobs", "list", params)
+    def list_page(self, params: dict[str, Any], *, tries: int | None = None) -> list[Any]:
+        """One page of GET /jobs with the given query parameters, as the JSON array the server sent.
+
+        `tries=1` asks once without retrying (the listing probes a page size that way)."""
+        jobs = self._api("/jobs", "list", params, tries=tries)
         if not isinstance(jobs, list):
             raise ApiError(f"GET /jobs: expected a JSON array of jobs, got {type(jobs).__name__}")
         return jobs

@@ -247,14 +247,17 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         limit: int | None = None,
         want_json: bool = False,
+        tries: int | None = None,
     ) -> Reply:
-        """GET `url` with retries; API kinds carry the token, "storage" (presigned URLs) not."""
+        """GET `url` with retries (`tries` attempts at most, default max_tries); API kinds carry the token,
+        "storage" (presigned URLs) not."""
         api = kind != "storage"
         label = f"GET {redact_url(url)}"
         headers = {"q-api-token": self._token, "Accept": "application/json"} if api else {}
         verdict = Verdict("retry")
         status: int | None = None
-        for attempt in range(1, self.max_tries + 1):
+        tries = self.max_tries if tries is None else max(1, tries)
+        for attempt in range(1, tries + 1):
             if attempt > 1:
                 self._sleep(self._delay(attempt - 1, verdict.wait))
             self.stats.count(kind, retry=attempt > 1)
@@ -288,7 +291,7 @@ class Transport:
                 assert verdict.error is not None
                 raise verdict.error
         raise ApiError(
-            f"{label} failed after {self.max_tries} tries: {verdict.problem}", status=status
+            f"{label} failed after {tries} {'try' if tries == 1 else 'tries'}: {verdict.problem}", status=status
         )
 
     def _delay(self, retry: int, wait: float | None) -> float:
