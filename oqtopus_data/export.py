@@ -1,46 +1,46 @@
-"""One export run: list jobs, resolve archives, flatten in batches, write files, commit with the sync state.
+"""One export run: list jobs, fetch their archives, flatten in batches, write, commit with the sync state.
 
-A run into a directory that already holds an export continues it (incremental by default):
+A run into a directory that holds an export continues it:
 
-- jobs submitted since the bookmark (the newest `submitted_at` committed, minus a safety overlap) are listed; those
-  already committed as final are skipped, so the overlap is read again without duplicating anything;
-- jobs that were not terminal last time (`pending`) and jobs that failed to export (`retry`) are fetched again by id;
-- rows of terminal jobs are appended as final files; rows of jobs that may still change, and the current errors,
-  form the volatile set that every commit replaces, so a job whose status changed never shows twice.
+- the listing starts where the last run's ended (`listed_until`), minus a lookback that covers the longest gap
+  between a job's creation and its submission (`max_submit_delay`) and a server comparing bounds in another time
+  zone; jobs already committed as final are skipped, so the overlap costs requests but never duplicates a row;
+- jobs that were not terminal last time (`pending`) and jobs that failed (`retry`) are fetched again by id; SSE jobs
+  whose log failed (`log_retry`) have only their log fetched again;
+- rows of terminal jobs are final; rows of jobs that may still change, and the current errors, are volatile and
+  replaced by every commit (`rows`).
 
-The state is written in the same manifest as the files it describes, so it is never ahead of the data. A long first
-export commits a checkpoint every `checkpoint_jobs` jobs, so a crash costs at most that much work.
+The state (`state.SyncState`) is written in the same manifest as the files it describes. A long run commits a
+checkpoint every `checkpoint_jobs` jobs or `checkpoint_seconds` seconds, and when asked to stop.
 """
 
 from __future__ import annotations
 
-import shutil
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from . import schema as S
 from .api import ApiClient
-from .enums import TERMINAL
-from .errors import ApiError, JobError, StoreError
+from .enums import TERMINAL, JobType
+from .errors import ApiError, JobError, OqtopusDataError, StoreError
 from .fetch import fetch_jobs
-from .flatten import error_rows, flatten
-from .listing import list_jobs
+from .flatten import flatten
+from .listing import Limits, Lister
+from .pages import job_identity
 from .results import result_from_raw
+from .rows import FinalRows, VolatileRows, split_final
+from .selection import Filters, select
+from .state import Source, SyncState
 from .storage import LocalStorage
 from .store import TABLE_DIRS, Dataset, Manifest, Writer, compact, excess_file_count
-from .times import format_time, parse_time
-
-STATE_VERSION = 1
-JOB_TABLES = ("jobs", "counts", "divided_counts", "estimations")
+from .windows import SHIFT_SLACK, root_window
 
 
 @dataclass(frozen=True)
@@ -53,20 +53,21 @@ class ExportOptions:
     job_types: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
     workers: int = 16
-    page_size: int = 500
+    page_size: int = 100
     full_refresh: bool = False
     sse_logs: bool = False
     devices_snapshot: bool = True
-    overlap: timedelta = timedelta(minutes=10)
+    max_submit_delay: timedelta = timedelta(days=1)  # longest gap between a job's creation and its submission
     batch_jobs: int = 500  # jobs flattened at once
     flush_rows: int = 500_000  # buffered count rows before files are written (bounds memory)
     checkpoint_jobs: int = 50_000  # jobs between intermediate commits of a long export
+    checkpoint_seconds: float = 300.0  # and seconds between them
     compact_after_files: int = 64  # files beyond one per partition that trigger automatic compaction
+    listing_limits: Limits | None = None
 
-    def filters(self) -> dict[str, list[str]]:
-        """The filters that decide which jobs the dataset holds; a continued export must keep them."""
-        return {"statuses": sorted(self.statuses), "job_types": sorted(self.job_types),
-                "devices": sorted(self.devices)}
+    def filters(self) -> Filters:
+        """The selection of jobs these options make."""
+        return Filters(self.since, self.until, self.statuses, self.job_types, self.devices)
 
 
 @dataclass
@@ -79,11 +80,13 @@ class ExportReport:
     jobs_by_type_status: Counter[tuple[str, str]] = field(default_factory=Counter)
     rows: Counter[str] = field(default_factory=Counter)
     errors: list[tuple[str | None, str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     listed: int = 0
     skipped: int = 0
-    requests: dict[str, int] = field(default_factory=dict)
+    requests: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     compacted: bool = False
+    complete: bool = True  # False when some window of the listing could not be shown complete
 
     @property
     def exported(self) -> int:
@@ -92,18 +95,25 @@ class ExportReport:
 
     @property
     def ok(self) -> bool:
-        """True when no job failed."""
-        return not self.errors
+        """True when no job failed and the listing is known complete."""
+        return not self.errors and self.complete
+
+
+class Interrupted(OqtopusDataError):
+    """The run was asked to stop; what it had fetched is committed."""
 
 
 Progress = Callable[[str, int], None]
 
 
 def export(api: ApiClient, out_dir: str | Path, options: ExportOptions | None = None, *,
-           progress: Progress | None = None, storage_options: dict[str, str] | None = None) -> ExportReport:
+           progress: Progress | None = None, storage_options: dict[str, str] | None = None,
+           notice: Callable[[str], None] | None = None, stop: threading.Event | None = None) -> ExportReport:
     """Export (or continue exporting) the job history the API serves into the dataset at `out_dir`.
 
-    `out_dir` is a local directory or an object-store URL (`storage_options` go to that store).
+    `out_dir` is a local directory or an object-store URL (`storage_options` go to that store). `notice` receives
+    one-line remarks worth showing a user (a refused page size, jobs the server left out); setting `stop` makes the
+    run commit what it has and raise Interrupted.
     """
     options = options or ExportOptions()
     started = time.monotonic()
@@ -114,11 +124,14 @@ def export(api: ApiClient, out_dir: str | Path, options: ExportOptions | None = 
         _check_destination(Path(local))
     else:
         _check_remote_destination(dataset)
-    run = _Run(api, dataset, options, progress or (lambda _event, _n: None))
+    run = _Run(api, dataset, options, progress or (lambda _event, _n: None), notice or (lambda _m: None),
+               stop or threading.Event())
     try:
         report = run.execute()
     except BaseException:
         if created and run.manifest is None:  # nothing committed into a directory we made: leave nothing
+            import shutil
+
             shutil.rmtree(local, ignore_errors=True)
         raise
     report.seconds = time.monotonic() - started
@@ -144,111 +157,120 @@ def _check_remote_destination(dataset: Dataset) -> None:
 
 
 class _Run:
-    """The state of one run; `execute` is the whole algorithm, the helpers each do one step."""
+    """One run; `execute` is the whole algorithm, each helper one step of it."""
 
-    def __init__(self, api: ApiClient, dataset: Dataset, options: ExportOptions, progress: Progress) -> None:
-        self.api = api
-        self.dataset = dataset
-        self.options = options
-        self.progress = progress
+    def __init__(self, api: ApiClient, dataset: Dataset, options: ExportOptions, progress: Progress,
+                 notice: Callable[[str], None], stop: threading.Event) -> None:
+        self.api, self.dataset, self.options = api, dataset, options
+        self.progress, self.notice, self.stop = progress, notice, stop
+        self.filters = options.filters()
         self.report = ExportReport(str(dataset.storage.uri("")))
         self.manifest: Manifest | None = None
         self.now = datetime.now(UTC)
-        self.volatile: dict[str, list[pa.Table]] = {name: [] for name in (*JOB_TABLES, "errors")}
-        self.buffer: dict[str, list[pa.Table]] = {name: [] for name in JOB_TABLES}
-        self.buffered_rows = 0
-        self.pending: set[str] = set()
-        self.retry: set[str] = set()
-        self.bookmark: datetime | None = None
-        self.since_checkpoint = 0
-        self._order: deque[tuple[str | None, datetime | None]] = deque()
-        self._drops: list[str] = []
-        self.since = options.since
+        self.state = SyncState(since=options.since, filters=self.filters.locked())
+        self.previous: SyncState | None = None
+        self.volatile = VolatileRows()
+        self.final = FinalRows(options.flush_rows)
+        self.lister: Lister | None = None
+        self.outstanding: Counter[int] = Counter()  # listed jobs of each window not processed yet
+        self.since_checkpoint = (0, time.monotonic())
 
     # ------------------------------------------------------------------------------------------ the run
     def execute(self) -> ExportReport:
-        opts = self.options
-        operation = "full-refresh" if opts.full_refresh else "export"
-        with self.dataset.writer(operation=operation, fresh=opts.full_refresh) as writer:
+        source = Source(api_url=_public_url(self.api))
+        devices = self._devices() if self.options.devices_snapshot else None
+        operation = "full-refresh" if self.options.full_refresh else "export"
+        with self.dataset.writer(operation=operation, fresh=self.options.full_refresh) as writer:
             self.writer = writer
-            state = self._base_state(writer)
-            self.report.incremental = bool(state)
-            self.pending = set(state.get("pending", []))
-            old_retry = set(state.get("retry", []))
-            self.bookmark = parse_time(state.get("bookmark"))
-            start = self._listing_start()
-            known_final = self._final_ids_since(start) if state else set()
-            for name in self.volatile:  # old volatile rows stay until this run has news of their job
-                old = writer.base_volatile(name)
-                if name == "errors":  # run-level failures (no job id) are not carried: this run retries them
-                    old = old.filter(pc.is_valid(old["job_id"]))
-                if old.num_rows:
-                    self.volatile[name].append(old)
+            self._continue_from(writer, source)
+            refreshed = self._refresh(sorted(self.state.pending | self.state.retry))
+            self._retry_logs(sorted(self.state.log_retry - refreshed))
+            root = self._root()
+            known = self._final_ids(root.start) if self.previous else set()
+            self._list(root, known | refreshed)
+            if devices is not None:
+                from .devices import devices_table  # small module; keeps this one about the job flow
 
-            refreshed = self._refresh(sorted(self.pending | old_retry))
-            self._process(self._listed(start, known_final | refreshed), checkpoints=True)
-            while self._order:  # jobs listed after the last one processed were all skipped or filtered
-                self._advance_bookmark(None)
-            if opts.devices_snapshot:
-                self._snapshot_devices()
+                self.writer.write("devices", devices_table(devices, self.now), final=True)
+                self.report.rows["devices"] += len(devices)
             self.manifest = self._commit(final=True)
         self.report.version = self.manifest.version
         stats = getattr(self.api, "stats", None)
         self.report.requests = dict(stats.snapshot()) if stats is not None else {}
-        if excess_file_count(self.manifest) >= opts.compact_after_files:
+        if excess_file_count(self.manifest) >= self.options.compact_after_files:
             compacted = compact(self.dataset)
             if compacted is not None:
                 self.manifest, self.report.compacted = compacted, True
                 self.report.version = compacted.version
         return self.report
 
-    def _base_state(self, writer: Writer) -> dict[str, Any]:
-        if writer.base is None or self.options.full_refresh:
-            return {}
-        state = writer.base.state
-        if not state:
-            return {}
-        if state.get("state_version", 0) > STATE_VERSION:
-            raise StoreError("the export state was written by a newer oqtopus-data: upgrade, or use --full-refresh")
-        if state.get("filters") != self.options.filters():
+    def _continue_from(self, writer: Writer, source: Source) -> None:
+        """Take the previous commit's state: check it is the same selection and source, carry its volatile rows."""
+        previous = None if self.options.full_refresh or writer.base is None else SyncState.from_json(
+            writer.base.state)
+        self.state.source = source
+        if previous is None:
+            return
+        self.previous = previous
+        self.report.incremental = True
+        if previous.filters != self.filters.locked():
+            before = Filters(**{key: tuple(values) for key, values in previous.filters.items()})
             raise StoreError(
-                f"this directory was exported with filters {state.get('filters')}, not {self.options.filters()}: "
-                "use the same --status/--job-type/--device options, another directory, or --full-refresh"
-            )
-        old_since = parse_time(state.get("since"))
-        if old_since is not None and self.options.since is not None and self.options.since < old_since:
-            raise StoreError(
-                f"this directory holds jobs since {old_since.isoformat()}; an earlier --since needs --full-refresh"
-            )
-        if self.options.since is None:  # a continued run without --since keeps the export's own
-            self.since = old_since
-        return state
+                f"this directory holds jobs selected by {before.describe()}; this run selects "
+                f"{self.filters.describe()}: use the same options, another directory, or --full-refresh")
+        if previous.source is not None:
+            conflict = previous.source.conflict(source)
+            if conflict:
+                raise StoreError(f"this directory holds another export ({conflict}): use another directory, "
+                                 "or --full-refresh to replace it")
+            source.account_id = source.account_id or previous.source.account_id
+        if previous.since is not None and self.options.since is not None and self.options.since < previous.since:
+            raise StoreError(f"this directory holds jobs since {previous.since.isoformat()}; an earlier --since "
+                             "needs --full-refresh")
+        if self.options.since is None and previous.since is not None:  # a continued run keeps the export's own
+            self.filters = replace(self.filters, since=previous.since)
+            self.state.since = previous.since
+        self.state.pending = set(previous.pending)
+        self.state.retry = set(previous.retry)
+        self.state.log_retry = set(previous.log_retry)
+        self.state.listed_until = previous.listed_until
+        for name in ("jobs", "counts", "divided_counts", "estimations", "errors"):
+            old = writer.base_volatile(name)
+            if name == "errors":  # run-level failures (no job id) are not carried: this run tries again
+                old = old.filter(old["job_id"].is_valid())
+            self.volatile.add(name, old)
 
-    def _listing_start(self) -> datetime | None:
-        if self.bookmark is None:
-            return self.since
-        start = self.bookmark - self.options.overlap
-        return max(start, self.since) if self.since else start
-
-    def _listing_end(self) -> datetime:
-        # Cap at the run's start: jobs submitted during the run are the next run's, never half-seen.
-        return min(self.options.until, self.now) if self.options.until else self.now
+    def _root(self) -> Any:
+        """The window of creation time this run lists (in GET /jobs' terms)."""
+        lookback = self.options.max_submit_delay + SHIFT_SLACK
+        starts = [t - lookback for t in (self.state.listed_until, self.filters.since) if t is not None]
+        end = self.options.until + SHIFT_SLACK if self.options.until is not None else None
+        return root_window(max(starts) if starts else None, end)
 
     # --------------------------------------------------------------------------------------- sources
-    def _final_ids_since(self, start: datetime | None) -> set[str]:
-        """Ids of jobs committed as final and submitted at or after `start`: the overlap to skip."""
+    def _final_ids(self, start: datetime | None) -> set[str]:
+        """Ids of jobs committed as final that a listing from `start` can meet again: those to skip."""
         entries = [e for e in self.writer.files.get("jobs", []) if e.final]
         if start is not None:
-            month = start.strftime("%Y-%m")
+            month = (start - SHIFT_SLACK).strftime("%Y-%m")
             entries = [e for e in entries if (e.partition or "") >= month or e.partition == S.UNKNOWN_MONTH]
         if not entries:
             return set()
         return set(self.dataset.read_table("jobs", entries)["job_id"].to_pylist())
 
+    def _final_among(self, job_ids: Iterable[str]) -> set[str]:
+        """Which of these jobs already have final rows (so a job brought back by id is never written twice)."""
+        wanted = set(job_ids)
+        entries = [e for e in self.writer.files.get("jobs", []) if e.final]
+        if not wanted or not entries:
+            return set()
+        return wanted & set(self.dataset.read_table("jobs", entries)["job_id"].to_pylist())
+
     def _refresh(self, job_ids: list[str]) -> set[str]:
         """Fetch again, by id, the jobs that were pending or failed last time; returns the ids handled."""
         if not job_ids:
             return set()
+        already_final = self._final_among(job_ids)
 
         def get(job_id: str) -> tuple[str, dict[str, Any] | None, JobError | None]:
             try:
@@ -258,15 +280,18 @@ class _Run:
                     return job_id, None, None
                 return job_id, None, JobError(job_id, "fetch", str(exc))
 
-        known = self._volatile_statuses()
+        known = self.volatile.statuses()
         jobs = []
         with ThreadPoolExecutor(max_workers=self.options.workers) as pool:
             for job_id, job, error in pool.map(get, job_ids):
+                self.state.retry.discard(job_id)
                 if error is not None:  # keep its old rows; try again next run
-                    self._record_error(job_id, error.stage, error.problem)
-                elif job is None:
-                    self.pending.discard(job_id)
-                    self._drop_volatile({job_id})
+                    self._error(job_id, error.stage, error.problem)
+                elif job is None or job_id in already_final:
+                    self.state.pending.discard(job_id)
+                    self.volatile.drop([job_id])
+                elif not self._take(job):
+                    continue
                 elif job.get("status") not in TERMINAL and known.get(job_id) == job.get("status"):
                     continue  # still where it was: its rows stand, no archive to fetch again
                 else:
@@ -274,203 +299,215 @@ class _Run:
         self._process(jobs)
         return set(job_ids)
 
-    def _volatile_statuses(self) -> dict[str, str]:
-        """Status of each job whose rows are volatile now (non-terminal when last exported)."""
-        out: dict[str, str] = {}
-        for table in self.volatile["jobs"]:
-            out.update(zip(table["job_id"].to_pylist(), table["status"].to_pylist(), strict=True))
-        return out
+    def _retry_logs(self, job_ids: list[str]) -> None:
+        """Download again the SSE logs that failed last time (the jobs' rows are final already)."""
+        if not job_ids or not self.options.sse_logs:
+            return
+        from .sse import save_sse_logs  # only runs that ask for logs pay for the module
 
-    def _listed(self, start: datetime | None, skip: set[str]) -> Iterator[dict[str, Any]]:
-        for job in list_jobs(self.api, since=start, until=self._listing_end(), page_size=self.options.page_size):
-            self.report.listed += 1
-            self.progress("listed", 1)
-            self._order.append((job.get("job_id"), parse_time(job.get("submitted_at"))))
-            if job.get("job_id") in skip:
-                self.report.skipped += 1
-                continue
-            yield job
+        jobs = []
+        for job_id in job_ids:
+            self.state.log_retry.discard(job_id)
+            try:
+                jobs.append(result_from_raw(self.api.get_job(job_id), client=self.api))
+            except ApiError as exc:
+                if exc.status != 404:
+                    self._log_error(job_id, str(exc))
+            except ValueError as exc:
+                self._log_error(job_id, str(exc))
+        logs = save_sse_logs(self.api, self.dataset, jobs)
+        for job_id, message in logs.errors:
+            self._log_error(job_id, message)
+        if logs.table.num_rows:
+            self.writer.write("sse_logs", logs.table, final=True)
+            self.report.rows["sse_logs"] += logs.table.num_rows
 
-    def _advance_bookmark(self, job_id: str | None) -> None:
-        """Move the bookmark over listed jobs up to `job_id`, now processed (listing order = fetch order)."""
-        while self._order:
-            listed_id, submitted = self._order.popleft()
-            if submitted is not None and (self.bookmark is None or submitted > self.bookmark):
-                self.bookmark = submitted
-            if listed_id == job_id:
-                return
+    def _list(self, root: Any, skip: set[str]) -> None:
+        """Walk the listing and export what it brings, checkpointing as it goes."""
+        workers = max(1, min(self.options.workers, 8))
+        self.lister = Lister(self.api, root, now=self.now, page_size=self.options.page_size, workers=workers,
+                             limits=self.options.listing_limits, notice=self._notice)
+        order: deque[int] = deque()
+
+        def listed() -> Iterator[dict[str, Any]]:
+            assert self.lister is not None
+            for item in self.lister:
+                self.report.listed += 1
+                self.progress("listed", 1)
+                if job_identity(item.job) in skip:
+                    self.report.skipped += 1
+                    continue
+                if not self._take(item.job):
+                    continue
+                self.outstanding[item.window] += 1
+                order.append(item.window)
+                yield item.job
+
+        def done() -> None:
+            self.outstanding[order.popleft()] -= 1
+
+        jobs = listed()
+        try:
+            self._process(jobs, done=done, checkpoints=True)
+        finally:
+            jobs.close()  # stops the listing threads when the run ends early
+        for failure in self.lister.failures:
+            self.report.complete = False
+            self._error(None, "list", str(failure))
+
+    def _take(self, job: Any) -> bool:
+        """Apply the selection to one job: follow it by id if it may change; True when its rows are wanted."""
+        choice = select(job, self.filters)
+        job_id = job.get("job_id") if isinstance(job, dict) else None
+        if isinstance(job_id, str):
+            (self.state.pending.add if choice.follow else self.state.pending.discard)(job_id)
+            if not choice.export:
+                self.volatile.drop([job_id])  # it may have had volatile rows while it matched
+        return choice.export
 
     # --------------------------------------------------------------------------------------- processing
-    def _process(self, jobs: Iterable[dict[str, Any]], *, checkpoints: bool = False) -> None:
+    def _process(self, jobs: Iterable[dict[str, Any]], *, done: Callable[[], None] | None = None,
+                 checkpoints: bool = False) -> None:
         """Fetch, parse and flatten `jobs` in batches, committing checkpoints when asked."""
-        wanted = (job for job in jobs if self._wanted(job))
         batch: list[Any] = []
-        for item in fetch_jobs(self.api, wanted, workers=self.options.workers):
-            if checkpoints:
-                self._advance_bookmark(item.job_id)
-            self._apply_drops()
-            if item.error is not None:
-                self._record_error(item.job_id, item.error.stage, item.error.problem)
-                continue
-            if item.job is None:  # deleted on the server since it was listed
-                self.pending.discard(item.job_id)
-                self._drop_volatile({item.job_id})
-                continue
-            self.progress("fetched", 1)
-            try:
-                result = result_from_raw(item.job, client=self.api)
-            except (ValueError, TypeError) as exc:
-                self._record_error(item.job_id, "parse", str(exc))
-                continue
-            batch.append(result)
-            if len(batch) >= min(self.options.batch_jobs, self.options.checkpoint_jobs):
-                self._flatten(batch)
-                batch = []
-                if checkpoints and self.since_checkpoint >= self.options.checkpoint_jobs:
-                    self._commit(final=False)
-        if batch:
-            self._flatten(batch)
-        self._apply_drops()
+        fetched = fetch_jobs(self.api, jobs, workers=self.options.workers)
+        try:
+            for item in fetched:
+                if item.error is not None:
+                    self._error(item.job_id, item.error.stage, item.error.problem)
+                elif item.job is None:  # deleted on the server since it was listed
+                    self.state.pending.discard(item.job_id)
+                    self.volatile.drop([item.job_id])
+                else:
+                    self.progress("fetched", 1)
+                    try:
+                        batch.append(result_from_raw(item.job, client=self.api))
+                    except (ValueError, TypeError) as exc:
+                        self._error(item.job_id, "parse", str(exc))
+                if done is not None:
+                    done()
+                if len(batch) >= min(self.options.batch_jobs, self.options.checkpoint_jobs):
+                    self._flatten(batch)
+                    batch = []
+                if checkpoints and (self._checkpoint_due() or self.stop.is_set()):
+                    self._flatten(batch)
+                    batch = []
+                    manifest = self._commit(final=False)
+                    if self.stop.is_set():
+                        raise Interrupted(f"stopped on request: commit {manifest.version} holds the "
+                                          f"{self.report.exported:,} jobs exported so far")
+        finally:
+            fetched.close()
+        self._flatten(batch)
 
-    def _wanted(self, job: dict[str, Any]) -> bool:
-        """Whether a listed or re-fetched job is exported; non-terminal ones are followed by id next run.
-
-        May run on the fetcher's feeding thread: it only appends to lists and sets.
-        """
-        job_id, status = job.get("job_id"), job.get("status")
-        if not isinstance(job_id, str):
-            return True  # the parser reports it
-        if status in TERMINAL:
-            self.pending.discard(job_id)
-        else:
-            self.pending.add(job_id)  # whatever the filters say now, it may change
-        opts = self.options
-        if status == "registered" or (
-            (opts.statuses and status not in opts.statuses)
-            or (opts.job_types and job.get("job_type") not in opts.job_types)
-            or (opts.devices and job.get("device_id") not in opts.devices)
-        ):
-            self._drops.append(job_id)  # it may have had volatile rows when it matched
-            return False
-        return True
-
-    def _apply_drops(self) -> None:
-        if self._drops:
-            drops, self._drops = self._drops, []
-            self._drop_volatile(set(drops))
+    def _checkpoint_due(self) -> bool:
+        jobs, since = self.since_checkpoint
+        return jobs >= self.options.checkpoint_jobs or (
+            jobs > 0 and time.monotonic() - since >= self.options.checkpoint_seconds)
 
     def _flatten(self, results: list[Any]) -> None:
+        """Rows of a batch: final ones buffered, volatile ones kept for the commit, failures recorded."""
+        if not results:
+            return
         tables = flatten(results, exported_at=self.now)
-        ids = [r.job_id for r in results]
-        self._drop_volatile(set(ids))
-        statuses = {r.job_id: _value(r.status) for r in results}
-        for job_id, _stage, message in _rows(tables["errors"]):
-            self._record_error(job_id, "flatten", message, already_flat=True)
-        good = tables["jobs"]
-        final_ids = pa.array([j for j in good["job_id"].to_pylist() if statuses.get(j) in TERMINAL], pa.string())
-        for name in JOB_TABLES:
-            table = tables[name]
-            is_final = pc.is_in(table["job_id"], value_set=final_ids)
-            final, volatile = table.filter(is_final), table.filter(pc.invert(is_final))
-            if final.num_rows:
-                self.buffer[name].append(final)
-                self.report.rows[name] += final.num_rows
-                if name == "counts":
-                    self.buffered_rows += final.num_rows
-            if volatile.num_rows:
-                self.volatile[name].append(volatile)
-                self.report.rows[name] += volatile.num_rows
-        for row in good.select(["job_type", "status"]).to_pylist():
+        self.volatile.drop([r.job_id for r in results])
+        for job_id, _stage, message in zip(*(tables["errors"][c].to_pylist() for c in ("job_id", "stage", "message")),
+                                           strict=True):
+            self._error(job_id, "flatten", message)
+        statuses = dict(zip(tables["jobs"]["job_id"].to_pylist(), tables["jobs"]["status"].to_pylist(), strict=True))
+        final_ids = [j for j, status in statuses.items() if status in TERMINAL]
+        final, volatile = split_final(tables, final_ids)
+        self.final.add(final)
+        for name, table in volatile.items():
+            self.volatile.add(name, table)
+            self.report.rows[name] += table.num_rows
+        for name, table in final.items():
+            self.report.rows[name] += table.num_rows
+        for row in tables["jobs"].select(["job_type", "status"]).to_pylist():
             self.report.jobs_by_type_status[(row["job_type"], row["status"])] += 1
-        self.since_checkpoint += len(results)
+        count, since = self.since_checkpoint
+        self.since_checkpoint = (count + len(results), since)
         self.progress("rows", sum(t.num_rows for t in tables.values()))
-        if self.buffered_rows >= self.options.flush_rows or len(self.buffer["jobs"]) >= 20:
+        if self.final.full:
             self._flush()
         if self.options.sse_logs:
-            from .sse import save_sse_logs  # only runs that ask for logs pay for the module
+            final_set = set(final_ids)
+            self._save_logs([r for r in results if r.job_id in final_set and _value(r.job_type) == JobType.SSE])
 
-            logs = save_sse_logs(self.api, self.dataset, [r for r in results if statuses.get(r.job_id) in TERMINAL
-                                                          and _value(r.job_type) == "sse"])
-            for job_id, message in logs.errors:
-                self._record_error(job_id, "sse_log", message)
-            if logs.table.num_rows:
-                self.writer.write("sse_logs", logs.table, final=True)
-                self.report.rows["sse_logs"] += logs.table.num_rows
+    def _save_logs(self, results: list[Any]) -> None:
+        """SSE logs as their own step: a log that fails is tried again next run; the job's rows stay final."""
+        if not results:
+            return
+        from .sse import save_sse_logs
 
-    def _record_error(self, job_id: str | None, stage: str, message: str, *, already_flat: bool = False) -> None:
+        logs = save_sse_logs(self.api, self.dataset, results)
+        for job_id, message in logs.errors:
+            self._log_error(job_id, message)
+        if logs.table.num_rows:
+            self.writer.write("sse_logs", logs.table, final=True)
+            self.report.rows["sse_logs"] += logs.table.num_rows
+
+    def _error(self, job_id: str | None, stage: str, message: str) -> None:
         self.report.errors.append((job_id, stage, message))
         if job_id:
-            self.retry.add(job_id)
-            if not already_flat:
-                self._drop_volatile({job_id}, tables=["errors"])
-        self.volatile["errors"].append(error_rows([(job_id, stage, message)], self.now))
+            self.state.retry.add(job_id)
+            self.volatile.drop([job_id])
+        self.volatile.error(job_id, stage, message, self.now)
 
-    def _drop_volatile(self, job_ids: set[str], *, tables: Iterable[str] | None = None) -> None:
-        """Forget volatile rows (and errors) of jobs this run has news about."""
-        if not job_ids:
-            return
-        drop = pa.array(sorted(job_ids), pa.string())
-        for name in list(tables or self.volatile):
-            kept = [t.filter(pc.invert(pc.fill_null(pc.is_in(t["job_id"], value_set=drop), False)))
-                    for t in self.volatile[name]]
-            kept = [t for t in kept if t.num_rows]
-            # One table per name: later drops filter one table, not one per batch seen so far.
-            self.volatile[name] = [pa.concat_tables(kept)] if len(kept) > 1 else kept
-        if tables is None:
-            self.retry -= job_ids
+    def _log_error(self, job_id: str, message: str) -> None:
+        self.report.errors.append((job_id, "sse_log", message))
+        self.state.log_retry.add(job_id)
+        self.volatile.error(job_id, "sse_log", message, self.now)
 
-    def _snapshot_devices(self) -> None:
-        from .devices import devices_table  # small module; keeps this one about the job flow
-
+    def _devices(self) -> list[dict[str, Any]] | None:
         try:
-            table = devices_table(self.api.get_devices(), self.now)
-        except (ApiError, ValueError) as exc:
-            self._record_error(None, "devices", str(exc))
-            return
-        self.writer.write("devices", table, final=True)
-        self.report.rows["devices"] += table.num_rows
+            return self.api.get_devices()
+        except ApiError as exc:
+            self.report.errors.append((None, "devices", str(exc)))
+            self.volatile.error(None, "devices", str(exc), self.now)
+            return None
+
+    def _notice(self, message: str) -> None:
+        self.report.notes.append(message)
+        self.notice(message)
 
     # --------------------------------------------------------------------------------------- writing
     def _flush(self) -> None:
-        for name, parts in self.buffer.items():
-            if parts:
-                self.writer.write(name, pa.concat_tables(parts), final=True)
-            self.buffer[name] = []
-        self.buffered_rows = 0
+        for name, table in self.final.take().items():
+            self.writer.write(name, table, final=True)
+
+    def _listed_until(self) -> datetime | None:
+        """How far the listing got, as the next run needs it (never behind what the previous run established)."""
+        previous = self.state.listed_until if self.previous else None
+        if self.lister is None:
+            return previous
+        resume = self.lister.resume_point(w for w, n in self.outstanding.items() if n > 0)
+        if resume is None or (previous is not None and resume < previous):
+            return previous
+        return resume
 
     def _commit(self, *, final: bool) -> Manifest:
         """Write buffered and volatile rows, then commit them with the state they make true."""
         self._flush()
         self.writer.drop([e for es in self.writer.files.values() for e in es if not e.final])
-        for name, parts in self.volatile.items():
-            parts = [t for t in parts if t.num_rows]
-            if parts:
-                self.writer.write(name, pa.concat_tables(parts), final=False)
-        state = {
-            "state_version": STATE_VERSION,
-            "since": _iso(self.since),
-            "filters": self.options.filters(),
-            "bookmark": _iso(self.bookmark),
-            "pending": sorted(self.pending),
-            "retry": sorted(self.retry),
-            "last_sync": _iso(self.now),
-        }
+        for name, table in self.volatile.tables().items():
+            self.writer.write(name, table, final=False)
+        state = SyncState(since=self.state.since, filters=self.filters.locked(), listed_until=self._listed_until(),
+                          pending=set(self.state.pending), retry=set(self.state.retry),
+                          log_retry=set(self.state.log_retry), last_sync=self.now, source=self.state.source)
         info = {"listed": self.report.listed, "exported": self.report.exported, "errors": len(self.report.errors)}
-        self.since_checkpoint = 0
-        manifest = self.writer.commit(state=state, info=info, keep_open=not final)
-        self.manifest = manifest
-        return manifest
+        self.since_checkpoint = (0, time.monotonic())
+        self.manifest = self.writer.commit(state=state.to_json(), info=info, keep_open=not final)
+        return self.manifest
 
 
-def _rows(errors: pa.Table) -> list[tuple[str | None, str, str]]:
-    return list(zip(errors["job_id"].to_pylist(), errors["stage"].to_pylist(), errors["message"].to_pylist(),
-                    strict=True))
+def _public_url(api: Any) -> str:
+    """The API's base URL without credentials or query string (it is stored in the dataset)."""
+    from .http import redact_url
+
+    return redact_url(str(getattr(api, "base_url", "")))
 
 
 def _value(value: Any) -> str | None:
     value = getattr(value, "value", value)
     return None if value is None else str(value)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else format_time(value)

@@ -20,8 +20,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
@@ -30,7 +28,6 @@ from oqtopus_data.config import Credentials
 from oqtopus_data.errors import ApiError, AuthError, JobError
 from oqtopus_data.fetch import FetchedJob, fetch_jobs, resolve_job
 from oqtopus_data.http import DownloadTooLarge, retry_after_seconds
-from oqtopus_data.listing import WindowPager, list_jobs
 
 TOKEN = "tok-SECRET-123"
 BASE = "https://api.example.com/v1"
@@ -290,7 +287,7 @@ def test_gives_up_after_max_tries_with_api_error() -> None:
 def test_refused_token_is_an_auth_error_at_once(status: int) -> None:
     api, adapter, _ = make_api(script(reply({"message": f"bad token {TOKEN}"}, status)))
     with pytest.raises(AuthError) as info:
-        list(list_jobs(api))
+        api.list_page({})
     assert str(info.value) == (
         f"The OQTOPUS API refused the credentials (HTTP {status} on GET {BASE}/jobs): "
         "check OQTOPUS_API_TOKEN or the profile's api_token."
@@ -397,110 +394,6 @@ def test_dropped_connection_timeout_and_cut_body_are_retried_over_real_sockets(
         assert api.get_status("j") == "succeeded"
         assert api.stats.snapshot()["retries"] == 3
     assert len(sleeps) == 3
-
-
-# ----------------------------------------------------------------------------- paging
-
-
-def test_repeated_last_page_yields_each_job_once() -> None:
-    cloud = Cloud([job(n) for n in range(1, 26)])
-    api, _, _ = make_api(cloud)
-    assert ids(list_jobs(api, page_size=10)) == [f"job-{n:03d}" for n in range(1, 26)]
-    assert len(cloud.queries) <= 6
-
-
-def test_every_request_asks_for_a_time_window_in_ascending_order() -> None:
-    cloud = Cloud([job(n) for n in range(1, 4)])
-    api, _, _ = make_api(cloud)
-    since, until = T0, T0 + timedelta(days=1)
-    list(list_jobs(api, since=since, until=until, status="succeeded", q="bell", page_size=2))
-    assert cloud.queries[0] == {
-        "page": "1",
-        "start_time": "2024-05-01T00:00:00Z",
-        "order": "ASC",
-        "size": "2",
-        "end_time": "2024-05-02T00:00:00Z",
-        "status": "succeeded",
-        "q": "bell",
-    }
-    assert cloud.queries[1]["start_time"] == stamp(2)
-
-
-def test_page_size_capped_below_the_request_still_yields_every_job() -> None:
-    cloud = Cloud([job(n) for n in range(1, 31)], cap=4)
-    api, _, _ = make_api(cloud)
-    assert ids(list_jobs(api, page_size=500)) == [f"job-{n:03d}" for n in range(1, 31)]
-
-
-@pytest.mark.parametrize(("page_size", "cap"), [(5, 65535), (500, 5)])
-def test_many_jobs_sharing_one_timestamp_span_pages(page_size: int, cap: int) -> None:
-    jobs = [job(n, at=1) for n in range(1, 4)] + [job(n, at=2) for n in range(4, 16)]
-    jobs += [job(n, at=3) for n in range(16, 20)]
-    cloud = Cloud(jobs, cap=cap)
-    api, _, _ = make_api(cloud)
-    assert ids(list_jobs(api, page_size=page_size)) == ids(jobs)
-
-
-def test_jobs_submitted_and_deleted_during_the_walk_are_handled() -> None:
-    original = [job(n) for n in range(1, 31)]
-    cloud = Cloud(original)
-    added: list[str] = []
-
-    def churn(cloud: Cloud) -> None:
-        if cloud.queries:  # after the first page: delete the oldest job, submit a new one
-            cloud.jobs.pop(0)
-        if len(added) < 3:
-            fresh = job(100 + len(added))
-            cloud.jobs.append(fresh)
-            added.append(fresh["job_id"])
-
-    cloud.before_list = churn
-    api, _, _ = make_api(cloud)
-    seen = ids(list_jobs(api, page_size=7))
-    assert seen == ids(original) + added
-
-
-def test_registered_jobs_without_submitted_at_are_yielded_once() -> None:
-    registered = [{"job_id": "reg-1", "status": "registered"}, {"job_id": "reg-2", "status": "registered"}]
-    cloud = Cloud(registered + [job(n) for n in range(1, 6)])
-    api, _, _ = make_api(cloud)
-    assert ids(list_jobs(api, page_size=3)) == ["reg-1", "reg-2"] + [f"job-{n:03d}" for n in range(1, 6)]
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    stamps=st.lists(st.one_of(st.none(), st.integers(0, 6)), max_size=40),
-    page_size=st.integers(1, 6),
-    cap=st.integers(1, 8),
-)
-def test_any_history_is_listed_once_in_served_order(
-    stamps: list[int | None], page_size: int, cap: int
-) -> None:
-    jobs = [
-        job(n, at=at) if at is not None else {"job_id": f"reg-{n}", "status": "registered"}
-        for n, at in enumerate(stamps)
-    ]
-    expected = ids(json.loads(Cloud(jobs).list({"size": "65535"}).body))
-    api, _, _ = make_api(Cloud(jobs, cap=cap))
-    assert ids(list_jobs(api, page_size=page_size)) == expected
-
-
-def test_pager_remembers_only_ids_at_or_after_the_cursor() -> None:
-    pager = WindowPager(since=None, until=None, page_size=100)
-    for start in range(0, 10_000, 100):
-        page = [job(n) for n in range(max(start - 1, 0), start + 100)]  # boundary job repeated
-        assert len(pager.update(page)) == 100
-        assert pager.remembered == 1
-    assert pager.params() == {"page": 1, "start_time": stamp(9_999)}
-
-
-def test_server_that_ignores_start_time_is_reported() -> None:
-    def handler(request: Any) -> Canned:
-        return reply([job(n) for n in range(1, 4)])  # always the oldest jobs
-
-    api, _, _ = make_api(handler)
-    with pytest.raises(ApiError, match="ignored start_time"):
-        list(list_jobs(api, page_size=3))
 
 
 # ----------------------------------------------------------------------------- resolving

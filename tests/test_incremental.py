@@ -119,7 +119,7 @@ def test_a_continued_run_keeps_the_exports_since_and_refuses_an_earlier_one(tmp_
 
 def test_other_filters_on_a_continued_export_are_refused(tmp_path, cloud):
     run(cloud, tmp_path / "out", devices=("SVSim",))
-    with pytest.raises(StoreError, match="exported with filters"):
+    with pytest.raises(StoreError, match="holds jobs selected by --device SVSim; this run selects all jobs"):
         run(cloud, tmp_path / "out")
 
 

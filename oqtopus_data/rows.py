@@ -1,0 +1,98 @@
+"""Rows on their way to a commit: final rows buffered for writing, volatile rows replaced at every commit.
+
+Rows of terminal jobs are final: written once, kept. Rows of jobs that may still change, and the current errors, are
+volatile: every commit writes the whole volatile set again, which is how a job whose status changed replaces its old
+rows without rewriting history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from oqtopus_data.flatten import error_rows
+
+#: The tables holding rows per job (the rest are per run).
+JOB_TABLES = ("jobs", "counts", "divided_counts", "estimations")
+
+
+def split_final(tables: dict[str, pa.Table], final_ids: Iterable[str]) -> tuple[dict[str, pa.Table],
+                                                                                dict[str, pa.Table]]:
+    """Each per-job table cut in two: rows of the jobs in `final_ids`, and the others."""
+    value_set = pa.array(sorted(set(final_ids)), pa.string())
+    final, volatile = {}, {}
+    for name in JOB_TABLES:
+        table = tables[name]
+        is_final = pc.fill_null(pc.is_in(table["job_id"], value_set=value_set), False)
+        final[name], volatile[name] = table.filter(is_final), table.filter(pc.invert(is_final))
+    return final, volatile
+
+
+class VolatileRows:
+    """The volatile rows of the next commit, per table, kept as one table per name so drops stay cheap."""
+
+    def __init__(self) -> None:
+        self._tables: dict[str, list[pa.Table]] = {name: [] for name in (*JOB_TABLES, "errors")}
+
+    def add(self, name: str, table: pa.Table) -> None:
+        """Add rows to one table's volatile set."""
+        if table.num_rows:
+            self._tables[name].append(table)
+
+    def drop(self, job_ids: Iterable[str], *, tables: Iterable[str] | None = None) -> None:
+        """Forget the rows of these jobs (the run has news of them) in every table, or only in `tables`."""
+        drop = pa.array(sorted(set(job_ids)), pa.string())
+        if not len(drop):
+            return
+        for name in tables or self._tables:
+            kept = [t.filter(pc.invert(pc.fill_null(pc.is_in(t["job_id"], value_set=drop), False)))
+                    for t in self._tables[name]]
+            kept = [t for t in kept if t.num_rows]
+            self._tables[name] = [pa.concat_tables(kept)] if len(kept) > 1 else kept
+
+    def error(self, job_id: str | None, stage: str, message: str, at: datetime) -> None:
+        """Record one failure as the job's only error row (run-level failures have no job id)."""
+        if job_id is not None:
+            self.drop([job_id], tables=["errors"])
+        self.add("errors", error_rows([(job_id, stage, message)], at))
+
+    def statuses(self) -> dict[str, str]:
+        """The status each job with volatile rows had when it was exported."""
+        out: dict[str, str] = {}
+        for table in self._tables["jobs"]:
+            out.update(zip(table["job_id"].to_pylist(), table["status"].to_pylist(), strict=True))
+        return out
+
+    def tables(self) -> dict[str, pa.Table]:
+        """The volatile set, one table per name that has rows."""
+        return {name: pa.concat_tables(parts) for name, parts in self._tables.items() if parts}
+
+
+class FinalRows:
+    """Final rows waiting to be written, flushed once they hold `flush_rows` count rows or 20 batches."""
+
+    def __init__(self, flush_rows: int) -> None:
+        self.flush_rows = flush_rows
+        self._tables: dict[str, list[pa.Table]] = {name: [] for name in JOB_TABLES}
+        self._count_rows = 0
+
+    def add(self, tables: dict[str, pa.Table]) -> None:
+        for name, table in tables.items():
+            if table.num_rows:
+                self._tables[name].append(table)
+        self._count_rows += tables["counts"].num_rows
+
+    @property
+    def full(self) -> bool:
+        """Whether the buffer should be written now (memory stays bounded)."""
+        return self._count_rows >= self.flush_rows or len(self._tables["jobs"]) >= 20
+
+    def take(self) -> dict[str, pa.Table]:
+        """The buffered rows, one table per name, and an empty buffer."""
+        out = {name: pa.concat_tables(parts) for name, parts in self._tables.items() if parts}
+        self._tables = {name: [] for name in JOB_TABLES}
+        self._count_rows = 0
+        return out

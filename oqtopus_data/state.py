@@ -1,0 +1,130 @@
+"""The sync state an export carries from one run to the next, typed and versioned, migrated step by step.
+
+It lives in each commit's manifest (key `state`), written with the data it describes, so it is never ahead of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from oqtopus_data.errors import StoreError
+from oqtopus_data.times import format_time, parse_time
+
+STATE_VERSION = 2
+
+
+@dataclass
+class Source:
+    """Where an export came from: the API's base URL (never the token) and the account, when the server says."""
+
+    api_url: str
+    account_id: str | None = None
+    organization: str | None = None
+    name: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in {"api_url": self.api_url, "account_id": self.account_id,
+                                  "organization": self.organization, "name": self.name}.items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Source | None:
+        if not isinstance(data, dict) or not isinstance(data.get("api_url"), str):
+            return None
+        text = {k: (str(data[k]) if data.get(k) is not None else None) for k in ("account_id", "organization", "name")}
+        return cls(data["api_url"], **text)
+
+    def conflict(self, other: Source) -> str | None:
+        """Why `other` is not the same source (another URL or account), or None."""
+        if _same_url(self.api_url) != _same_url(other.api_url):
+            return f"it was exported from {self.api_url}, not {other.api_url}"
+        if self.account_id and other.account_id and self.account_id != other.account_id:
+            return f"it holds account {self.account_id}'s jobs, not account {other.account_id}'s"
+        return None
+
+    def describe(self) -> str:
+        """One line for `info`."""
+        who = ", ".join(f"{k} {v}" for k, v in (("account", self.account_id), ("organization", self.organization))
+                        if v)
+        return self.api_url + (f" ({who})" if who else "")
+
+
+@dataclass
+class SyncState:
+    """What the next run needs to continue: the selection, how far the listing got, and the jobs to fetch again."""
+
+    since: datetime | None = None
+    filters: dict[str, list[str]] = field(default_factory=lambda: {"statuses": [], "job_types": [], "devices": []})
+    #: Every job the server lists before this bound (in the terms of GET /jobs' start_time) was listed and
+    #: processed; the next run lists from it minus the lookback (creation-to-submission gap and time-zone slack).
+    listed_until: datetime | None = None
+    pending: set[str] = field(default_factory=set)  # not terminal when last seen: fetched again by id
+    retry: set[str] = field(default_factory=set)  # could not be exported: fetched again by id
+    log_retry: set[str] = field(default_factory=set)  # exported, but their SSE log could not be downloaded
+    last_sync: datetime | None = None
+    source: Source | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "state_version": STATE_VERSION,
+            "since": _iso(self.since),
+            "filters": self.filters,
+            "listed_until": _iso(self.listed_until),
+            "pending": sorted(self.pending),
+            "retry": sorted(self.retry),
+            "log_retry": sorted(self.log_retry),
+            "last_sync": _iso(self.last_sync),
+        }
+        if self.source is not None:
+            out["source"] = self.source.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> SyncState | None:
+        """The state of a manifest (None when it has none), migrated to STATE_VERSION; newer versions refused."""
+        if not data:
+            return None
+        version = data.get("state_version", 1)
+        if not isinstance(version, int) or version > STATE_VERSION:
+            raise StoreError("the export state was written by a newer oqtopus-data: upgrade, or use --full-refresh")
+        data = dict(data)
+        if version == 1:
+            data = _from_v1(data)
+        try:
+            return cls(
+                since=parse_time(data.get("since")),
+                filters=_filters(data.get("filters")),
+                listed_until=parse_time(data.get("listed_until")),
+                pending=_ids(data.get("pending")),
+                retry=_ids(data.get("retry")),
+                log_retry=_ids(data.get("log_retry")),
+                last_sync=parse_time(data.get("last_sync")),
+                source=Source.from_json(data.get("source")),
+            )
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"the export state is not readable ({exc}): use --full-refresh") from None
+
+
+def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 kept a bookmark (the newest submitted_at committed); listing from it minus the lookback is safe."""
+    data["listed_until"] = data.pop("bookmark", None)
+    data["state_version"] = 2
+    return data
+
+
+def _filters(value: Any) -> dict[str, list[str]]:
+    value = value if isinstance(value, dict) else {}
+    return {key: sorted(str(v) for v in value.get(key) or []) for key in ("statuses", "job_types", "devices")}
+
+
+def _ids(value: Any) -> set[str]:
+    return {str(v) for v in value or []}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else format_time(value)
+
+
+def _same_url(url: str) -> str:
+    return url.strip().rstrip("/").lower()
