@@ -14,7 +14,6 @@ export commits a checkpoint every `checkpoint_jobs` jobs, so a crash costs at mo
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -36,7 +35,7 @@ from .flatten import error_rows, flatten
 from .listing import list_jobs
 from .results import result_from_raw
 from .storage import LocalStorage
-from .store import TABLE_DIRS, Dataset, Manifest, Writer, compact, excess_file_count
+from .store import TABLE_DIRS, Dataset, Manifest, Writer, compact, discard_new, excess_file_count
 from .times import format_time, parse_time
 
 STATE_VERSION = 1
@@ -108,18 +107,17 @@ def export(api: ApiClient, out_dir: str | Path, options: ExportOptions | None = 
     options = options or ExportOptions()
     started = time.monotonic()
     dataset = Dataset(out_dir, **(storage_options or {}))
-    local = dataset.storage.uri("") if isinstance(dataset.storage, LocalStorage) else None
-    created = local is not None and not Path(local).exists()
-    if local is not None:
-        _check_destination(Path(local))
+    if isinstance(dataset.storage, LocalStorage):
+        _check_destination(Path(dataset.storage.uri("")))
     else:
         _check_remote_destination(dataset)
+    created = dataset.storage.create_root()  # atomic: of two racing runs, one alone made it
     run = _Run(api, dataset, options, progress or (lambda _event, _n: None))
     try:
         report = run.execute()
     except BaseException:
-        if created and run.manifest is None:  # nothing committed into a directory we made: leave nothing
-            shutil.rmtree(local, ignore_errors=True)
+        if created:  # under the lock, only while nothing is committed: a racing winner keeps its work
+            discard_new(dataset)
         raise
     report.seconds = time.monotonic() - started
     return report
