@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import polars as pl
@@ -343,3 +344,19 @@ def test_a_data_file_missing_from_s3_is_named_by_readers_and_writers(s3):
                  lambda: Dataset(storage).writer()):
         with pytest.raises(MissingFilesError, match=rf"of commit 1 are missing \({lost.path}\)"):
             call()
+    storage._client = counting = CountsCalls(storage._client)
+    with pytest.raises(MissingFilesError):
+        Dataset(storage).writer()
+    assert counting.calls["head_object"] == 0  # listings, not one request per file
+
+
+class CountsCalls:
+    """An S3 client that counts the calls of each method."""
+
+    def __init__(self, client):
+        self._client = client
+        self.calls = Counter()
+
+    def __getattr__(self, name):
+        self.calls[name] += 1
+        return getattr(self._client, name)
