@@ -114,7 +114,7 @@ class Manifest:
             raise StoreError(
                 f"{where} was written by a newer oqtopus-data (schema version {exc.args[0]}, this one "
                 f"reads up to {S.SCHEMA_VERSION}); upgrade oqtopus-data to read or extend it") from None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested too deep
             reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise ManifestError(f"{where} is not a readable oqtopus-data manifest: {reason}") from None
         # No older schema version exists yet; each future step goes here as `if v == N: ...; v = N + 1`.

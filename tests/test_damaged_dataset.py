@@ -146,6 +146,17 @@ def test_with_no_readable_manifest_only_a_fresh_writer_proceeds(tmp_path):
     assert job_ids(tmp_path) == [result("estimation_current").job_id]
 
 
+@pytest.mark.parametrize("damage", [b"", b"\xff\xfe", b"[" * 100_000, b'{"format": "oqtopus-data"}', b"null"],
+                         ids=["empty", "not utf-8", "nested too deep", "no fields", "not an object"])
+def test_any_unreadable_newest_manifest_is_skipped_for_the_older_one(tmp_path, damage):
+    write_dataset(tables("sampling_current"), tmp_path)
+    write_dataset(tables("estimation_current"), tmp_path)
+    manifest_file(tmp_path, 2).write_bytes(damage)
+    manifest = Dataset(tmp_path).latest()
+    assert manifest.version == 1
+    assert manifest.notes[0].startswith(f"{manifest_file(tmp_path, 2)} is not a readable oqtopus-data manifest: ")
+
+
 def test_garbage_collection_deletes_nothing_while_the_newest_manifest_is_unreadable(tmp_path):
     write_dataset(tables("sampling_current"), tmp_path)
     write_dataset(tables("estimation_current"), tmp_path)
