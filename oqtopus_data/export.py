@@ -39,7 +39,7 @@ from .rows import FinalRows, VolatileRows, split_final
 from .selection import Filters, select
 from .state import Source, SyncState
 from .storage import LocalStorage
-from .store import TABLE_DIRS, Dataset, Manifest, Writer, compact, excess_file_count
+from .store import TABLE_DIRS, Dataset, Manifest, Writer, compact, discard_new, excess_file_count
 from .windows import SHIFT_SLACK, root_window
 
 
@@ -118,21 +118,18 @@ def export(api: ApiClient, out_dir: str | Path, options: ExportOptions | None = 
     options = options or ExportOptions()
     started = time.monotonic()
     dataset = Dataset(out_dir, **(storage_options or {}))
-    local = dataset.storage.uri("") if isinstance(dataset.storage, LocalStorage) else None
-    created = local is not None and not Path(local).exists()
-    if local is not None:
-        _check_destination(Path(local))
+    if isinstance(dataset.storage, LocalStorage):
+        _check_destination(Path(dataset.storage.uri("")))
     else:
         _check_remote_destination(dataset)
+    created = dataset.storage.create_root()  # atomic: of two racing runs, one alone made it
     run = _Run(api, dataset, options, progress or (lambda _event, _n: None), notice or (lambda _m: None),
                stop or threading.Event())
     try:
         report = run.execute()
     except BaseException:
-        if created and run.manifest is None:  # nothing committed into a directory we made: leave nothing
-            import shutil
-
-            shutil.rmtree(local, ignore_errors=True)
+        if created:  # under the lock, only while nothing is committed: a racing winner keeps its work
+            discard_new(dataset)
         raise
     report.seconds = time.monotonic() - started
     return report

@@ -34,9 +34,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import ConfigError, LockError, StoreError
-from .storage import PARQUET_OPTIONS
+from .storage import LOCK, PARQUET_OPTIONS, inside
 
-LOCK = "_oqtopus/lock"
 MULTIPART_BYTES = 64 * 1024 * 1024  # bigger files go up in parts (a single PUT is limited to 5 GiB)
 DEFAULT_LEASE_SECONDS = 60.0
 OPTIONS = ("endpoint_url", "region", "profile", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
@@ -81,7 +80,9 @@ class S3Storage:
 
     # ------------------------------------------------------------------------------------- names
     def _key(self, rel: str) -> str:
-        rel = rel.strip("/")
+        """The key of `rel` under the prefix; "" is the prefix itself. Nothing outside the prefix is ever named."""
+        if rel:
+            inside(rel)
         return f"{self.prefix}/{rel}" if self.prefix and rel else (self.prefix or rel)
 
     def uri(self, rel: str) -> str:
@@ -216,6 +217,13 @@ class S3Storage:
         finally:
             self._lease = None
             lease.release()
+
+    def create_root(self) -> bool:
+        """A prefix is never created by a run, so a failed run removes nothing there (staged files wait for GC)."""
+        return False
+
+    def remove_root(self) -> None:
+        """Nothing to remove: see `create_root`."""
 
     # ------------------------------------------------------------------------------------- readers
     def arrow_filesystem(self) -> Any:

@@ -12,6 +12,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import socket
 import time
 import uuid
@@ -25,6 +26,30 @@ import pyarrow.parquet as pq
 from .errors import LockError, StoreError
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "use_dictionary": True, "write_statistics": True}
+LOCK = "_oqtopus/lock"
+
+
+def path_problem(rel: object) -> str | None:
+    """Why `rel` is not a path inside a dataset (relative, `/`-separated, no `.`/`..` segment), or None if it is."""
+    if not isinstance(rel, str) or not rel:
+        return "is empty or not text"
+    if "\\" in rel:
+        return "contains a backslash"
+    if "\0" in rel:
+        return "contains a NUL character"
+    if rel.startswith("/"):
+        return "is an absolute path"
+    if any(part in ("", ".", "..") for part in rel.split("/")):
+        return "has an empty, '.' or '..' segment"
+    return None
+
+
+def inside(rel: str) -> str:
+    """`rel` if it stays inside the dataset; a StoreError otherwise (a storage never touches anything outside)."""
+    problem = path_problem(rel)
+    if problem is not None:
+        raise StoreError(f"refusing the path {rel!r}: it {problem}, so it may lead outside the dataset")
+    return rel
 
 
 class Storage(Protocol):
@@ -70,6 +95,14 @@ class Storage(Protocol):
         """Hold the dataset's writer lock, or raise LockError naming the holder."""
         ...
 
+    def create_root(self) -> bool:
+        """Make the dataset's location exist; True only when this very call created it."""
+        ...
+
+    def remove_root(self) -> None:
+        """Remove a location `create_root` made and no commit reached; only while holding the lock."""
+        ...
+
 
 class LocalStorage:
     """A dataset directory on a local disk: temp file + fsync + rename, fsync'd directories, flock."""
@@ -81,10 +114,10 @@ class LocalStorage:
         return f"LocalStorage({str(self.root)!r})"
 
     def uri(self, rel: str) -> str:
-        return str(self.root / rel)
+        return str(self.root / inside(rel)) if rel else str(self.root)
 
     def _prepare(self, rel: str) -> Path:
-        path = self.root / rel
+        path = self.root / inside(rel)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -127,25 +160,25 @@ class LocalStorage:
             tmp.unlink(missing_ok=True)
 
     def read_bytes(self, rel: str) -> bytes:
-        return (self.root / rel).read_bytes()
+        return (self.root / inside(rel)).read_bytes()
 
     def list(self, rel_dir: str) -> list[str]:
-        base = self.root / rel_dir
+        base = self.root / inside(rel_dir) if rel_dir else self.root
         if not base.is_dir():
             return []
         return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
 
     def delete(self, rel: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            (self.root / rel).unlink()
+            (self.root / inside(rel)).unlink()
 
     def exists(self, rel: str) -> bool:
-        return (self.root / rel).exists()
+        return (self.root / inside(rel)).exists()
 
     def rename(self, src: str, dst: str) -> None:
-        target = self._prepare(dst)
+        source, target = self.root / inside(src), self._prepare(dst)
         try:
-            os.replace(self.root / src, target)
+            os.replace(source, target)
             _fsync_dir(target.parent)
         except OSError as exc:
             raise StoreError(f"cannot move {src} to {target}: {exc.strerror or exc}") from exc
@@ -153,11 +186,7 @@ class LocalStorage:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """flock on `_oqtopus/lock`: the kernel drops it when the holder dies, so a killed run never blocks."""
-        path = self._prepare("_oqtopus/lock")
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StoreError(f"cannot open the lock file {path}: {exc.strerror or exc}") from exc
+        fd = self._open_lock()
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -169,6 +198,10 @@ class LocalStorage:
                     f"another oqtopus-data export is writing to {self.root} ({holder}); "
                     "wait for it to finish, or export into another directory"
                 ) from None
+            if not _still_linked(fd, self.root / LOCK):
+                # The lock file was removed (remove_root) between our open and our flock: that lock guards nothing.
+                raise LockError(f"the directory {self.root} was being removed by a failed first export; "
+                                "run the export again")
             info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                         time.gmtime())}
             os.ftruncate(fd, 0)
@@ -177,6 +210,56 @@ class LocalStorage:
         finally:
             os.close(fd)  # closing releases the flock
 
+    def _open_lock(self) -> int:
+        """Open (creating) the lock file; its directory, if a failed first run removes it meanwhile, is made again."""
+        for _ in range(3):
+            path = self._prepare(LOCK)
+            try:
+                return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                continue  # removed between our mkdir and our open (remove_root)
+            except OSError as exc:
+                raise StoreError(f"cannot open the lock file {path}: {exc.strerror or exc}") from exc
+        raise StoreError(f"cannot open the lock file {self.root / LOCK}: its directory keeps being removed")
+
+    def create_root(self) -> bool:
+        """Create the dataset directory (and its parents); True only when this call made the directory itself.
+
+        mkdir is atomic: of two runs racing on a new directory exactly one learns that it created it.
+        """
+        try:
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create directory {self.root.parent}: {exc.strerror or exc}") from exc
+        try:
+            self.root.mkdir()
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise StoreError(f"cannot create directory {self.root}: {exc.strerror or exc}") from exc
+        return True
+
+    def remove_root(self) -> None:
+        """Delete the dataset directory, the lock file last; call only while holding the lock.
+
+        Another run that opens the lock file after it is unlinked gets a new one and may start writing: the
+        directories are then removed only if empty, so nothing of that run is touched.
+        """
+        meta = self.root / "_oqtopus"
+        for parent, keep in ((self.root, meta.name), (meta, "lock")):
+            with contextlib.suppress(FileNotFoundError):
+                for child in list(parent.iterdir()):
+                    if child.name == keep:
+                        continue
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
+        (self.root / LOCK).unlink(missing_ok=True)
+        for directory in (meta, self.root):
+            with contextlib.suppress(OSError):  # not empty: another run is using it now
+                directory.rmdir()
+
 
 def _read_holder(fd: int) -> str:
     try:
@@ -184,6 +267,14 @@ def _read_holder(fd: int) -> str:
         return f"pid {info['pid']} on {info['host']} since {info['since']}"
     except (ValueError, KeyError, OSError):
         return "holder unknown"
+
+
+def _still_linked(fd: int, path: Path) -> bool:
+    try:
+        here, there = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +18,10 @@ from .storage import LocalStorage
 from .store import Dataset, Manifest
 
 _REPO_SQL = Path(__file__).resolve().parent.parent / "sql" / "views.sql"
+
+
+class DatasetWarning(UserWarning):
+    """The export was read from an older commit than its newest manifest (which is unreadable); says why."""
 
 
 def views_sql_text() -> str:
@@ -69,7 +74,7 @@ def connect(location: str | os.PathLike[str], database: str = ":memory:",
     views live only as long as it does.
     """
     dataset = Dataset(location, **storage_options)
-    manifest = dataset.require_latest()
+    manifest = _verified(dataset)
     if isinstance(dataset.storage, LocalStorage):
         con = duckdb.connect(database)
         con.execute("SET TimeZone = 'UTC'")
@@ -92,7 +97,7 @@ def scan(location: str | os.PathLike[str], table: str, **storage_options: str) -
     if table not in S.TABLES:
         raise ValueError(f"unknown table {table!r}; tables are: {', '.join(S.TABLES)}")
     dataset = Dataset(location, **storage_options)
-    manifest = dataset.require_latest()
+    manifest = _verified(dataset)
     spec = S.TABLES[table]
     if not isinstance(dataset.storage, LocalStorage):
         return pl.scan_pyarrow_dataset(_arrow_dataset(dataset, manifest, table)).select(spec.column_names)
@@ -107,6 +112,14 @@ def scan(location: str | os.PathLike[str], table: str, **storage_options: str) -
 def read(location: str | os.PathLike[str], table: str, **storage_options: str) -> pl.DataFrame:
     """A polars DataFrame of one table of the export."""
     return scan(location, table, **storage_options).collect()
+
+
+def _verified(dataset: Dataset) -> Manifest:
+    """The newest readable commit with all its files there; a fallback to an older commit is warned about."""
+    manifest = dataset.verified()
+    if manifest.notes:
+        warnings.warn("\n".join(manifest.notes), DatasetWarning, stacklevel=3)
+    return manifest
 
 
 def _arrow_dataset(dataset: Dataset, manifest: Manifest, table: str) -> pads.Dataset:

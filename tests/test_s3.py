@@ -9,11 +9,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import polars as pl
 import pyarrow as pa
 import pytest
+from conftest import result
 from groundtruth import assert_matches_ground_truth
 
 from oqtopus_data import connect, flatten, read, scan, write_dataset
@@ -21,8 +23,9 @@ from oqtopus_data.errors import LockError, StoreError
 from oqtopus_data.objectstore import S3Storage
 from oqtopus_data.schema import TABLES as SCHEMAS
 from oqtopus_data.storage import LocalStorage
-from oqtopus_data.store import Dataset
+from oqtopus_data.store import Dataset, MissingFilesError
 from oqtopus_data.testing import FakeCloud, Faults
+from oqtopus_data.views import DatasetWarning
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 TABLES = ("jobs", "counts", "divided_counts", "estimations", "errors")
@@ -298,3 +301,62 @@ def test_killed_exports_then_a_rerun_give_the_exact_dataset(s3, tmp_path):
         assert_matches_ground_truth(url, cloud, storage_options=s3.options)
         assert snapshot(url, **s3.options) == snapshot(str(clean))
         assert data_keys(s3, bucket, "killed") == named_files(url, **s3.options), "files of killed runs are removed"
+
+
+def test_manifests_on_s3_are_checked_and_nothing_outside_the_prefix_is_read_or_moved(s3):
+    bucket = s3.bucket()
+    url = f"s3://{bucket}/ds"
+    storage = S3Storage(url, **s3.options)
+    client = s3.client()
+    with Dataset(storage).writer() as writer:
+        writer.write("jobs", flatten([result("sampling_current")], exported_at=AT)["jobs"])
+        first = writer.commit()
+    (own,) = first.entries("jobs")
+    body = client.get_object(Bucket=bucket, Key=f"ds/{own.path}")["Body"].read()
+    client.put_object(Bucket=bucket, Key="victim.parquet", Body=body)  # beside the prefix, not in it
+    manifest = json.loads(client.get_object(Bucket=bucket, Key=f"ds/_oqtopus/manifests/{1:020d}.json")["Body"].read())
+    planted = {**manifest, "version": 2, "publish": {own.path: "../../../victim.parquet"}}
+    planted["tables"]["jobs"].append({**manifest["tables"]["jobs"][0], "path": "jobs/../victim.parquet"})
+    client.put_object(Bucket=bucket, Key=f"ds/_oqtopus/manifests/{2:020d}.json", Body=json.dumps(planted).encode())
+
+    with pytest.warns(DatasetWarning, match=r"jobs file 'jobs/\.\./victim\.parquet' has an empty, '\.' or '\.\.'"):
+        assert read(url, "jobs", **s3.options)["job_id"].to_list() == [result("sampling_current").job_id]
+    with Dataset(storage).writer() as writer:
+        assert writer.base.version == 1
+        writer.commit()
+    assert "victim.parquet" in s3.keys(bucket)
+    for call in (lambda: storage.delete("../victim.parquet"), lambda: storage.rename("../victim.parquet", "jobs/x")):
+        with pytest.raises(StoreError, match="may lead outside the dataset"):
+            call()
+    assert client.get_object(Bucket=bucket, Key="victim.parquet")["Body"].read() == body
+
+
+def test_a_data_file_missing_from_s3_is_named_by_readers_and_writers(s3):
+    url = f"s3://{s3.bucket()}/lost"
+    storage = S3Storage(url, **s3.options)
+    with Dataset(storage).writer() as writer:
+        for name, table in flatten([result("sampling_current")], exported_at=AT).items():
+            writer.write(name, table)
+        manifest = writer.commit()
+    (lost,) = manifest.entries("counts")
+    storage.delete(lost.path)
+    for call in (lambda: read(url, "jobs", **s3.options), lambda: connect(url, **s3.options),
+                 lambda: Dataset(storage).writer()):
+        with pytest.raises(MissingFilesError, match=rf"of commit 1 are missing \({lost.path}\)"):
+            call()
+    storage._client = counting = CountsCalls(storage._client)
+    with pytest.raises(MissingFilesError):
+        Dataset(storage).writer()
+    assert counting.calls["head_object"] == 0  # listings, not one request per file
+
+
+class CountsCalls:
+    """An S3 client that counts the calls of each method."""
+
+    def __init__(self, client):
+        self._client = client
+        self.calls = Counter()
+
+    def __getattr__(self, name):
+        self.calls[name] += 1
+        return getattr(self._client, name)

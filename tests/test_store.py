@@ -158,7 +158,7 @@ def test_a_commit_killed_before_its_publish_is_read_from_staged_names_then_rolle
 
     write_dataset(tables("sampling_current"), tmp_path)
     monkeypatch.setattr(Writer, "_publish", lambda self, pairs: None)  # the kill lands right after the commit
-    monkeypatch.setattr("oqtopus_data.store.collect_garbage", lambda dataset: 0)
+    monkeypatch.setattr("oqtopus_data.writer.collect_garbage", lambda dataset: 0)
     write_dataset(tables("estimation_current"), tmp_path)
     monkeypatch.undo()
     staged = [p for p in _parquet_files(tmp_path) if p.endswith(".staged")]

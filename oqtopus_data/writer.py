@@ -1,0 +1,251 @@
+"""Writing a commit: data files staged under hidden names, one manifest created exclusively, then published.
+
+The protocol itself is described in store.py. Every step here runs under the dataset's writer lock, which is also
+what makes garbage collection safe: no other writer has files in flight.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import schema as S
+from .errors import StoreError
+from .manifest import (
+    REBUILD,
+    FileEntry,
+    Manifest,
+    MissingFilesError,
+    locate,
+    manifest_name,
+    partitions_of,
+    staged_name,
+    table_directory,
+)
+
+if TYPE_CHECKING:
+    from .store import Dataset
+
+KEEP_MANIFESTS = 10  # older manifests are pruned; readers only ever need the newest readable one
+
+
+class Writer:
+    """One commit in the making: write data files, then `commit` the manifest that makes them visible.
+
+    Use as a context manager: leaving it without commit (an exception, a kill) leaves the previous commit intact.
+    """
+
+    def __init__(self, dataset: Dataset, *, operation: str, fresh: bool, repair: bool = False) -> None:
+        self.dataset = dataset
+        self.storage = dataset.storage
+        self.operation = operation
+        self.fresh = fresh
+        self._stack = ExitStack()
+        self._stack.enter_context(self.storage.lock())
+        try:
+            versions = self._open_base(repair)
+        except BaseException:
+            self._stack.close()
+            raise
+        # Above every manifest there is, readable or not: a commit never reuses the number of a broken one.
+        self.version = max([0, *versions]) + 1
+        self._staged: dict[str, str] = {}
+        self.files: dict[str, list[FileEntry]] = {}
+        keep = {} if fresh or self.base is None else self.base.files
+        gone = {e.path for e in self.missing}
+        for table, entries in keep.items():
+            finals = [e for e in entries if e.final and e.path not in gone]
+            if finals:
+                self.files[table] = finals
+        self._token = uuid.uuid4().hex[:8]
+        self._seq = 0
+        self.committed: Manifest | None = None
+
+    def _open_base(self, repair: bool) -> list[int]:
+        """Read the base commit under the lock, roll its publish forward and check that its files are all there.
+
+        Sets `base` (None: empty), `notes` (why newer manifests were skipped) and `missing` (files of the base that
+        are gone: an error unless `repair`). One listing of the table directories serves both checks.
+        """
+        dataset = self.dataset
+        versions = dataset.manifest_versions()
+        self.base, notes = dataset.newest_readable(versions)
+        if self.base is None and notes:
+            if not self.fresh:
+                raise dataset.none_readable(notes)
+            notes.append("this fresh export starts from an empty dataset")
+        self.notes = notes
+        self.missing: list[FileEntry] = []
+        if self.base is None:
+            return versions
+        present = dataset.present()
+        for final, staged in self.base.publish.items():  # roll forward a run killed between commit and publish
+            if staged in present:
+                self.storage.rename(staged, final)
+                present.discard(staged)
+                present.add(final)
+        missing = locate(self.base, present)
+        if missing and not self.fresh:
+            if not repair:
+                raise MissingFilesError(
+                    self.storage.uri(""), self.base.version, missing,
+                    f"an export does not continue a dataset that lost files: restore them from where the dataset "
+                    f"came from, {REBUILD}")
+            self.missing = missing
+        return versions
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def base_volatile(self, table: str) -> pa.Table:
+        """The volatile rows of `table` in the base commit, for the caller to carry forward what still holds."""
+        if self.base is None or self.fresh:
+            return S.empty_table(table)
+        gone = {e.path for e in self.missing}  # a repairing caller fetches their jobs again
+        return self.dataset.read_table(table, [e for e in self.base.entries(table) if not e.final
+                                               and e.path not in gone])
+
+    def write(self, table: str, data: pa.Table, *, final: bool = True) -> list[FileEntry]:
+        """Write `data` (declared schema) as one file per partition; visible only after `commit`."""
+        data = S.conform(table, data)
+        if data.num_rows == 0:
+            return []
+        spec = S.TABLES[table]
+        written = []
+        if spec.partitioned:
+            months = data[S.PARTITION_COLUMN]
+            unique = sorted(pc.unique(months).to_pylist())
+            for month in unique:
+                # One month (every compaction, most flushes): no filtered copy of the whole table.
+                part = data if len(unique) == 1 else data.filter(pc.equal(months, month))
+                written.append(self._write_file(table, part.drop_columns([S.PARTITION_COLUMN]), final, month))
+        else:
+            written.append(self._write_file(table, data, final, None))
+        self.files.setdefault(table, []).extend(written)
+        return written
+
+    def _write_file(self, table: str, data: pa.Table, final: bool, month: str | None) -> FileEntry:
+        self._seq += 1
+        directory = table_directory(table, month)
+        name = f"part-{self.version:06d}-{self._token}-{self._seq:05d}.parquet"
+        rel = f"{directory}/{name}"
+        staged = staged_name(rel)
+        size = self.storage.write_parquet(staged, data)
+        self._staged[rel] = staged
+        return FileEntry(table, rel, data.num_rows, size, final, month)
+
+    def _publish(self, pairs: dict[str, str]) -> None:
+        """Rename this commit's staged files to their final names (what Spark and Trino list)."""
+        for final, staged in pairs.items():
+            if self.storage.exists(staged):
+                self.storage.rename(staged, final)
+
+    def drop(self, entries: Iterable[FileEntry]) -> None:
+        """Remove files from this commit (compaction replaces them with a rewritten one)."""
+        gone = {e.path for e in entries}
+        for table in list(self.files):
+            self.files[table] = [e for e in self.files[table] if e.path not in gone]
+
+    @property
+    def missing_months(self) -> list[str]:
+        """The partitions of the per-job files in `missing`: the months a repair takes out and fetches again."""
+        return partitions_of(self.missing)
+
+    def drop_partitions(self, months: Iterable[str]) -> list[FileEntry]:
+        """Take every final file of these `submitted_month` partitions out of this commit, in every per-job table.
+
+        The repair of a dataset that lost a file: the caller then fetches the jobs of those months again, and their
+        rows come back once, whichever table the lost file belonged to. Returns the files taken out.
+        """
+        months = set(months)
+        dropped = [e for table, entries in self.files.items() if S.TABLES[table].partitioned
+                   for e in entries if e.partition in months]
+        self.drop(dropped)
+        return dropped
+
+    def commit(self, state: dict[str, Any] | None = None, info: dict[str, Any] | None = None, *,
+               keep_open: bool = False) -> Manifest:
+        """Make everything written visible at once by creating the next manifest.
+
+        `keep_open` makes it a checkpoint: the lock is kept and the writer goes on towards the next version.
+        Otherwise files no recent commit names are deleted (still under the lock) and the lock is released.
+        """
+        files = {t: list(es) for t, es in self.files.items() if es}
+        named = {e.path for es in files.values() for e in es}
+        manifest = Manifest(
+            version=self.version,
+            files=files,
+            state=state if state is not None else (dict(self.base.state) if self.base else {}),
+            created_at=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            operation=self.operation,
+            info=info or {},
+            publish={final: staged for final, staged in self._staged.items() if final in named},
+            notes=list(self.notes),
+        )
+        if not self.storage.create_exclusive(manifest_name(self.version), manifest.to_bytes()):
+            raise StoreError(
+                f"another writer committed version {self.version} of {self.storage.uri('')} during this run; "
+                "nothing of this run was committed: run the export again"
+            )
+        self.committed = manifest
+        self._publish(manifest.publish)
+        self._staged = {}
+        collect_garbage(self.dataset)  # still under the lock: no other writer has files in flight
+        if keep_open:
+            self.base, self.version = manifest, self.version + 1
+            return manifest
+        self._stack.close()
+        return manifest
+
+
+def collect_garbage(dataset: Dataset) -> int:
+    """Delete data files the newest manifest does not name (replaced, compacted, left by killed runs).
+
+    Call it only under the writer lock. Readers of an older manifest may then miss a file: they re-open. Nothing is
+    deleted unless the newest manifest reads and passes its checks: never on partial knowledge.
+    """
+    versions = dataset.manifest_versions()
+    if not versions:
+        return 0
+    storage = dataset.storage
+    name = manifest_name(versions[-1])
+    try:
+        manifest = Manifest.from_bytes(storage.read_bytes(name), name, version=versions[-1])
+    except (OSError, StoreError):
+        return 0
+    live = {e.path for e in manifest.all_entries()} | set(manifest.publish.values())
+    removed = 0
+    for rel in sorted(dataset.present()):
+        if (rel.endswith(".parquet") or rel.endswith(".staged")) and rel not in live:
+            storage.delete(rel)
+            removed += 1
+    for version in versions[:-KEEP_MANIFESTS]:
+        storage.delete(manifest_name(version))
+    return removed
+
+
+def discard_new(dataset: Dataset) -> bool:
+    """Remove a location that `Storage.create_root` made for a run that then committed nothing.
+
+    Only under the writer lock and only while no manifest exists: the winner of a race for a new directory keeps
+    everything, and a run that committed a checkpoint keeps it. Never raises (it runs while another error is
+    reported); returns whether the location was removed.
+    """
+    storage = dataset.storage
+    try:
+        with storage.lock():
+            if dataset.manifest_versions():
+                return False
+            storage.remove_root()
+            return True
+    except (StoreError, OSError):  # another writer holds the lock (LockError) or the store is unreachable
+        return False
