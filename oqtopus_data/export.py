@@ -55,6 +55,7 @@ class ExportOptions:
     workers: int = 16
     page_size: int = 100
     full_refresh: bool = False
+    repair: bool = False  # fetch again the months of data files that went missing, instead of refusing
     sse_logs: bool = False
     devices_snapshot: bool = True
     max_submit_delay: timedelta = timedelta(days=1)  # longest gap between a job's creation and its submission
@@ -177,9 +178,13 @@ class _Run:
         source = Source(api_url=_public_url(self.api))
         devices = self._devices() if self.options.devices_snapshot else None
         operation = "full-refresh" if self.options.full_refresh else "export"
-        with self.dataset.writer(operation=operation, fresh=self.options.full_refresh) as writer:
+        with self.dataset.writer(operation=operation, fresh=self.options.full_refresh,
+                                 repair=self.options.repair) as writer:
             self.writer = writer
+            for note in writer.notes:
+                self._notice(note)
             self._continue_from(writer, source)
+            self._repair(writer)
             refreshed = self._refresh(sorted(self.state.pending | self.state.retry))
             self._retry_logs(sorted(self.state.log_retry - refreshed))
             root = self._root()
@@ -236,6 +241,22 @@ class _Run:
             if name == "errors":  # run-level failures (no job id) are not carried: this run tries again
                 old = old.filter(old["job_id"].is_valid())
             self.volatile.add(name, old)
+
+    def _repair(self, writer: Writer) -> None:
+        """Take out every file of the months that lost one, and list from the first of them again."""
+        months = writer.missing_months if writer.missing else []
+        if not months:
+            return
+        writer.drop_partitions(months)
+        self._notice(f"repairing: {len(writer.missing)} lost data file(s); fetching the jobs of "
+                     f"{', '.join(months)} again")
+        dated = sorted(m for m in months if m != S.UNKNOWN_MONTH)
+        if S.UNKNOWN_MONTH in months or not dated:
+            self.state.listed_until = None  # jobs without a month: list from the start of the selection
+        else:
+            first = datetime.strptime(dated[0], "%Y-%m").replace(tzinfo=UTC)
+            if self.state.listed_until is not None:
+                self.state.listed_until = min(self.state.listed_until, first)
 
     def _root(self) -> Any:
         """The window of creation time this run lists (in GET /jobs' terms)."""

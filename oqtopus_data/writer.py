@@ -92,11 +92,18 @@ class Writer:
                 present.add(final)
         missing = locate(self.base, present)
         if missing and not self.fresh:
-            if not repair:
+            final = [e for e in missing if e.final]
+            if final and not repair:
                 raise MissingFilesError(
-                    self.storage.uri(""), self.base.version, missing,
+                    self.storage.uri(""), self.base.version, final,
                     f"an export does not continue a dataset that lost files: restore them from where the dataset "
-                    f"came from, {REBUILD}")
+                    f"came from, fetch their months again with `oqtopus-export --repair`, {REBUILD}")
+            if len(final) < len(missing):
+                # Volatile rows (jobs not yet terminal, current errors) are replaced by every commit and their jobs
+                # are fetched again by id: losing their file loses nothing. Typical after falling back to an older
+                # commit, whose volatile files the newer one had replaced.
+                self.notes.append(f"{len(missing) - len(final)} file(s) of rows that may still change are gone "
+                                  f"from commit {self.base.version}; their jobs are fetched again")
             self.missing = missing
         return versions
 
@@ -157,8 +164,9 @@ class Writer:
 
     @property
     def missing_months(self) -> list[str]:
-        """The partitions of the per-job files in `missing`: the months a repair takes out and fetches again."""
-        return partitions_of(self.missing)
+        """The partitions of the per-job final files in `missing`: the months a repair takes out and fetches again
+        (lost volatile rows need no repair: their jobs are fetched again by id anyway)."""
+        return partitions_of([e for e in self.missing if e.final])
 
     def drop_partitions(self, months: Iterable[str]) -> list[FileEntry]:
         """Take every final file of these `submitted_month` partitions out of this commit, in every per-job table.

@@ -81,11 +81,42 @@ def test_an_export_refuses_to_continue_a_dataset_that_lost_a_file_and_changes_no
         lost = before.entries("counts")[0]
         (out / lost.path).unlink()
         with pytest.raises(MissingFilesError, match=rf"commit {before.version} are missing \({lost.path}\); an "
-                                                    rf"export does not continue .*{FIX}"):
+                                                    rf"export does not continue .*--repair.*{FIX}"):
             run(cloud, out)
         assert Dataset(out).manifest_versions()[-1] == before.version
         assert Dataset(out).latest() == before
         assert run(cloud, out, full_refresh=True).ok  # the way out the message gives
+        assert_matches_ground_truth(out, cloud)
+
+
+def test_an_export_with_repair_fetches_the_months_of_a_lost_file_again(tmp_path):
+    out = tmp_path / "out"
+    with FakeCloud(n_jobs=120, seed=13) as cloud:
+        assert run(cloud, out).ok
+        for table in ("counts", "jobs"):  # a per-job file of one month, and the jobs file of another
+            lost = Dataset(out).latest().entries(table)[-1]
+            (out / lost.path).unlink()
+        notes: list[str] = []
+        with ApiClient(Credentials(url=cloud.url, token=cloud.token), workers=8) as api:
+            report = export(api, out, ExportOptions(repair=True), notice=notes.append)
+        assert report.ok
+        assert any(note.startswith("repairing: 2 lost data file(s)") for note in notes), notes
+        assert_matches_ground_truth(out, cloud)
+        assert run(cloud, out).ok  # and the dataset continues normally afterwards
+        assert_matches_ground_truth(out, cloud)
+
+
+def test_a_lost_file_of_rows_that_may_still_change_is_fetched_again_without_repair(tmp_path):
+    out = tmp_path / "out"
+    with FakeCloud(n_jobs=120, seed=14) as cloud:
+        assert run(cloud, out).ok
+        volatile = [e for e in Dataset(out).latest().entries("jobs") if not e.final]
+        assert volatile, "the fake history ends with jobs still running"
+        (out / volatile[0].path).unlink()
+        notes: list[str] = []
+        with ApiClient(Credentials(url=cloud.url, token=cloud.token), workers=8) as api:
+            assert export(api, out, ExportOptions(), notice=notes.append).ok
+        assert any("may still change are gone" in note for note in notes), notes
         assert_matches_ground_truth(out, cloud)
 
 
