@@ -125,7 +125,8 @@ def _migrate(manifest: Manifest, where: str) -> Manifest:
             f"{where} was written by a newer oqtopus-data (schema version {manifest.schema_version}, this one "
             f"reads up to {S.SCHEMA_VERSION}); upgrade oqtopus-data to read or extend it"
         )
-    # No older schema version exists yet; each future step goes here as `if v == N: ...; v = N + 1`.
+    # Each step goes here as `if v == N: ...; v = N + 1`. 1 -> 2 (jobs.extra, estimations.operator_coeff_imag) needs
+    # nothing: the readers take a column a file lacks as nulls.
     return manifest
 
 
