@@ -117,7 +117,8 @@ class Manifest:
         except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested too deep
             reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise ManifestError(f"{where} is not a readable oqtopus-data manifest: {reason}") from None
-        # No older schema version exists yet; each future step goes here as `if v == N: ...; v = N + 1`.
+        # Each step goes here as `if v == N: ...; v = N + 1`. 1 -> 2 (jobs.extra, estimations.operator_coeff_imag)
+        # needs nothing: the readers take a column a file lacks as nulls.
         return manifest
 
 

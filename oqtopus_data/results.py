@@ -3,29 +3,22 @@
 Code written against the SDK's `OqtopusSamplingJobResult` & co. works on these, so a user's analysis
 code runs on an exported history unchanged. `from_raw` takes the API's job JSON (with `job_info`
 archives already replaced by their content, or an older inline form) or any object with the SDK
-model's attributes. Additions to the SDK's API are marked "Addition" in their docstrings.
+model's attributes. Additions to the SDK's API are marked "Addition" in their docstrings. The base
+class is in `result_base`; how a payload is read is `payload`'s rule.
 """
 
 from __future__ import annotations
 
 import base64
-import enum
 import io
 import zipfile
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any
 
-from oqtopus_data._bitstrings import (
-    bitstring_to_int,
-    counts_to_int_keys,
-    normalise_result,
-    plain,
-    read_operator,
-    read_program,
-)
 from oqtopus_data.enums import JobStatus, JobType
+from oqtopus_data.payload import bitstring_to_int, counts_to_int_keys
+from oqtopus_data.result_base import OPTIONAL, REQUIRED, TIMES, OqtopusJobResult, coerce_enum, field_of
 
 __all__ = [
     "JobStatus",
@@ -38,319 +31,6 @@ __all__ = [
     "bitstring_to_int",
     "result_from_raw",
 ]
-
-
-_E = TypeVar("_E", bound=enum.StrEnum)
-_REQUIRED = ("job_id", "job_type", "status", "name", "device_id", "shots", "job_info")
-_OPTIONAL = (
-    "description", "transpiler_info", "simulator_info", "mitigation_info", "execution_time")
-_TIMES = ("submitted_at", "ready_at", "running_at", "ended_at")
-_JOB_INFO_KEYS = ("input", "combined_program", "result", "transpile_result", "sse_log", "message")
-
-
-def _field(source: Any, name: str) -> Any:
-    """`source[name]` for a mapping, `source.name` for a model; None when absent."""
-    if type(source) is dict or isinstance(source, Mapping):  # isinstance on the ABC alone is slow
-        return source.get(name)
-    return getattr(source, name, None)
-
-
-def _coerce_enum(kind: type[_E], value: Any) -> _E | None:
-    if isinstance(value, enum.Enum):  # another enum, e.g. the SDK's JobsJobType
-        value = value.value
-    if not isinstance(value, str):
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        return None
-
-
-def _aware(value: Any, name: str) -> datetime | None:
-    """An ISO-8601 string or a datetime as a timezone-aware datetime (naive means UTC)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"{name} is not an ISO-8601 date-time: {value[:40]!r}") from None
-    if not isinstance(value, datetime):
-        raise ValueError(f"{name} is not a date-time: {type(value).__name__}")
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _job_info_dict(job_info: Any) -> dict[str, Any] | None:
-    """job_info as a plain dict shaped like the SDK's view of it (`OqtopusJobResult.job_info`)."""
-    if job_info is None:
-        return None
-    if isinstance(job_info, Mapping):
-        items = dict(job_info)
-    elif any(hasattr(job_info, key) for key in _JOB_INFO_KEYS):
-        keys = (*_JOB_INFO_KEYS, "program", "operator")
-        items = {key: getattr(job_info, key, None) for key in keys}
-    else:
-        raise ValueError(f"job_info is not a mapping: {type(job_info).__name__}")
-    info = {key: plain(value) for key, value in items.items() if value is not None}
-    source = info.get("input")
-    if isinstance(source, Mapping):  # the SDK's legacy aliases of the input's program and operator
-        for key in ("program", "operator"):
-            if key not in info and key in source:
-                info[key] = source[key]
-    info.setdefault("message", None)
-    return info
-
-
-def _read_input(info: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The job's input (program, operator, sse_program), from `input` or, in the oldest payloads,
-    from job_info itself."""
-    if info is None:
-        return None
-    if isinstance(info.get("input"), Mapping):
-        return dict(info["input"])
-    legacy = {key: info[key] for key in ("program", "operator", "sse_program") if key in info}
-    return legacy or None
-
-
-class OqtopusJobResult:
-    """One job and its outputs, with the API of oqtopus-client's `OqtopusJobResult`.
-
-    Differences from the SDK, on purpose: timestamps are always timezone-aware datetimes (ISO
-    strings accepted, naive means UTC); `job_info`, `sampling`, `estimation` and
-    `transpile_result` are plain dicts, never pydantic models; older payloads are read, not
-    dropped: counts / divided_counts (or one sub-counts) sent as a JSON string are parsed, and
-    exp_value / stds sent as `[re, im]` keep the real part (exp_value's imaginary part is
-    `exp_value_imag`), where the SDK gives `{}` / None (or fails). Each such change adds a note to
-    `normalised`. Additions: `input`, `program`, `operator`, `combined_program`, `raw`,
-    `normalised` (and `exp_value_imag` on estimation results).
-    """
-
-    _repr_fields: tuple[str, ...] = ("job_id", "job_type", "status")
-
-    def __init__(
-        self,
-        *,
-        job_id: str,
-        job_type: JobType | str,
-        status: JobStatus | str,
-        name: str,
-        description: str | None = None,
-        device_id: str,
-        shots: int,
-        job_info: Mapping[str, Any] | Any,
-        transpiler_info: Mapping[str, Any] | None = None,
-        simulator_info: Mapping[str, Any] | None = None,
-        mitigation_info: Mapping[str, Any] | None = None,
-        transpile_result: Mapping[str, Any] | Any | None = None,
-        message: str | None = None,
-        execution_time: float | None = None,
-        submitted_at: datetime | str | None = None,
-        ready_at: datetime | str | None = None,
-        running_at: datetime | str | None = None,
-        ended_at: datetime | str | None = None,
-        client: Any | None = None,
-    ) -> None:
-        """Raises ValueError on an unknown job_type or status (as the SDK) or a bad timestamp."""
-        self._job_type = _coerce_enum(JobType, job_type)
-        if self._job_type is None:
-            raise ValueError(f"Invalid job_type: {job_type!r}")
-        self._status = _coerce_enum(JobStatus, status)
-        if self._status is None:
-            raise ValueError(f"Invalid status: {status!r}")
-        self._job_id, self._name, self._description = job_id, name, description
-        self._device_id, self._shots, self._execution_time = device_id, shots, execution_time
-        self._transpiler_info = transpiler_info
-        self._simulator_info = simulator_info
-        self._mitigation_info = mitigation_info
-        self._transpile_result = plain(transpile_result)
-        self._message = message
-        self._times = {key: _aware(value, key) for key, value in zip(
-            _TIMES, (submitted_at, ready_at, running_at, ended_at), strict=True)}
-        self._client = client
-        self._raw: Mapping[str, Any] | None = None
-        self._notes: list[str] = []
-        self._job_info = _job_info_dict(job_info)
-        self._exp_value_imag = None
-        if self._job_info is not None and "result" in self._job_info:
-            self._job_info["result"], self._exp_value_imag = normalise_result(
-                self._job_info["result"], self._notes)
-        self._input = _read_input(self._job_info)
-        self._program = read_program((self._input or {}).get("program"), self._notes)
-        self._operator = read_operator((self._input or {}).get("operator"), self._notes)
-
-    @classmethod
-    def from_raw(cls, job: Mapping[str, Any] | Any, *, client: Any | None = None) -> Self:
-        """Build from the API's job JSON (a mapping) or an object with the SDK model's attributes.
-
-        Raises ValueError naming every missing one of job_id, job_type, status, name, device_id,
-        shots and job_info, as the SDK does (a `registered` job has none of them).
-        """
-        missing = [key for key in _REQUIRED if _field(job, key) is None]
-        if missing:
-            raise ValueError(f"Job payload is missing required fields: {', '.join(missing)}")
-        fields = {key: _field(job, key) for key in (*_REQUIRED, *_OPTIONAL, *_TIMES)}
-        info = fields["job_info"]  # the constructor reads it once; here only two of its items are needed
-        result = cls(**fields, transpile_result=_field(info, "transpile_result"),
-                     message=_field(info, "message"), client=client)
-        if isinstance(job, Mapping):
-            result._raw = job
-        return result
-
-    @property
-    def job_id(self) -> str | None:
-        """The job's id."""
-        return self._job_id
-
-    @property
-    def job_type(self) -> JobType | None:
-        """sampling, estimation, multi_manual or sse."""
-        return self._job_type
-
-    @property
-    def status(self) -> JobStatus | None:
-        """The job's status when it was read."""
-        return self._status
-
-    @property
-    def name(self) -> str | None:
-        """The name given at submission."""
-        return self._name
-
-    @property
-    def description(self) -> str | None:
-        """The description given at submission, if any."""
-        return self._description
-
-    @property
-    def device_id(self) -> str | None:
-        """The device the job was submitted to."""
-        return self._device_id
-
-    @property
-    def shots(self) -> int | None:
-        """Number of shots."""
-        return self._shots
-
-    @property
-    def job_info(self) -> dict[str, Any] | None:
-        """job_info as a dict: the keys with a value, `message` always, and (as the SDK) `program` /
-        `operator` copied from `input` when job_info has none of its own."""
-        return self._job_info
-
-    @property
-    def transpiler_info(self) -> Mapping[str, Any] | None:
-        """Transpiler settings of the job."""
-        return self._transpiler_info
-
-    @property
-    def simulator_info(self) -> Mapping[str, Any] | None:
-        """Simulator settings of the job."""
-        return self._simulator_info
-
-    @property
-    def mitigation_info(self) -> Mapping[str, Any] | None:
-        """Error-mitigation settings of the job."""
-        return self._mitigation_info
-
-    @property
-    def transpile_result(self) -> Mapping[str, Any] | Any | None:
-        """The transpile result (transpiled_program, stats, virtual_physical_mapping), if any."""
-        return self._transpile_result
-
-    @property
-    def message(self) -> str | None:
-        """The server's error or status text, if any."""
-        return self._message
-
-    @property
-    def execution_time(self) -> float | int | None:
-        """Execution time in seconds, once finished."""
-        return self._execution_time
-
-    @property
-    def submitted_at(self) -> datetime | None:
-        """When the job was accepted (timezone-aware)."""
-        return self._times["submitted_at"]
-
-    @property
-    def ready_at(self) -> datetime | None:
-        """When the job became ready to run (timezone-aware)."""
-        return self._times["ready_at"]
-
-    @property
-    def running_at(self) -> datetime | None:
-        """When the job started running (timezone-aware)."""
-        return self._times["running_at"]
-
-    @property
-    def ended_at(self) -> datetime | None:
-        """When the job reached a terminal status (timezone-aware)."""
-        return self._times["ended_at"]
-
-    def is_sampling(self) -> bool:
-        """True for a sampling job."""
-        return self._job_type is JobType.SAMPLING
-
-    def is_estimation(self) -> bool:
-        """True for an estimation job."""
-        return self._job_type is JobType.ESTIMATION
-
-    def is_multi_manual(self) -> bool:
-        """True for a multi_manual job."""
-        return self._job_type is JobType.MULTI_MANUAL
-
-    def is_sse(self) -> bool:
-        """True for an SSE job."""
-        return self._job_type is JobType.SSE
-
-    def _branch(self, key: str) -> dict[str, Any] | None:
-        result = (self._job_info or {}).get("result")
-        branch = result.get(key) if isinstance(result, Mapping) else None
-        return branch if isinstance(branch, dict) else None
-
-    @property
-    def sampling(self) -> dict[str, Any] | None:
-        """The result's `sampling` payload (counts, divided_counts), or None."""
-        return self._branch("sampling")
-
-    @property
-    def estimation(self) -> dict[str, Any] | None:
-        """The result's `estimation` payload (exp_value, stds), or None."""
-        return self._branch("estimation")
-
-    @property
-    def input(self) -> dict[str, Any] | None:
-        """Addition: the job's input (program, operator, sse_program), even from the oldest form."""
-        return self._input
-
-    @property
-    def program(self) -> list[str] | None:
-        """Addition: the submitted OpenQASM program(s)."""
-        return self._program
-
-    @property
-    def operator(self) -> list[dict[str, Any]] | None:
-        """Addition: the estimation operator as `[{"pauli": str, "coeff": float | None}, ...]`."""
-        return self._operator
-
-    @property
-    def combined_program(self) -> Any:
-        """Addition: a multiprogramming job's combined circuit, as sent (JSON text or object)."""
-        return (self._job_info or {}).get("combined_program")
-
-    @property
-    def raw(self) -> Mapping[str, Any] | None:
-        """Addition: the mapping `from_raw` was given (None when built otherwise)."""
-        return self._raw
-
-    @property
-    def normalised(self) -> list[str]:
-        """Addition: one note per older encoding read differently from the SDK (empty if none)."""
-        return list(self._notes)
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{key}={getattr(self, key)!r}" for key in self._repr_fields)
-        return f"{type(self).__name__}({fields})"
 
 
 class OqtopusSamplingJobResult(OqtopusJobResult):
@@ -452,12 +132,11 @@ class OqtopusSseJobResult(OqtopusJobResult):
         else:
             cls = OqtopusJobResult
         info = self._job_info or {}
-        fields = {key: getattr(self, key) for key in (*_REQUIRED, *_OPTIONAL, *_TIMES)}
+        fields = {key: getattr(self, key) for key in (*REQUIRED, *OPTIONAL, *TIMES)}
         result = cls(**fields, transpile_result=info.get("transpile_result"),
                      message=info.get("message"), client=self._client)
-        result._raw, result._notes = self._raw, list(self._notes)
-        if isinstance(result, OqtopusEstimationJobResult):
-            result._exp_value_imag = self._exp_value_imag
+        result._raw, result._payload, result._notes = self._raw, self._payload, list(self._notes)
+        result._exp_value_imag = self._exp_value_imag
         return result
 
     def _log_archive(self) -> tuple[bytes, str | None]:
@@ -467,7 +146,7 @@ class OqtopusSseJobResult(OqtopusJobResult):
         if self._job_id is None:
             raise ValueError("job_id is required for SSE log operations.")
         response = self._client.get_sselog(self._job_id)
-        data, file_name = _field(response, "file"), _field(response, "file_name")
+        data, file_name = field_of(response, "file"), field_of(response, "file_name")
         if data is None:
             raise ValueError("SSE log response does not contain file data.")
         try:
@@ -560,5 +239,5 @@ def result_from_raw(job: Mapping[str, Any] | Any, client: Any | None = None) -> 
 
     A missing or unknown job_type raises ValueError, as `OqtopusJobResult.from_raw` does.
     """
-    cls = _CLASSES.get(_coerce_enum(JobType, _field(job, "job_type")), OqtopusJobResult)
+    cls = _CLASSES.get(coerce_enum(JobType, field_of(job, "job_type")), OqtopusJobResult)
     return cls.from_raw(job, client=client)

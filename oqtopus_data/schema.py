@@ -1,6 +1,8 @@
 """Every table's schema, declared once: the flatteners, the store, the SQL views, the docs and the tests follow it.
 
-Columns are append-only: never reorder or retype one; add new columns at the end and bump SCHEMA_VERSION.
+Columns are append-only: never reorder or retype one; add new columns at the end (before the partition column, which
+every partitioned table keeps last and no data file stores) and bump SCHEMA_VERSION. Readers take a column missing
+from an older file as nulls (store.Dataset.read_table, the DuckDB views, polars), so files of every version mix.
 Timestamps are UTC microseconds (what Spark, Trino, DuckDB and polars all read as the same instant).
 """
 
@@ -10,7 +12,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+#: 2: jobs.extra, estimations.operator_coeff_imag.
+SCHEMA_VERSION = 2
 
 #: Partition column of the per-job tables: the job's submission month, "YYYY-MM" ("unknown" when absent).
 PARTITION_COLUMN = "submitted_month"
@@ -93,8 +96,12 @@ JOBS = Table(
         Column("transpile_stats", pa.string(), "transpiler statistics, JSON text"),
         Column("n_outcomes", pa.int64(), "number of distinct bitstrings in counts (null without counts)"),
         Column("total_count", pa.int64(), "sum of counts (null without counts)"),
-        Column("normalised", pa.list_(pa.string()), "notes on legacy payload forms that were normalised"),
+        Column("normalised", pa.list_(pa.string()),
+               "notes on what was read differently from the payload as sent: legacy forms, date-times without a "
+               "zone (read as UTC), input of unknown shape (kept in extra)"),
         Column("exported_at", TIMESTAMP, "when oqtopus-data wrote this row (UTC)"),
+        Column("extra", pa.string(), "what the payload holds that no column declares, JSON text by section (job, "
+               "job_info, input, result, transpile_result); presigned URLs replaced by a marker; null when nothing"),
         _month(),
     ),
 )
@@ -132,6 +139,8 @@ ESTIMATIONS = Table(
         Column("stds", pa.float64(), "standard deviation of the estimate"),
         Column("exp_value_imag", pa.float64(), "imaginary part, when a legacy payload gave [re, im]"),
         Column("operator", pa.list_(OPERATOR_TERM), "observable terms from the job input (pauli, coeff)"),
+        Column("operator_coeff_imag", pa.list_(pa.float64()),
+               "imaginary part of each operator coeff, parallel to operator, when a legacy payload gave [re, im]"),
         _month(),
     ),
 )
@@ -141,7 +150,7 @@ ERRORS = Table(
     "one row per job that could not be exported in the latest run",
     (
         Column("job_id", pa.string(), "job identifier (null when the payload had none)"),
-        Column("stage", pa.string(), "where it failed: list, fetch, archive, parse, flatten, sse_log",
+        Column("stage", pa.string(), "where it failed: list, fetch, archive, parse, flatten, sse_log, devices",
                nullable=False),
         Column("message", pa.string(), "what is wrong, in one line", nullable=False),
         Column("recorded_at", TIMESTAMP, "when the failure was recorded (UTC)", nullable=False),

@@ -22,8 +22,12 @@ def to_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def parse_datetime(value: object, name: str = "date-time") -> datetime | None:
-    """An ISO-8601 string or datetime as an aware UTC datetime; None stays None; anything else raises TimeError."""
+def parse_datetime(value: object, name: str = "date-time", *, as_given: bool = False) -> datetime | None:
+    """An ISO-8601 string or datetime as an aware UTC datetime; None stays None; anything else raises TimeError.
+
+    `as_given` returns it as written instead, its offset kept or naive (the official SDK's result objects keep the
+    offset; the caller applies NAIVE_AS_UTC with `to_utc` and records it).
+    """
     if value is None:
         return None
     if isinstance(value, str):
@@ -33,6 +37,8 @@ def parse_datetime(value: object, name: str = "date-time") -> datetime | None:
             raise TimeError(f"{name} is not an ISO-8601 date-time: {value[:40]!r}") from None
     if not isinstance(value, datetime):
         raise TimeError(f"{name} is not a date-time: {type(value).__name__}")
+    if as_given:
+        return value
     try:
         return to_utc(value)
     except OverflowError:

@@ -55,14 +55,18 @@ def _relation(table: str, files: list[str]) -> str:
     from .ddl import duckdb_type  # ddl reads views.sql through this module: import at call time
 
     spec = S.TABLES[table]
+    typed = ", ".join(f"CAST(NULL AS {duckdb_type(c.type)}) AS {_ident(c.name)}" for c in spec.columns)
     if not files:
-        cols = ", ".join(f"CAST(NULL AS {duckdb_type(c.type)}) AS {_ident(c.name)}" for c in spec.columns)
-        return f"(SELECT {cols} LIMIT 0)"
+        return f"(SELECT {typed} LIMIT 0)"
     listed = ", ".join(_literal(f) for f in files)
     hive = "true" if spec.partitioned else "false"
-    # The column list pins the declared order, whatever engine version wrote a file.
+    # The column list pins the declared order, whatever engine version wrote a file. Files written before a column
+    # was added lack it: union_by_name reads them side by side, and the typed empty branch supplies (as nulls)
+    # a column no file has yet.
     cols = ", ".join(_ident(c.name) for c in spec.columns)
-    return f"(SELECT {cols} FROM read_parquet([{listed}], hive_partitioning = {hive}, hive_types_autocast = false))"
+    scan = (f"read_parquet([{listed}], hive_partitioning = {hive}, hive_types_autocast = false, "
+            "union_by_name = true)")
+    return f"(SELECT {cols} FROM ((SELECT {typed} LIMIT 0) UNION ALL BY NAME (SELECT * FROM {scan})))"
 
 
 def connect(location: str | os.PathLike[str], database: str = ":memory:",
@@ -104,7 +108,9 @@ def scan(location: str | os.PathLike[str], table: str, **storage_options: str) -
     files = dataset.uris(table, manifest)
     if not files:
         return pl.from_arrow(S.empty_table(table)).lazy()
-    frame = pl.scan_parquet(files, hive_partitioning=spec.partitioned,
+    # The declared file schema, with missing columns inserted as nulls: files of an older schema version read too.
+    file_schema = pl.from_arrow(spec.file_schema.empty_table()).schema
+    frame = pl.scan_parquet(files, hive_partitioning=spec.partitioned, schema=file_schema, missing_columns="insert",
                             hive_schema={S.PARTITION_COLUMN: pl.String} if spec.partitioned else None)
     return frame.select(spec.column_names)
 

@@ -70,7 +70,7 @@ def test_estimation_row_carries_value_stds_and_operator_terms():
     assert tables["estimations"].to_pylist() == [{
         "job_id": "01JNGT0K1L2M3N4P5Q6R7S8T9U", "exp_value": 1.4958, "stds": 0.0231, "exp_value_imag": None,
         "operator": [{"pauli": "X 0 X 1", "coeff": 1.0}, {"pauli": "Z 0 Z 1", "coeff": 0.5}],
-        "submitted_month": "2025-03",
+        "operator_coeff_imag": None, "submitted_month": "2025-03",
     }]
     assert tables["counts"].num_rows == 0
 

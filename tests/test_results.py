@@ -106,9 +106,10 @@ def test_complex_exp_value_keeps_the_real_part_and_exposes_the_imaginary_one() -
     assert result.normalised == [
         "exp_value: [re, im] [0.7523, -0.0012], kept re, im in exp_value_imag",
         "stds: [re, im] [0.0104, 0.0], kept re, dropped im",
-        "operator[0].coeff: [re, im] [1.0, 0.0], kept re, dropped im",
+        "operator[0].coeff: [re, im] [1.0, 0.0], kept re, im in operator_coeff_imag",
     ]
     assert result.operator == [{"pauli": "X 0 X 1", "coeff": 1.0}]
+    assert result.operator_coeff_imag == [0.0]
 
 
 def test_plain_payloads_carry_no_notes_and_no_imaginary_part() -> None:
