@@ -191,10 +191,7 @@ class _Run:
             known = self._final_ids(root.start) if self.previous else set()
             self._list(root, known | refreshed)
             if devices is not None:
-                from .devices import devices_table  # small module; keeps this one about the job flow
-
-                self.writer.write("devices", devices_table(devices, self.now), final=True)
-                self.report.rows["devices"] += len(devices)
+                self._snapshot(devices)
             self.manifest = self._commit(final=True)
         self.report.version = self.manifest.version
         stats = getattr(self.api, "stats", None)
@@ -476,6 +473,17 @@ class _Run:
         self.report.errors.append((job_id, "sse_log", message))
         self.state.log_retry.add(job_id)
         self.volatile.error(job_id, "sse_log", message, self.now)
+
+    def _snapshot(self, devices: list[dict[str, Any]]) -> None:
+        """Write the device snapshot; a record no column can hold is noted (an errors row), the others kept."""
+        from .devices import devices_snapshot  # small module; keeps this one about the job flow
+
+        snapshot = devices_snapshot(devices, self.now)
+        self.writer.write("devices", snapshot.table, final=True)
+        self.report.rows["devices"] += snapshot.table.num_rows
+        for job_id, stage, message in snapshot.errors:
+            self.volatile.error(job_id, stage, message, self.now)
+            self._notice(f"{stage}: {message}")
 
     def _devices(self) -> list[dict[str, Any]] | None:
         try:

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from oqtopus_data.flatten import error_rows
+from oqtopus_data.storable import escaped
 
 #: The tables holding rows per job (the rest are per run).
 JOB_TABLES = ("jobs", "counts", "divided_counts", "estimations")
@@ -22,7 +23,7 @@ JOB_TABLES = ("jobs", "counts", "divided_counts", "estimations")
 def split_final(tables: dict[str, pa.Table], final_ids: Iterable[str]) -> tuple[dict[str, pa.Table],
                                                                                 dict[str, pa.Table]]:
     """Each per-job table cut in two: rows of the jobs in `final_ids`, and the others."""
-    value_set = pa.array(sorted(set(final_ids)), pa.string())
+    value_set = pa.array(sorted({escaped(i)[0] for i in final_ids}), pa.string())
     final, volatile = {}, {}
     for name in JOB_TABLES:
         table = tables[name]
@@ -44,7 +45,8 @@ class VolatileRows:
 
     def drop(self, job_ids: Iterable[str], *, tables: Iterable[str] | None = None) -> None:
         """Forget the rows of these jobs (the run has news of them) in every table, or only in `tables`."""
-        drop = pa.array(sorted(set(job_ids)), pa.string())
+        # Ids are stored as storable text (a lone surrogate escaped), so they are compared the same way.
+        drop = pa.array(sorted({escaped(i)[0] for i in job_ids}), pa.string())
         if not len(drop):
             return
         for name in tables or self._tables:
