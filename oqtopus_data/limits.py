@@ -93,9 +93,10 @@ class Attempt:
                 self._conn = None
 
     def expire(self) -> None:
-        """Shut the connection's socket down, so that a read blocked on it returns at once."""
+        """Shut the connection's socket down, so that a read blocked on it returns at once. An attempt whose
+        connection went back to the pool has its whole body already: it is left to finish."""
         with self._lock:
-            if self._done:
+            if self._done or self._conn is None:
                 return
             self.expired = True
             sock = getattr(self._conn, "sock", None)
