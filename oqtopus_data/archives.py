@@ -134,6 +134,8 @@ def read_archive(data: bytes | bytearray, *, key: str, limit: int, reserve: Rese
         raise ArchiveError(key, "invalid JSON (nested too deeply)") from None
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
         raise ArchiveError(key, f"invalid JSON ({str(exc)[:100]})") from None
+    finally:
+        del text  # not kept alive by the traceback of an error
     if key in OBJECT_KEYS and not isinstance(value, dict):
         raise ArchiveError(key, f"the JSON root is {_kind(value)}, expected an object")
     if key in STRING_OR_OBJECT_KEYS and not isinstance(value, dict | str):

@@ -74,6 +74,25 @@ def read_body(
         with watch.paused():
             hold.grow(exact if exact is not None else min(GROW_STEP, cap or GROW_STEP))
     body = bytearray(exact) if exact is not None else bytearray()
+    try:
+        total = _fill(body, response, exact=exact, cap=cap, ok=ok, label=label, encoding=encoding, watch=watch,
+                      deadline=deadline, hold=hold, base=base, count=count)
+    except BaseException:
+        body.clear()  # an exception's frames outlive it (in a retry's cause, a job's error): keep them light
+        raise
+    if exact is not None and total < exact:
+        body.clear()
+        raise BodyCutShort(f"got {total} of {exact} bytes")
+    if not (ok and want_json):
+        return body, None
+    return b"", _decode_json(body, label, hold)
+
+
+def _fill(
+    body: bytearray, response: requests.Response, *, exact: int | None, cap: int | None, ok: bool, label: str,
+    encoding: str, watch: Attempt, deadline: Deadline, hold: Hold, base: int, count: Any,
+) -> int:
+    """Read the body into `body` (in place when its size is `exact`); returns the number of bytes read."""
     total = 0
     for chunk in _chunks(response, ENCODINGS.get(encoding)):
         size = len(chunk)
@@ -81,7 +100,7 @@ def read_body(
         if cap is not None and total + size > cap:
             if not ok:
                 body += chunk[: cap - total]
-                break  # an error body only needs its beginning
+                return cap  # an error body only needs its beginning
             raise DownloadTooLarge(f"{label}: the body is over the limit of {_size(cap)}")
         if exact is not None:
             if total + size > exact:
@@ -96,11 +115,7 @@ def read_body(
         watch.allow(total)
         if deadline.overdue(watch):
             raise overdue(watch)
-    if exact is not None and total < exact:
-        raise BodyCutShort(f"got {total} of {exact} bytes")
-    if not (ok and want_json):
-        return body, None
-    return b"", _decode_json(body, label, hold)
+    return total
 
 
 def _chunks(response: requests.Response, wbits: int | None) -> Iterator[bytes]:
@@ -157,6 +172,8 @@ def _decode_json(body: bytearray, label: str, hold: Hold) -> Any:
         raise BodyCutShort(f"the JSON does not parse: {exc}") from None
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
         raise BadBody(f"{label}: the JSON cannot be read ({scrub(str(exc))})") from None
+    finally:
+        del text  # not kept alive by the traceback of an error
 
 
 def _content_length(response: requests.Response) -> int | None:

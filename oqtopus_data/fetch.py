@@ -146,11 +146,17 @@ def fetch_jobs(
             return False
         return resolve or (sse_logs and _has_log(job))
 
-    def work(job: dict) -> tuple[dict, bytes | None, JobError | None]:
-        resolved = resolve_job(api, job) if resolve else dict(job)
+    def work(job: dict) -> FetchedJob:
+        job_id = job["job_id"]
+        try:
+            resolved = resolve_job(api, job) if resolve else dict(job)
+        except JobGone:
+            return FetchedJob(job_id, None, None)
+        except JobError as exc:
+            return FetchedJob(job_id, None, _bare(exc))
         if not (sse_logs and _has_log(resolved)):
-            return resolved, None, None
-        return (resolved, *fetch_sse_log(api, job["job_id"], resolved))
+            return FetchedJob(job_id, resolved, None)
+        return FetchedJob(job_id, resolved, None, *fetch_sse_log(api, job_id, resolved))
 
     for job, future in _in_order(work, jobs, workers, wanted):
         yield _collect(job, future)
@@ -195,13 +201,14 @@ def _collect(job: Any, future: Future | None) -> FetchedJob:
         return FetchedJob(None, None, JobError(None, "list", "a listed job has no job_id"))
     if future is None:
         return FetchedJob(job_id, dict(job), None)
-    try:
-        resolved, log, log_error = future.result()
-    except JobError as exc:
-        return FetchedJob(job_id, None, exc)
-    except JobGone:
-        return FetchedJob(job_id, None, None)
-    return FetchedJob(job_id, resolved, None, log, log_error)
+    return future.result()
+
+
+def _bare(error: JobError) -> JobError:
+    """The error without its traceback and the exceptions it came from: their frames would keep the job's
+    buffers alive for as long as the result waits in the queue."""
+    error.__traceback__ = error.__context__ = error.__cause__ = None
+    return error
 
 
 def _has_log(job: dict) -> bool:
