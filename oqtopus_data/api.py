@@ -1,25 +1,43 @@
 """The OQTOPUS Cloud user API's endpoints over one pooled, retrying transport (`http.Transport`).
 
 One method per endpoint; each returns the decoded JSON or raises `ApiError`/`AuthError`. Paging is not here: the
-listing walk (`listing`) decides which pages to ask for.
+listing walk (`listing`) decides which pages to ask for. `preflight` is the one fail-fast check of a run's set-up.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import socket
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+
+import requests
 
 from oqtopus_data import __version__
-from oqtopus_data.archives import ArchiveError, is_url, read_entry
-from oqtopus_data.config import Credentials
-from oqtopus_data.errors import ApiError
-from oqtopus_data.http import Stats, Transport
+from oqtopus_data.archives import ArchiveError, check_zip, is_url, read_entry, url_problem
+from oqtopus_data.config import URL_ENV, Credentials, check_token, check_url
+from oqtopus_data.errors import ApiError, AuthError, ConfigError
+from oqtopus_data.http import DEFAULT_BUDGET, Stats, Transport
+from oqtopus_data.limits import MIN_THROUGHPUT, ByteBudget, Hold
+from oqtopus_data.redact import redact_url
+
+#: An expired presigned URL is renewed by a fresh GET /jobs/{id} at most this many times per job.
+MAX_URL_REFRESHES = 2
+#: What `preflight` keeps of GET /users/me: which account a dataset came from (never e-mail or login events).
+ACCOUNT_KEYS = ("id", "name", "organization")
+URL_HINT = f"check --url / {URL_ENV}"
 
 
 class ApiClient:
-    """The OQTOPUS Cloud user API over one pooled, retrying session; use it as a context manager."""
+    """The OQTOPUS Cloud user API over one pooled, retrying session; use it as a context manager.
+
+    Limits: `archive_limit` bytes per archive, `json_limit` decoded bytes per API JSON body, `memory_budget`
+    bytes of bodies held at once by all threads, and an overall deadline per attempt (`limits.Deadline`).
+    `notice` hears about retries that wait several seconds (no token, no query strings)."""
 
     def __init__(
         self,
@@ -31,13 +49,21 @@ class ApiClient:
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         archive_limit: int = 256 * 2**20,
+        json_limit: int = 64 * 2**20,
+        memory_budget: int = DEFAULT_BUDGET,
+        deadline: float | None = None,
+        min_throughput: float = MIN_THROUGHPUT,
         sleep: Callable[[float], None] = time.sleep,
         user_agent: str | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
+        check_url(credentials.url)
+        check_token(credentials.token)
         self.credentials = credentials
         self.base_url = credentials.url.rstrip("/")
         self.workers = workers
         self.archive_limit = archive_limit
+        self.json_limit = json_limit
         self.transport = Transport(
             token=credentials.token,
             proxy=credentials.proxy,
@@ -48,6 +74,10 @@ class ApiClient:
             max_backoff=max_backoff,
             sleep=sleep,
             user_agent=user_agent or f"oqtopus-data/{__version__}",
+            deadline=deadline,
+            min_throughput=min_throughput,
+            budget=ByteBudget(memory_budget),
+            notice=notice,
         )
 
     @property
@@ -60,6 +90,11 @@ class ApiClient:
         """Requests by kind, retries and bytes downloaded so far."""
         return self.transport.stats
 
+    @property
+    def budget(self) -> ByteBudget:
+        """The bytes of bodies held at once by every thread (downloads reserve here, decoding too)."""
+        return self.transport.budget
+
     def close(self) -> None:
         """Release the pooled connections."""
         self.transport.close()
@@ -70,10 +105,64 @@ class ApiClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _api(self, path: str, kind: str, params: dict[str, Any] | None = None, *, tries: int | None = None) -> Any:
-        reply = self.transport.get(self.base_url + path, kind=kind, params=params, want_json=True, tries=tries)
+    def _api(self, path: str, kind: str, params: dict[str, Any] | None = None, *, tries: int | None = None,
+             limit: int | None = None) -> Any:
+        reply = self.transport.get(self.base_url + path, kind=kind, params=params, want_json=True, tries=tries,
+                                   limit=self.json_limit if limit is None else limit)
         return reply.data
 
+    # ---- set-up -------------------------------------------------------------------------------------------
+    def preflight(self) -> dict | None:
+        """One fail-fast check before a run: GET /users/me, then GET /jobs?size=1 where there is no /users/me.
+
+        Returns the account (id, name, organization) or None when the server does not say. Set-up errors come
+        at once, without the usual retries: ConfigError for a connection refused, an unknown host, a TLS failure
+        or a URL whose /jobs answers 404; AuthError for refused credentials."""
+        try:
+            me = self._api("/users/me", "user", tries=1)
+        except AuthError:
+            raise
+        except ApiError as exc:
+            self._raise_setup_error(exc)
+            # No /users/me (404), or a /users/me that failed: the run may still work. /jobs tells, fail-fast
+            # when it is missing, with the usual retries when it is only unwell.
+            self._probe_jobs(tries=1 if exc.status == 404 else None)
+            return None
+        if not isinstance(me, dict):
+            return None
+        return {key: me[key] for key in ACCOUNT_KEYS if key in me}
+
+    def _probe_jobs(self, *, tries: int | None) -> None:
+        try:
+            self._api("/jobs", "list", {"size": 1}, tries=tries)
+        except AuthError:
+            raise
+        except ApiError as exc:
+            self._raise_setup_error(exc)
+            if exc.status == 404:
+                raise ConfigError(
+                    f"{redact_url(self.base_url)}/jobs answered 404: the URL is not an OQTOPUS Cloud user API: "
+                    f"{URL_HINT}."
+                ) from None
+            if tries is not None:
+                self._probe_jobs(tries=None)  # not a set-up error: the usual retries
+                return
+            raise
+
+    def _raise_setup_error(self, exc: ApiError) -> None:
+        """Raise ConfigError when `exc` was caused by a connection that could not be made at all."""
+        problem = _connect_problem(exc.__cause__)
+        if problem is None:
+            return
+        proxy = self.credentials.proxy
+        if proxy and isinstance(exc.__cause__, requests.exceptions.ProxyError):
+            raise ConfigError(f"cannot connect to the proxy {_host_port(proxy)} ({problem}): check "
+                              "OQTOPUS_PROXY or the profile's proxy.") from None
+        hint = URL_HINT + (", and REQUESTS_CA_BUNDLE for a private certificate authority"
+                           if problem.startswith("TLS") else "")
+        raise ConfigError(f"cannot connect to {_host_port(self.base_url)} ({problem}): {hint}.") from None
+
+    # ---- endpoints ----------------------------------------------------------------------------------------
     def list_page(self, params: dict[str, Any], *, tries: int | None = None) -> list[Any]:
         """One page of GET /jobs with the given query parameters, as the JSON array the server sent.
 
@@ -108,24 +197,139 @@ class ApiClient:
     def _resolve_device(self, device: Any) -> dict:
         if not isinstance(device, dict) or not is_url(device.get("device_info")):
             return device
-        data = self.download(device["device_info"], limit=self.archive_limit)
         name = f"device {device.get('device_id')} device_info"
-        try:
-            if data.startswith(b"PK\x03\x04"):
-                data = read_entry(data, key=name, limit=self.archive_limit)
-            text = data.decode("utf-8-sig")
-        except (ArchiveError, UnicodeDecodeError) as exc:
-            raise ApiError(f"{name}: unreadable ({exc})") from None
+        problem = url_problem("device_info", device["device_info"])
+        if problem is not None:
+            raise ApiError(f"{name}: {problem}")
+        with self.budget.hold() as hold:
+            data = self.download(device["device_info"], limit=self.archive_limit, hold=hold)
+            try:
+                if data.startswith(b"PK\x03\x04"):
+                    data = read_entry(data, key=name, limit=self.archive_limit, reserve=hold.grow)
+                text = data.decode("utf-8-sig")
+            except (ArchiveError, UnicodeDecodeError) as exc:
+                raise ApiError(f"{name}: unreadable ({exc})") from None
         return {**device, "device_info": text}
 
     def get_sselog(self, job_id: str) -> dict:
-        """{"file": base64 zip, "file_name": str} of an SSE job; SSE result objects call this."""
-        reply = self._api(f"/jobs/{quote(job_id, safe='')}/sselog", "sselog")
-        if not isinstance(reply, dict):
-            raise ApiError(f"GET /jobs/{job_id}/sselog: expected a JSON object")
-        return reply
+        """{"file": base64 zip, "file_name": "sselog_<id>.log"} of an SSE job, as oqtopus-client 1.3.0 answers
+        it (SSE result objects call this); ApiError with status 404 when the job has no log."""
+        data = self.sse_log_archive(job_id)
+        if data is None:
+            raise ApiError(f"job {job_id}: the SSE log is not available", status=404)
+        return {"file": base64.b64encode(data).decode("ascii"), "file_name": f"sselog_{job_id}.log"}
 
-    def download(self, url: str, *, limit: int | None = None) -> bytes:
-        """The body at a presigned URL (no token sent), refused once it passes `limit` bytes."""
+    def sse_log_archive(self, job_id: str, job: Mapping[str, Any] | None = None) -> bytes | None:
+        """The raw zip of an SSE job's log, or None when the job has none (not run, cancelled, failed early).
+
+        As oqtopus-client 1.3.0: the presigned archive `job_info.sse_log` of `job` (default: a fresh GET
+        /jobs/{id}), renewed when it expired; GET /jobs/{id}/sselog only where there is no such URL (older
+        servers), a 404 there meaning no log. The archive may hold several files: only its zip directory is
+        checked. Raises ApiError or ArchiveError when a log exists but cannot be had."""
+        if job is None:
+            job = self._job_or_none(job_id)
+        for refresh in range(MAX_URL_REFRESHES + 1):
+            if job is None:
+                return None  # deleted on the server meanwhile: no log to have
+            info = job.get("job_info")
+            url = info.get("sse_log") if isinstance(info, Mapping) else None
+            problem = url_problem("sse_log", url)
+            if problem is not None:
+                raise ApiError(problem)
+            if not is_url(url):
+                return self._sselog_endpoint(job_id)
+            try:
+                with self.budget.hold() as hold:
+                    data = self.download(url, limit=self.archive_limit, hold=hold)
+                    check_zip(data, key="sse_log")
+                    return bytes(data)
+            except ApiError as exc:
+                if exc.status == 404:
+                    return None  # no such object: the job wrote no log
+                if exc.status != 403:
+                    raise
+            if refresh < MAX_URL_REFRESHES:
+                job = self._job_or_none(job_id)
+        raise ApiError(f"sse_log: the presigned URL was still refused (HTTP 403) after {MAX_URL_REFRESHES} "
+                       "refreshes", status=403)
+
+    def _job_or_none(self, job_id: str) -> dict | None:
+        try:
+            return self.get_job(job_id)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _sselog_endpoint(self, job_id: str) -> bytes | None:
+        """GET /jobs/{id}/sselog of older servers: {"file": base64 zip, ...}; None on a 404 (no log, or no such
+        endpoint)."""
+        path = f"/jobs/{quote(job_id, safe='')}/sselog"
+        try:  # base64 makes the archive a third larger
+            reply = self._api(path, "sselog", limit=self.archive_limit // 3 * 4 + 2**16)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        encoded = reply.get("file") if isinstance(reply, dict) else None
+        if not encoded:
+            return None
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):  # ValueError: non-ASCII text
+            raise ApiError(f"GET {path}: the file field is not base64") from None
+        check_zip(data, key="sse_log")
+        return data
+
+    def download(self, url: str, *, limit: int | None = None, hold: Hold | None = None) -> bytes | bytearray:
+        """The body at a presigned URL (no token sent), refused once it passes `limit` bytes. Its bytes stay
+        reserved in `hold` (a `ByteBudget` reservation) when one is given, for the caller to decode them."""
         limit = self.archive_limit if limit is None else limit
-        return self.transport.get(url, kind="storage", limit=limit).body
+        return self.transport.get(url, kind="storage", limit=limit, hold=hold).body
+
+
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
+    """`exc` and everything it wraps (causes, contexts, urllib3's `reason`, exceptions among the args)."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        item = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        reason = getattr(item, "reason", None)
+        stack += [item.__cause__, item.__context__, reason if isinstance(reason, BaseException) else None]
+        stack += [arg for arg in item.args if isinstance(arg, BaseException)]
+
+
+def _connect_problem(exc: BaseException | None) -> str | None:
+    """Why no connection could be made at all, in a few words; None when `exc` is something else."""
+    if not isinstance(exc, requests.exceptions.ConnectionError):
+        return None
+    causes = list(_causes(exc))
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS failure: {cause.verify_message or 'certificate verify failed'}"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS failure: {(cause.reason or 'handshake failed').lower().replace('_', ' ')}"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS failure"
+    for cause in causes:
+        if isinstance(cause, socket.gaierror):
+            return "unknown host"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connection timed out"
+    for cause in causes:
+        if type(cause) is OSError and cause.strerror:  # e.g. network unreachable, no route to host
+            return cause.strerror[:1].lower() + cause.strerror[1:]
+    return None
+
+
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"

@@ -109,13 +109,9 @@ def resolve_credentials(
         raise ConfigError(
             f"No OQTOPUS API token is configured: set {TOKEN_ENV} or add 'api_token' to {hint}."
         )
-    if any(ord(char) < 33 or ord(char) == 127 for char in chosen["api_token"]):
-        raise ConfigError(
-            "The OQTOPUS API token contains blanks or control characters: "
-            f"check {TOKEN_ENV} or the 'api_token' of {hint}."
-        )
+    check_token(chosen["api_token"], where=f"{TOKEN_ENV} or the 'api_token' of {hint}")
     return Credentials(
-        url=_check_url(chosen["url"]),
+        url=check_url(chosen["url"]),
         token=chosen["api_token"],
         proxy=chosen.get("proxy"),
         timeout=_parse_timeout(chosen.get("timeout"), section),
@@ -155,16 +151,37 @@ def _profile_hint(section: _Profile, paths: list[Path]) -> str:
     return f"section [{section.name}] of {path}"
 
 
-def _check_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+def check_token(token: str, *, where: str = f"{TOKEN_ENV} or the profile's api_token") -> None:
+    """Refuse a token that cannot travel in the q-api-token header (never showing it); `where` is the fix."""
+    if not token.isascii():
+        raise ConfigError(f"The API token contains a character that cannot be sent in an HTTP header: check {where}.")
+    if any(ord(char) < 33 or ord(char) == 127 for char in token):
+        raise ConfigError(f"The OQTOPUS API token contains blanks or control characters: check {where}.")
+
+
+def check_url(value: str) -> str:
+    """The API base URL without a trailing slash; ConfigError with one sentence when it cannot be used."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError on a port that is not a number in range)
+    except ValueError as exc:
+        raise ConfigError(f"The OQTOPUS API URL is malformed ({_reason(exc)}): check --url / {URL_ENV}.") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             "The OQTOPUS API URL must start with http:// or https:// and name a host "
             f"(got scheme {parts.scheme or 'none'!r})."
         )
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigError("The OQTOPUS API URL must not carry credentials, a query or a fragment.")
-    return value.rstrip("/")
+    if any(char.isspace() or not char.isprintable() for char in value.strip()):
+        raise ConfigError(f"The OQTOPUS API URL contains blanks or control characters: check --url / {URL_ENV}.")
+    return value.strip().rstrip("/")
+
+
+def _reason(exc: ValueError) -> str:
+    """urlsplit's complaint in a few plain words (it never quotes the URL)."""
+    text = str(exc).rstrip(".")
+    return text[:1].lower() + text[1:] if text else "unreadable"
 
 
 def _parse_timeout(value: str | None, section: _Profile) -> float:

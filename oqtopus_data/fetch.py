@@ -1,25 +1,30 @@
-"""Resolving listed jobs: each job_info archive URL replaced by its decoded content, on a bounded thread pool.
+"""Resolving listed jobs: each job_info archive URL replaced by its decoded content, on a bounded thread pool,
+and SSE logs fetched on request.
 
 Presigned URLs expire: one fresh GET /jobs/{id} serves every expired archive of a job. A job deleted on the server
-while the export runs is dropped, not an error.
+while the export runs is dropped, not an error. Every download reserves its bytes (and what is decoded from
+them) in the client's byte budget, so memory stays bounded whatever the number of workers.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from oqtopus_data.archives import ArchiveError, is_url, read_archive
+from oqtopus_data.api import MAX_URL_REFRESHES
+from oqtopus_data.archives import ArchiveError, is_url, read_archive, url_problem
+from oqtopus_data.enums import TERMINAL, JobType
 from oqtopus_data.errors import ApiError, AuthError, JobError
 
 if TYPE_CHECKING:
     from oqtopus_data.api import ApiClient
 
 ARCHIVE_KEYS = ("input", "combined_program", "result", "transpile_result")
-MAX_URL_REFRESHES = 2
+
+_T = TypeVar("_T")
 
 
 class JobGone(Exception):
@@ -30,12 +35,16 @@ class JobGone(Exception):
 class FetchedJob:
     """One input job after resolving: the job, archives decoded, or the error that stopped it.
 
-    `job` and `error` both None means the job was deleted on the server while the export ran.
+    `job` and `error` both None means the job was deleted on the server while the export ran. With SSE logs
+    asked for, `sse_log` is the raw zip of a finished SSE job's log (None: it has none) and `sse_log_error` why it
+    could not be had; a log that failed never makes the job itself an error.
     """
 
     job_id: str | None
     job: dict | None
     error: JobError | None
+    sse_log: bytes | None = None
+    sse_log_error: JobError | None = None
 
 
 def resolve_job(api: ApiClient, job: dict) -> dict:
@@ -80,12 +89,22 @@ def _download_archives(
     expired = []
     for key in ARCHIVE_KEYS:
         url = info.get(key)
-        if key in decoded or not is_url(url):
+        if key in decoded:
             continue
+        problem = url_problem(key, url)
+        if problem is not None:
+            raise JobError(job_id, "archive", problem)
+        if not is_url(url):
+            continue  # inline content (the legacy form)
         try:
-            data = api.download(url, limit=api.archive_limit)
+            with api.budget.hold() as hold:
+                # No name for the body: read_archive drops it as soon as it is inflated.
+                decoded[key] = read_archive(api.download(url, limit=api.archive_limit, hold=hold), key=key,
+                                            limit=api.archive_limit, reserve=hold.grow)
         except AuthError:
             raise
+        except ArchiveError as exc:
+            raise JobError(job_id, "archive", str(exc)) from None
         except ApiError as exc:
             if exc.status == 403:
                 expired.append(key)
@@ -93,10 +112,6 @@ def _download_archives(
             if exc.status == 404 and isinstance(job_id, str) and _deleted(api, job_id):
                 raise JobGone(job_id) from None
             raise JobError(job_id, "archive", f"{key}: {exc}") from None
-        try:
-            decoded[key] = read_archive(data, key=key, limit=api.archive_limit)
-        except ArchiveError as exc:
-            raise JobError(job_id, "archive", str(exc)) from None
     return ", ".join(expired) or None
 
 
@@ -109,23 +124,69 @@ def _deleted(api: ApiClient, job_id: str) -> bool:
     return False
 
 
+def fetch_sse_log(api: ApiClient, job_id: str, job: dict | None = None) -> tuple[bytes | None, JobError | None]:
+    """(the raw zip of the job's SSE log or None when it has none, the error that stopped it); `job` is the
+    job as listed or resolved (default: a fresh GET /jobs/{id}). AuthError stops everything, as elsewhere."""
+    try:
+        return api.sse_log_archive(job_id, job), None
+    except AuthError:
+        raise
+    except (ApiError, ArchiveError) as exc:
+        return None, JobError(job_id, "sse_log", str(exc))
+
+
 def fetch_jobs(
-    api: ApiClient, jobs: Iterable[dict], *, workers: int = 16, resolve: bool = True
+    api: ApiClient, jobs: Iterable[dict], *, workers: int = 16, resolve: bool = True, sse_logs: bool = False
 ) -> Iterator[FetchedJob]:
-    """Resolve jobs on a bounded thread pool and yield them in input order, errors per job."""
+    """Resolve jobs on a bounded thread pool and yield them in input order, errors per job; with `sse_logs`,
+    finished SSE jobs also get their log."""
+
+    def wanted(job: Any) -> bool:
+        if not isinstance(job, dict) or _job_id(job) is None or job.get("status") == "registered":
+            return False
+        return resolve or (sse_logs and _has_log(job))
+
+    def work(job: dict) -> FetchedJob:
+        job_id = job["job_id"]
+        try:
+            resolved = resolve_job(api, job) if resolve else dict(job)
+        except JobGone:
+            return FetchedJob(job_id, None, None)
+        except JobError as exc:
+            return FetchedJob(job_id, None, _bare(exc))
+        if not (sse_logs and _has_log(resolved)):
+            return FetchedJob(job_id, resolved, None)
+        return FetchedJob(job_id, resolved, None, *fetch_sse_log(api, job_id, resolved))
+
+    for job, future in _in_order(work, jobs, workers, wanted):
+        yield _collect(job, future)
+
+
+def refetch_sse_logs(
+    api: ApiClient, job_ids: Iterable[str], *, workers: int = 8
+) -> Iterator[tuple[str, bytes | None, JobError | None]]:
+    """(job id, log zip or None, error or None) for each id in order, each from a fresh GET /jobs/{id} (new
+    presigned URLs): the exporter's retry of logs that failed before. A job deleted since has no log."""
+    for job_id, future in _in_order(lambda job_id: fetch_sse_log(api, job_id), job_ids, workers):
+        assert future is not None
+        yield (job_id, *future.result())
+
+
+def _in_order(
+    work: Callable[[_T], Any], items: Iterable[_T], workers: int, wanted: Callable[[_T], bool] = lambda item: True
+) -> Iterator[tuple[_T, Future | None]]:
+    """(item, the future of `work(item)`, or None when not wanted) in input order, a bounded number ahead."""
     limit = max(1, workers) * 4  # futures in flight: memory stays flat for any history
-    pending: deque[tuple[Any, Future | None]] = deque()
+    pending: deque[tuple[_T, Future | None]] = deque()
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="oqtopus-fetch")
     finished = False
     try:
-        for job in jobs:
+        for item in items:
             if len(pending) >= limit:
-                yield _collect(*pending.popleft())
-            wanted = resolve and isinstance(job, dict) and _job_id(job) is not None
-            wanted = wanted and job.get("status") != "registered"
-            pending.append((job, pool.submit(resolve_job, api, job) if wanted else None))
+                yield pending.popleft()
+            pending.append((item, pool.submit(work, item) if wanted(item) else None))
         while pending:
-            yield _collect(*pending.popleft())
+            yield pending.popleft()
         finished = True
     finally:
         # On an error or an abandoned generator, drop queued work instead of waiting for it.
@@ -140,12 +201,19 @@ def _collect(job: Any, future: Future | None) -> FetchedJob:
         return FetchedJob(None, None, JobError(None, "list", "a listed job has no job_id"))
     if future is None:
         return FetchedJob(job_id, dict(job), None)
-    try:
-        return FetchedJob(job_id, future.result(), None)
-    except JobError as exc:
-        return FetchedJob(job_id, None, exc)
-    except JobGone:
-        return FetchedJob(job_id, None, None)
+    return future.result()
+
+
+def _bare(error: JobError) -> JobError:
+    """The error without its traceback and the exceptions it came from: their frames would keep the job's
+    buffers alive for as long as the result waits in the queue."""
+    error.__traceback__ = error.__context__ = error.__cause__ = None
+    return error
+
+
+def _has_log(job: dict) -> bool:
+    """Whether a job may have an SSE log: an SSE job that has finished (succeeded, failed or cancelled)."""
+    return job.get("job_type") == JobType.SSE and job.get("status") in TERMINAL
 
 
 def _job_id(job: dict) -> str | None:

@@ -1,8 +1,9 @@
 """The transport under ApiClient: one `requests.Session`, and the only retry policy (`classify`).
 
-Every request goes through `Transport.get`, which reads the whole body inside the retry loop so
-that a body cut short is retried like a dropped connection. Messages name the endpoint as
-scheme://host/path: never the token, never a presigned URL's query string.
+Every request goes through `Transport.get`, which reads the whole body inside the retry loop so that a body cut
+short is retried like a dropped connection. Each attempt has an overall deadline and each body a size cap, and
+bodies reserve their bytes from one budget shared by all threads (`limits`). Messages name the endpoint as
+scheme://host/path: never the token, never a presigned URL's signature (`redact`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import threading
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -18,35 +18,51 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
+from oqtopus_data.body import (
+    ACCEPT_ENCODING,
+    ERROR_BODY_LIMIT,
+    BadBody,
+    BodyCutShort,
+    DownloadTooLarge,
+    Overdue,
+    overdue,
+    read_body,
+)
 from oqtopus_data.errors import ApiError, AuthError, OqtopusDataError
+from oqtopus_data.limits import (
+    DEADLINE_FLOOR,
+    MIN_THROUGHPUT,
+    ByteBudget,
+    Deadline,
+    DeadlineAdapter,
+    Hold,
+    return_large_buffers_to_the_os,
+)
+from oqtopus_data.redact import MESSAGE_LIMIT, redact_url, scrub
 
-KINDS = ("list", "job", "devices", "sselog", "storage")
-CHUNK = 64 * 1024
-ERROR_BODY_LIMIT = 64 * 1024
-MESSAGE_LIMIT = 200
+# Re-exported: their homes are `body` and `redact`.
+__all__ = ["MESSAGE_LIMIT", "BadBody", "DownloadTooLarge", "redact_url", "scrub"]
+
+KINDS = ("list", "job", "devices", "sselog", "storage", "user")
+#: Kinds whose 401/403 means the credentials are refused: the listing, the devices and the account. A 403 on one
+#: job's endpoints is that job's error, and on storage it means an expired presigned URL.
+AUTH_KINDS = frozenset({"list", "devices", "user"})
+DEFAULT_BUDGET = 256 * 2**20  # bytes of bodies held at once; one job alone may pass it (limits.ByteBudget)
+NOTICE_AFTER = 3.0  # retries that wait at least this long are announced through `notice`
 AUTH_HINT = "check OQTOPUS_API_TOKEN or the profile's api_token"
-
-
-class DownloadTooLarge(ApiError):
-    """A body went past the size limit; never retried."""
-
-
-class _BodyCutShort(Exception):
-    """The body ended before its Content-Length, or the JSON in it does not parse."""
 
 
 @dataclass(frozen=True)
 class Reply:
-    """A successful response with its body read in full (`data` is the decoded JSON, if asked)."""
+    """A successful response with its body read in full. With JSON asked for, `data` is the decoded value and
+    `body` is empty (dropped before decoding, so that raw bytes and decoded values are never held together)."""
 
     status: int
     headers: Mapping[str, str]
-    body: bytes
+    body: bytes | bytearray
     data: Any = None
 
 
@@ -90,25 +106,6 @@ class Stats:
             }
 
 
-def redact_url(url: str) -> str:
-    """scheme://host/path of a URL: drops user info, query and fragment (presigned signatures)."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return f"{parts.scheme}://{host}{parts.path}"
-
-
-_QUERY = re.compile(r"\?[^\s'\"<>)]+")
-
-
-def scrub(text: str, token: str | None = None) -> str:
-    """Remove query strings and the token from text bound for a message, and shorten it."""
-    if token:
-        # Exception texts may quote the token escaped (repr), so remove both spellings.
-        text = text.replace(token, "<token>").replace(repr(token)[1:-1], "<token>")
-    text = _QUERY.sub("", text)
-    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
-
-
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     """Seconds asked for by a Retry-After header (delta-seconds or HTTP-date), None if unusable."""
     if not value:
@@ -134,8 +131,12 @@ def classify(
     api: bool,
     now: datetime,
     token: str | None = None,
+    auth: bool | None = None,
 ) -> Verdict:
-    """The retry policy: 2xx ok; 408/429/5xx and network trouble retried; the rest fatal."""
+    """The retry policy: 2xx ok; 408/429/5xx and network trouble retried; the rest fatal.
+
+    On an API endpoint a 401 always means refused credentials (AuthError); a 403 only where `auth` says so
+    (default: every API endpoint): elsewhere it is an ApiError with status 403, that job's error."""
     if isinstance(outcome, BaseException):
         return _classify_exception(outcome, label=label, token=token)
     status = outcome.status_code
@@ -144,7 +145,7 @@ def classify(
     if status in (408, 429) or status >= 500:
         wait = retry_after_seconds(outcome.headers.get("Retry-After"), now)
         return Verdict("retry", f"HTTP {status}", wait=wait)
-    if api and status in (401, 403):
+    if api and (status == 401 or (status == 403 and (api if auth is None else auth))):
         return Verdict(
             "fail",
             error=AuthError(
@@ -160,13 +161,15 @@ def classify(
 
 def _classify_exception(exc: BaseException, *, label: str, token: str | None) -> Verdict:
     reason = scrub(str(exc) or type(exc).__name__, token)
+    if isinstance(exc, Overdue):
+        return Verdict("retry", reason)
     if isinstance(exc, requests.exceptions.SSLError):
         return Verdict("fail", error=ApiError(f"{label}: TLS verification failed ({reason})"))
     if isinstance(exc, requests.exceptions.Timeout):
         return Verdict("retry", f"timed out ({reason})")
     if isinstance(exc, requests.exceptions.ConnectionError):
         return Verdict("retry", f"connection failed ({reason})")
-    if isinstance(exc, _BodyCutShort | requests.exceptions.ChunkedEncodingError):
+    if isinstance(exc, BodyCutShort | requests.exceptions.ChunkedEncodingError):
         return Verdict("retry", f"the body was cut short ({reason})")
     if isinstance(exc, requests.exceptions.ContentDecodingError):
         return Verdict("retry", f"the body could not be decoded ({reason})")
@@ -194,7 +197,14 @@ class _Session(requests.Session):
 
 
 class Transport:
-    """GETs with one timeout, one pool and one retry loop, shared by all worker threads."""
+    """GETs with one timeout, one pool, one deadline watchdog, one byte budget and one retry loop, shared by all
+    worker threads.
+
+    `deadline` is the shortest overall time an attempt may take (default: DEADLINE_FLOOR, or twice the per-read
+    `timeout` when that is longer); each byte declared or received adds 1/`min_throughput` seconds to it.
+    `budget` caps the body bytes held at once by every thread. `notice`, when given, hears about retries that
+    wait NOTICE_AFTER seconds or more.
+    """
 
     def __init__(
         self,
@@ -210,6 +220,10 @@ class Transport:
         user_agent: str,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] | None = None,
+        deadline: float | None = None,
+        min_throughput: float = MIN_THROUGHPUT,
+        budget: ByteBudget | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         if max_tries < 1:
             raise ValueError("max_tries must be at least 1")
@@ -222,6 +236,10 @@ class Transport:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._notice = notice
+        self.deadline = Deadline(max(DEADLINE_FLOOR, 2 * timeout) if deadline is None else deadline, min_throughput)
+        self.budget = budget or ByteBudget(DEFAULT_BUDGET)
+        return_large_buffers_to_the_os()
         self.stats = Stats()
         self.session = _Session()
         self.session.verify = True
@@ -231,7 +249,8 @@ class Transport:
             self.session.trust_env = False
             self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self.session.headers["User-Agent"] = user_agent
-        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
+        self.session.headers["Accept-Encoding"] = ACCEPT_ENCODING
+        adapter = DeadlineAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
 
@@ -248,87 +267,83 @@ class Transport:
         limit: int | None = None,
         want_json: bool = False,
         tries: int | None = None,
+        hold: Hold | None = None,
     ) -> Reply:
         """GET `url` with retries (`tries` attempts at most, default max_tries); API kinds carry the token,
-        "storage" (presigned URLs) not."""
+        "storage" (presigned URLs) not. The body's bytes are reserved in `hold` (the caller keeps them reserved
+        while it decodes the body), or in a reservation of this call alone."""
+        if hold is None:
+            with self.budget.hold() as own:
+                return self.get(url, kind=kind, params=params, limit=limit, want_json=want_json, tries=tries,
+                                hold=own)
         api = kind != "storage"
         label = f"GET {redact_url(url)}"
         headers = {"q-api-token": self._token, "Accept": "application/json"} if api else {}
         verdict = Verdict("retry")
         status: int | None = None
+        failure: BaseException | None = None
         tries = self.max_tries if tries is None else max(1, tries)
+        held = hold.nbytes
         for attempt in range(1, tries + 1):
             if attempt > 1:
-                self._sleep(self._delay(attempt - 1, verdict.wait))
+                self._wait(attempt, tries, label, verdict)
             self.stats.count(kind, retry=attempt > 1)
-            outcome: requests.Response | BaseException
-            reply: Reply | None = None
-            status = None
-            try:
-                response = self.session.get(
-                    url,
-                    params=params,
-                    headers=headers,
-                    timeout=self.timeout,
-                    proxies=self._proxies,
-                    stream=True,
-                )
-            except requests.RequestException as exc:
-                outcome = exc
-            else:
-                outcome = response
-                try:
-                    reply = self._read(response, label=label, limit=limit, want_json=want_json)
-                    status = response.status_code
-                except (requests.RequestException, _BodyCutShort) as exc:
-                    outcome = exc
-                finally:
-                    response.close()
-            verdict = classify(outcome, label=label, api=api, now=self._clock(), token=self._token)
+            outcome, reply = self._attempt(url, params, headers, label, limit, want_json, hold)
+            status = reply.status if reply is not None else getattr(outcome, "status_code", None)
+            verdict = classify(outcome, label=label, api=api, now=self._clock(), token=self._token,
+                               auth=kind in AUTH_KINDS)
             if verdict.action == "ok" and reply is not None:
                 return reply
+            hold.shrink_to(held)
+            failure = outcome if isinstance(outcome, BaseException) else None
             if verdict.action == "fail":
                 assert verdict.error is not None
-                raise verdict.error
+                raise verdict.error from failure
         raise ApiError(
             f"{label} failed after {tries} {'try' if tries == 1 else 'tries'}: {verdict.problem}", status=status
-        )
+        ) from failure
+
+    def _wait(self, attempt: int, tries: int, label: str, verdict: Verdict) -> None:
+        delay = self._delay(attempt - 1, verdict.wait)
+        if self._notice is not None and delay >= NOTICE_AFTER:
+            self._notice(f"{label}: {verdict.problem}, retrying in {delay:.0f} s (try {attempt} of {tries})")
+        self._sleep(delay)
+
+    def _attempt(
+        self, url: str, params: Mapping[str, Any] | None, headers: dict[str, str], label: str,
+        limit: int | None, want_json: bool, hold: Hold,
+    ) -> tuple[requests.Response | BaseException, Reply | None]:
+        """One request under the deadline: (the response or the exception, the reply when it was read)."""
+        response: requests.Response | None = None
+        outcome: requests.Response | BaseException
+        reply: Reply | None = None
+        try:
+            with self.deadline.attempt() as watch:
+                try:
+                    response = self.session.get(
+                        url, params=params, headers=headers, timeout=self.timeout, proxies=self._proxies,
+                        stream=True,
+                    )
+                    outcome = response
+                    body, data = read_body(response, label=label, limit=limit, want_json=want_json, watch=watch,
+                                           deadline=self.deadline, hold=hold, count=self.stats.add_bytes)
+                    if not 200 <= response.status_code < 300:
+                        response._content = bytes(body)  # lets classify() read error bodies
+                    reply = Reply(response.status_code, response.headers, body, data)
+                except (requests.RequestException, BodyCutShort, Overdue) as exc:
+                    outcome = exc
+            if watch.expired:  # whatever the cut socket made the read raise, the cause is the deadline
+                reply, outcome = None, overdue(watch)
+        finally:
+            if response is not None:
+                response.close()
+        return outcome, reply
 
     def _delay(self, retry: int, wait: float | None) -> float:
         """Retry-After when the server gave one, else full jitter; clamped to max_backoff."""
         if wait is not None:
             return min(wait, self.max_backoff)
         return self._rng.uniform(0, min(self.max_backoff, self.backoff * 2 ** (retry - 1)))
-
-    def _read(
-        self, response: requests.Response, *, label: str, limit: int | None, want_json: bool
-    ) -> Reply:
-        ok = 200 <= response.status_code < 300
-        cap = limit if ok else ERROR_BODY_LIMIT
-        declared = _content_length(response)
-        if ok and cap is not None and declared is not None and declared > cap:
-            raise DownloadTooLarge(f"{label}: {declared} bytes is over the limit of {_size(cap)}")
-        chunks: list[bytes] = []
-        total = 0
-        for chunk in response.iter_content(CHUNK):
-            total += len(chunk)
-            self.stats.add_bytes(len(chunk))
-            if cap is not None and total > cap:
-                if not ok:
-                    break  # an error body only needs its beginning
-                raise DownloadTooLarge(f"{label}: the body is over the limit of {_size(cap)}")
-            chunks.append(chunk)
-        body = b"".join(chunks)
-        response._content = body  # lets classify() read error bodies
-        if ok and declared is not None and total < declared and not _encoded(response):
-            raise _BodyCutShort(f"got {total} of {declared} bytes")
-        data = None
-        if ok and want_json:
-            try:
-                data = json.loads(body)
-            except ValueError as exc:
-                raise _BodyCutShort(f"the JSON does not parse: {exc}") from None
-        return Reply(response.status_code, response.headers, body, data)
 
 
 def _proxy_or_netrc() -> bool:
@@ -338,20 +353,3 @@ def _proxy_or_netrc() -> bool:
     netrc = os.environ.get("NETRC")
     candidates = [netrc] if netrc else [os.path.expanduser("~/.netrc"), os.path.expanduser("~/_netrc")]
     return any(os.path.exists(path) for path in candidates)
-
-
-def _content_length(response: requests.Response) -> int | None:
-    try:
-        value = int(response.headers.get("Content-Length", ""))
-    except ValueError:
-        return None
-    return value if value >= 0 else None
-
-
-def _encoded(response: requests.Response) -> bool:
-    return response.headers.get("Content-Encoding", "identity").lower() != "identity"
-
-
-def _size(nbytes: int) -> str:
-    return f"{nbytes // 2**20} MiB" if nbytes % 2**20 == 0 and nbytes else f"{nbytes} bytes"
-

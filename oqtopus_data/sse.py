@@ -1,9 +1,13 @@
-"""SSE log archives: downloaded on request (`--sse-logs`) into `OUT_DIR/sse_logs/` under names we choose."""
+"""SSE log archives, saved on request (`--sse-logs`) into `OUT_DIR/sse_logs/` under names we choose.
+
+The archives come from the fetcher (`fetch.fetch_jobs(..., sse_logs=True)`, `fetch.refetch_sse_logs`): nothing is
+downloaded here. A file name is derived from the job id alone, bounded and unique, and the `sse_logs` table's
+`path` says which file belongs to which job; a name the server suggests is never used as a path.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
+import hashlib
 import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,54 +17,76 @@ from typing import Any
 import pyarrow as pa
 
 from . import schema as S
-from .errors import ApiError
+from .archives import ArchiveError, check_zip
 from .store import Dataset
 
 LOG_DIR = "sse_logs"
+READABLE_PREFIX = 64  # characters of the job id kept readable in the file name; a hash of the whole id follows
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @dataclass
 class SavedLogs:
-    """The `sse_logs` rows of the archives saved, and (job_id, problem) for those that failed."""
+    """The `sse_logs` rows of the archives saved, and (job_id, problem) for those that could not be."""
 
     table: pa.Table
     errors: list[tuple[str, str]] = field(default_factory=list)
 
 
 def safe_log_name(job_id: str) -> str:
-    """The archive's file name: the job id with anything but [A-Za-z0-9._-] replaced; the server's name is not used."""
-    name = _UNSAFE.sub("_", job_id).lstrip(".") or "job"
-    return f"{name}.zip"
+    """The archive's file name for a job: a readable prefix of the id (anything but [A-Za-z0-9._-] replaced)
+    and a hash of the whole id. Ids that differ only in unsafe characters (`a/b`, `a_b`, `a?b`) or beyond the
+    prefix get different names, and no name is longer than about 90 bytes whatever the id."""
+    readable = _UNSAFE.sub("_", job_id[:READABLE_PREFIX]).lstrip(".") or "job"
+    digest = hashlib.sha256(job_id.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+    return f"{readable}-{digest}.zip"
 
 
-def save_sse_logs(api: Any, dataset: Dataset, results: Iterable[Any], *, workers: int = 8) -> SavedLogs:
-    """Download the log archive of each SSE result and save it atomically; one table row per archive."""
-    results = list(results)
+def save_sse_logs(
+    dataset: Dataset | Any,
+    logs: Iterable[tuple[str, bytes]] | Dataset,
+    results: Iterable[Any] | None = None,
+    *,
+    workers: int = 8,
+) -> SavedLogs:
+    """Save each (job id, log zip) atomically under `sse_logs/`; one table row per archive, the last one for a
+    job given twice. Bytes that are not a readable zip are an error of that job, not saved.
+
+    The older form `save_sse_logs(api, dataset, results)` still works: it fetches the log of each result first
+    (a finished SSE job without a log is skipped, as the fetcher does)."""
+    if results is not None or isinstance(logs, Dataset):
+        return _fetch_and_save(dataset, logs, results or (), workers)  # type: ignore[arg-type]
+    latest: dict[str, bytes] = {}
+    for job_id, data in logs:  # type: ignore[union-attr]
+        latest.pop(job_id, None)
+        latest[job_id] = data
     rows: dict[str, list[Any]] = {name: [] for name in S.SSE_LOGS.column_names}
     errors: list[tuple[str, str]] = []
-
-    def one(result: Any) -> tuple[str, str | None, int, str] | tuple[str, str]:
-        job_id = result.job_id
+    for job_id, data in latest.items():
         try:
-            reply = api.get_sselog(job_id)
-            data = base64.b64decode(_field(reply, "file") or "", validate=True)
-        except (ApiError, binascii.Error, ValueError) as exc:
-            return job_id, f"SSE log could not be downloaded: {exc}"
+            job_id.encode("utf-8")
+            check_zip(data, key="sse_log")
+        except UnicodeEncodeError:
+            errors.append((job_id, "the job id is not valid Unicode text (a lone surrogate): the log is not saved"))
+            continue
+        except ArchiveError as exc:
+            errors.append((job_id, str(exc)))
+            continue
         rel = f"{LOG_DIR}/{safe_log_name(job_id)}"
         dataset.storage.write_bytes(rel, data)  # named by job id: a rerun replaces, never duplicates
-        return job_id, _field(reply, "file_name"), len(data), rel
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for outcome in pool.map(one, results):
-            if len(outcome) == 2:
-                errors.append(outcome)  # type: ignore[arg-type]
-                continue
-            for name, value in zip(S.SSE_LOGS.column_names, outcome, strict=True):
-                rows[name].append(value)
+        for name, value in zip(S.SSE_LOGS.column_names, (job_id, None, len(data), rel), strict=True):
+            rows[name].append(value)
     table = pa.table({f.name: pa.array(rows[f.name], f.type) for f in S.SSE_LOGS.schema}, schema=S.SSE_LOGS.schema)
     return SavedLogs(table, errors)
 
 
-def _field(reply: Any, name: str) -> Any:
-    return reply.get(name) if isinstance(reply, dict) else getattr(reply, name, None)
+def _fetch_and_save(api: Any, dataset: Dataset, results: Iterable[Any], workers: int) -> SavedLogs:
+    from .fetch import fetch_sse_log
+
+    job_ids = [result.job_id for result in results]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        fetched = list(pool.map(lambda job_id: (job_id, *fetch_sse_log(api, job_id)), job_ids))
+    saved = save_sse_logs(dataset, [(job_id, data) for job_id, data, _ in fetched if data is not None])
+    failed = [(job_id, f"SSE log could not be downloaded: {error.problem}")
+              for job_id, _, error in fetched if error is not None]
+    return SavedLogs(saved.table, failed + saved.errors)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from oqtopus_data.api import ApiClient
 from oqtopus_data.config import Credentials, resolve_credentials
 from oqtopus_data.errors import ConfigError
 
@@ -171,3 +172,23 @@ def test_token_with_control_characters_is_refused_without_showing_it(home: Path)
     with pytest.raises(ConfigError, match="contains blanks or control characters") as info:
         resolve_credentials(environ=env, home=home)
     assert "SECRET" not in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "https://host:99999", "http://host:port"])
+def test_a_malformed_api_url_is_a_config_error_at_start_up(home: Path, url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^The OQTOPUS API URL is malformed \(.+\): check --url / OQTOPUS_URL\.$"):
+        resolve_credentials(url=url, environ={"OQTOPUS_API_TOKEN": TOKEN}, home=home)
+    with pytest.raises(ConfigError):
+        ApiClient(Credentials(url, TOKEN))
+
+
+def test_a_token_with_a_non_ascii_character_is_a_config_error(home: Path) -> None:
+    env = {"OQTOPUS_URL": "https://api.example.com", "OQTOPUS_API_TOKEN": "tok-SECRET-é"}
+    with pytest.raises(ConfigError) as info:
+        resolve_credentials(environ=env, home=home)
+    assert str(info.value) == (
+        "The API token contains a character that cannot be sent in an HTTP header: check OQTOPUS_API_TOKEN or "
+        f"the 'api_token' of section [default] of {home / '.config/oqtopus/config.ini'}."
+    )
+    with pytest.raises(ConfigError, match="cannot be sent in an HTTP header"):
+        ApiClient(Credentials("https://api.example.com", "tok-€"))

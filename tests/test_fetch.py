@@ -602,8 +602,9 @@ def test_devices_sselog_and_status_endpoints() -> None:
         {"device_id": "SVSim", "device_info": "{}"},
         {"device_id": "Kawasaki", "device_info": calibration},
     ]
-    assert api.get_sselog("j")["file_name"] == "log.zip"
+    # A job without an sse_log URL (an older server): the endpoint, named as oqtopus-client 1.3.0 names it.
+    assert api.get_sselog("j") == {"file": "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==", "file_name": "sselog_j.log"}
     assert api.get_status("j") == "ready"
     assert api.stats.snapshot()["requests"] == {
-        "list": 0, "job": 1, "devices": 1, "sselog": 1, "storage": 1,
+        "list": 0, "job": 2, "devices": 1, "sselog": 1, "storage": 1, "user": 0,
     }
