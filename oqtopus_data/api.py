@@ -174,14 +174,14 @@ class ApiClient:
 
     def get_job(self, job_id: str) -> dict:
         """One job, with fresh presigned URLs in its job_info."""
-        job = self._api(f"/jobs/{quote(job_id, safe='')}", "job")
+        job = self._api(f"/jobs/{_segment(job_id)}", "job")
         if not isinstance(job, dict):
             raise ApiError(f"GET /jobs/{job_id}: expected a JSON object")
         return job
 
     def get_status(self, job_id: str) -> str:
         """The job's current status."""
-        reply = self._api(f"/jobs/{quote(job_id, safe='')}/status", "job")
+        reply = self._api(f"/jobs/{_segment(job_id)}/status", "job")
         status = reply.get("status") if isinstance(reply, dict) else None
         if not isinstance(status, str):
             raise ApiError(f"GET /jobs/{job_id}/status: the reply has no status")
@@ -264,7 +264,7 @@ class ApiClient:
     def _sselog_endpoint(self, job_id: str) -> bytes | None:
         """GET /jobs/{id}/sselog of older servers: {"file": base64 zip, ...}; None on a 404 (no log, or no such
         endpoint)."""
-        path = f"/jobs/{quote(job_id, safe='')}/sselog"
+        path = f"/jobs/{_segment(job_id)}/sselog"
         try:  # base64 makes the archive a third larger
             reply = self._api(path, "sselog", limit=self.archive_limit // 3 * 4 + 2**16)
         except ApiError as exc:
@@ -333,3 +333,12 @@ def _host_port(url: str) -> str:
     host = parts.hostname or "?"
     host = f"[{host}]" if ":" in host else host
     return f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
+def _segment(job_id: str) -> str:
+    """A job id as one URL path segment; an id that is not valid text (a lone surrogate) cannot be asked for."""
+    try:
+        return quote(job_id, safe="")
+    except UnicodeEncodeError:
+        raise ApiError("the job id is not valid Unicode text (a lone surrogate): it cannot be put in a URL",
+                       status=400) from None

@@ -26,11 +26,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from . import schema as S
 from .api import ApiClient
-from .enums import TERMINAL, JobType
+from .enums import TERMINAL
 from .errors import ApiError, JobError, OqtopusDataError, StoreError
-from .fetch import fetch_jobs
+from .fetch import fetch_jobs, refetch_sse_logs
 from .flatten import flatten
 from .listing import Limits, Lister
 from .pages import job_identity
@@ -38,6 +41,7 @@ from .results import result_from_raw
 from .rows import FinalRows, VolatileRows, split_final
 from .selection import Filters, select
 from .state import Source, SyncState
+from .storable import escaped
 from .storage import LocalStorage
 from .store import TABLE_DIRS, Dataset, Manifest, Writer, compact, discard_new, excess_file_count
 from .windows import SHIFT_SLACK, root_window
@@ -170,12 +174,16 @@ class _Run:
         self.volatile = VolatileRows()
         self.final = FinalRows(options.flush_rows)
         self.lister: Lister | None = None
+        self.logs: dict[str, tuple[bytes | None, JobError | None]] = {}  # SSE logs of fetched jobs, until flattened
+        self.indexed: set[str] | None = None  # jobs whose SSE log is in the index already
         self.outstanding: Counter[int] = Counter()  # listed jobs of each window not processed yet
         self.since_checkpoint = (0, time.monotonic())
 
     # ------------------------------------------------------------------------------------------ the run
     def execute(self) -> ExportReport:
-        source = Source(api_url=_public_url(self.api))
+        account = self.api.preflight() or {}  # set-up errors (no connection, wrong URL, bad token) end here
+        source = Source(api_url=_public_url(self.api), account_id=_text(account.get("id")),
+                        organization=_text(account.get("organization")), name=_text(account.get("name")))
         devices = self._devices() if self.options.devices_snapshot else None
         operation = "full-refresh" if self.options.full_refresh else "export"
         with self.dataset.writer(operation=operation, fresh=self.options.full_refresh,
@@ -318,24 +326,14 @@ class _Run:
         """Download again the SSE logs that failed last time (the jobs' rows are final already)."""
         if not job_ids or not self.options.sse_logs:
             return
-        from .sse import save_sse_logs  # only runs that ask for logs pay for the module
-
-        jobs = []
-        for job_id in job_ids:
-            self.state.log_retry.discard(job_id)
-            try:
-                jobs.append(result_from_raw(self.api.get_job(job_id), client=self.api))
-            except ApiError as exc:
-                if exc.status != 404:
-                    self._log_error(job_id, str(exc))
-            except ValueError as exc:
-                self._log_error(job_id, str(exc))
-        logs = save_sse_logs(self.api, self.dataset, jobs)
-        for job_id, message in logs.errors:
-            self._log_error(job_id, message)
-        if logs.table.num_rows:
-            self.writer.write("sse_logs", logs.table, final=True)
-            self.report.rows["sse_logs"] += logs.table.num_rows
+        self.state.log_retry -= set(job_ids)
+        logs = []
+        for job_id, data, error in refetch_sse_logs(self.api, job_ids, workers=self.options.workers):
+            if error is not None:
+                self._log_error(job_id, error.problem)
+            elif data is not None:
+                logs.append((job_id, data))
+        self._save_logs(logs)
 
     def _list(self, root: Any, skip: set[str]) -> None:
         """Walk the listing and export what it brings, checkpointing as it goes."""
@@ -385,7 +383,7 @@ class _Run:
                  checkpoints: bool = False) -> None:
         """Fetch, parse and flatten `jobs` in batches, committing checkpoints when asked."""
         batch: list[Any] = []
-        fetched = fetch_jobs(self.api, jobs, workers=self.options.workers)
+        fetched = fetch_jobs(self.api, jobs, workers=self.options.workers, sse_logs=self.options.sse_logs)
         try:
             for item in fetched:
                 if item.error is not None:
@@ -395,6 +393,8 @@ class _Run:
                     self.volatile.drop([item.job_id])
                 else:
                     self.progress("fetched", 1)
+                    if item.sse_log is not None or item.sse_log_error is not None:
+                        self.logs[item.job_id] = (item.sse_log, item.sse_log_error)
                     try:
                         batch.append(result_from_raw(item.job, client=self.api))
                     except (ValueError, TypeError) as exc:
@@ -426,9 +426,10 @@ class _Run:
             return
         tables = flatten(results, exported_at=self.now)
         self.volatile.drop([r.job_id for r in results])
+        raw = {escaped(r.job_id)[0]: r.job_id for r in results if isinstance(r.job_id, str)}
         for job_id, _stage, message in zip(*(tables["errors"][c].to_pylist() for c in ("job_id", "stage", "message")),
                                            strict=True):
-            self._error(job_id, "flatten", message)
+            self._error(raw.get(job_id, job_id), "flatten", message)
         statuses = dict(zip(tables["jobs"]["job_id"].to_pylist(), tables["jobs"]["status"].to_pylist(), strict=True))
         final_ids = [j for j, status in statuses.items() if status in TERMINAL]
         final, volatile = split_final(tables, final_ids)
@@ -445,27 +446,38 @@ class _Run:
         self.progress("rows", sum(t.num_rows for t in tables.values()))
         if self.final.full:
             self._flush()
-        if self.options.sse_logs:
-            final_set = set(final_ids)
-            self._save_logs([r for r in results if r.job_id in final_set and _value(r.job_type) == JobType.SSE])
+        if self.logs:
+            final_logs = [(job_id, self.logs.pop(job_id)) for job_id in final_ids if job_id in self.logs]
+            for job_id, (_data, error) in final_logs:
+                if error is not None:
+                    self._log_error(job_id, error.problem)
+            self._save_logs([(job_id, data) for job_id, (data, _e) in final_logs if data is not None])
 
-    def _save_logs(self, results: list[Any]) -> None:
-        """SSE logs as their own step: a log that fails is tried again next run; the job's rows stay final."""
-        if not results:
+    def _save_logs(self, logs: list[tuple[str, bytes]]) -> None:
+        """SSE logs as their own step: a log that fails is tried again next run; the job's rows stay final, and a
+        job's log is indexed once whatever brought it back (its file is replaced, never doubled)."""
+        if self.indexed is None:
+            self.indexed = set(self.dataset.read_table("sse_logs", self.writer.files.get("sse_logs", []))
+                               ["job_id"].to_pylist())
+        fresh = [(job_id, data) for job_id, data in logs if job_id not in self.indexed]
+        if not logs:
             return
-        from .sse import save_sse_logs
+        from .sse import save_sse_logs  # only runs that ask for logs pay for the module
 
-        logs = save_sse_logs(self.api, self.dataset, results)
-        for job_id, message in logs.errors:
+        saved = save_sse_logs(self.dataset, logs)
+        for job_id, message in saved.errors:
             self._log_error(job_id, message)
-        if logs.table.num_rows:
-            self.writer.write("sse_logs", logs.table, final=True)
-            self.report.rows["sse_logs"] += logs.table.num_rows
+        table = saved.table.filter(pc.is_in(saved.table["job_id"], pa.array([j for j, _ in fresh], pa.string())))
+        self.indexed.update(table["job_id"].to_pylist())
+        if table.num_rows:
+            self.writer.write("sse_logs", table, final=True)
+            self.report.rows["sse_logs"] += table.num_rows
 
     def _error(self, job_id: str | None, stage: str, message: str) -> None:
         self.report.errors.append((job_id, stage, message))
         if job_id:
-            self.state.retry.add(job_id)
+            if not escaped(job_id)[1]:  # an id that is not valid text cannot be asked for by id: no retry
+                self.state.retry.add(job_id)
             self.volatile.drop([job_id])
         self.volatile.error(job_id, stage, message, self.now)
 
@@ -534,6 +546,5 @@ def _public_url(api: Any) -> str:
     return redact_url(str(getattr(api, "base_url", "")))
 
 
-def _value(value: Any) -> str | None:
-    value = getattr(value, "value", value)
+def _text(value: Any) -> str | None:
     return None if value is None else str(value)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,20 +41,9 @@ def safe_log_name(job_id: str) -> str:
     return f"{readable}-{digest}.zip"
 
 
-def save_sse_logs(
-    dataset: Dataset | Any,
-    logs: Iterable[tuple[str, bytes]] | Dataset,
-    results: Iterable[Any] | None = None,
-    *,
-    workers: int = 8,
-) -> SavedLogs:
+def save_sse_logs(dataset: Dataset, logs: Iterable[tuple[str, bytes]]) -> SavedLogs:
     """Save each (job id, log zip) atomically under `sse_logs/`; one table row per archive, the last one for a
-    job given twice. Bytes that are not a readable zip are an error of that job, not saved.
-
-    The older form `save_sse_logs(api, dataset, results)` still works: it fetches the log of each result first
-    (a finished SSE job without a log is skipped, as the fetcher does)."""
-    if results is not None or isinstance(logs, Dataset):
-        return _fetch_and_save(dataset, logs, results or (), workers)  # type: ignore[arg-type]
+    job given twice. Bytes that are not a readable zip are an error of that job, not saved."""
     latest: dict[str, bytes] = {}
     for job_id, data in logs:  # type: ignore[union-attr]
         latest.pop(job_id, None)
@@ -78,15 +66,3 @@ def save_sse_logs(
             rows[name].append(value)
     table = pa.table({f.name: pa.array(rows[f.name], f.type) for f in S.SSE_LOGS.schema}, schema=S.SSE_LOGS.schema)
     return SavedLogs(table, errors)
-
-
-def _fetch_and_save(api: Any, dataset: Dataset, results: Iterable[Any], workers: int) -> SavedLogs:
-    from .fetch import fetch_sse_log
-
-    job_ids = [result.job_id for result in results]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        fetched = list(pool.map(lambda job_id: (job_id, *fetch_sse_log(api, job_id)), job_ids))
-    saved = save_sse_logs(dataset, [(job_id, data) for job_id, data, _ in fetched if data is not None])
-    failed = [(job_id, f"SSE log could not be downloaded: {error.problem}")
-              for job_id, _, error in fetched if error is not None]
-    return SavedLogs(saved.table, failed + saved.errors)

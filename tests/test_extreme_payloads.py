@@ -126,6 +126,9 @@ class InlineApi:
         self.jobs = {job["job_id"]: job for job in jobs}
         self.devices = devices
 
+    def preflight(self) -> None:
+        return None  # no account record, as a server without GET /users/me
+
     def list_page(self, params: dict[str, Any], *, tries: int | None = None) -> list[Any]:
         start, end = parse_time(params.get("start_time")), parse_time(params.get("end_time"))
         chosen = sorted((job for job in self.jobs.values()

@@ -155,18 +155,6 @@ def test_saving_a_log_that_is_not_a_zip_or_of_an_unstorable_id_is_that_jobs_erro
     assert list((tmp_path / "out" / LOG_DIR).iterdir()) == [tmp_path / "out" / LOG_DIR / safe_log_name("k")]
 
 
-def test_the_older_call_with_a_client_and_results_still_saves_logs(server: Hostile, tmp_path: Path) -> None:
-    serve_job(server, sse_job("s1"), {"sse_log": LOG})
-    serve_job(server, sse_job("s2"), {"sse_log": LOG})
-    server.on("/storage/s2/sse_log.zip", status(500))
-    server.on("/jobs/s3", payload(sse_job("s3", "cancelled")))  # no log at all
-    results = [result_from_raw(sse_job(job_id)) for job_id in ("s1", "s2", "s3")]
-    saved = save_sse_logs(client(server, max_tries=1), Dataset(tmp_path / "out"), results)
-    assert [(row["job_id"], row["bytes"]) for row in saved.table.to_pylist()] == [("s1", len(LOG))]
-    assert [job_id for job_id, _ in saved.errors] == ["s2"]
-    assert saved.errors[0][1].startswith("SSE log could not be downloaded: GET ")
-
-
 def test_a_403_on_the_sselog_endpoint_is_that_logs_error_not_refused_credentials(server: Hostile) -> None:
     server.on("/jobs/old/sselog", status(403, {"message": "not yours"}))
     [fetched] = fetch_jobs(client(server), [sse_job("old")], sse_logs=True)
