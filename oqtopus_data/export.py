@@ -16,6 +16,7 @@ checkpoint every `checkpoint_jobs` jobs or `checkpoint_seconds` seconds, and whe
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter, deque
@@ -32,7 +33,7 @@ import pyarrow.compute as pc
 from . import schema as S
 from .api import ApiClient
 from .enums import TERMINAL
-from .errors import ApiError, JobError, OqtopusDataError, StoreError
+from .errors import ApiError, ConfigError, JobError, OqtopusDataError, StoreError
 from .fetch import fetch_jobs, refetch_sse_logs
 from .flatten import flatten
 from .listing import Limits, Lister
@@ -184,7 +185,10 @@ class _Run:
         account = self.api.preflight() or {}  # set-up errors (no connection, wrong URL, bad token) end here
         source = Source(api_url=_public_url(self.api), account_id=_text(account.get("id")),
                         organization=_text(account.get("organization")), name=_text(account.get("name")))
-        devices = self._devices() if self.options.devices_snapshot else None
+        devices = self._devices() if self.options.devices_snapshot or self.options.devices else None
+        self._check_devices(devices)
+        if not self.options.devices_snapshot:
+            devices = None
         operation = "full-refresh" if self.options.full_refresh else "export"
         with self.dataset.writer(operation=operation, fresh=self.options.full_refresh,
                                  repair=self.options.repair) as writer:
@@ -486,6 +490,22 @@ class _Run:
         self.state.log_retry.add(job_id)
         self.volatile.error(job_id, "sse_log", message, self.now)
 
+    def _check_devices(self, devices: list[dict[str, Any]] | None) -> None:
+        """Refuse a --device no one has heard of (a typo would select nothing and lock the directory to it)."""
+        if not self.options.devices:
+            return
+        if devices is None:
+            self._notice("GET /devices failed: the --device names could not be checked")
+            return
+        known = {d.get("device_id") for d in devices if isinstance(d, dict)}
+        with contextlib.suppress(OqtopusDataError):  # devices seen before (retired ones, no longer listed) count
+            known |= set(self.dataset.read_table("devices")["device_id"].to_pylist())
+        known = {k for k in known if isinstance(k, str)}
+        for name in self.options.devices:
+            if name not in known:
+                raise ConfigError(f"--device {name}: no such device{_suggestion(name, known)} "
+                                  f"(devices: {', '.join(sorted(known)) or 'none'})")
+
     def _snapshot(self, devices: list[dict[str, Any]]) -> None:
         """Write the device snapshot; a record no column can hold is noted (an errors row), the others kept."""
         from .devices import devices_snapshot  # small module; keeps this one about the job flow
@@ -544,6 +564,16 @@ def _public_url(api: Any) -> str:
     from .http import redact_url
 
     return redact_url(str(getattr(api, "base_url", "")))
+
+
+def _suggestion(name: str, known: Iterable[str]) -> str:
+    """ "; did you mean X?" for a name differing in case or by a few letters from a known one, else ""."""
+    import difflib
+
+    known = sorted(known)
+    same = [k for k in known if k.lower() == name.lower()]
+    close = same or difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def _text(value: Any) -> str | None:

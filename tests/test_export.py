@@ -8,7 +8,7 @@ from groundtruth import assert_matches_ground_truth
 from oqtopus_data import connect
 from oqtopus_data.api import ApiClient
 from oqtopus_data.config import Credentials
-from oqtopus_data.errors import AuthError
+from oqtopus_data.errors import AuthError, ConfigError
 from oqtopus_data.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud, Faults
 
@@ -82,3 +82,13 @@ def test_filters_keep_only_matching_jobs(tmp_path):
         truth = [j for j in cloud.history.job_ids()
                  if cloud.history.status(j) == "succeeded" and cloud.history.job(j)["device_id"] == "Kawasaki"]
         assert connect(tmp_path / "out").execute("SELECT count(*) FROM jobs").fetchone() == (len(truth),)
+
+
+@pytest.mark.parametrize(("device", "hint"), [("kawasaki", "did you mean Kawasaki?"),
+                                              ("Kawasak1", "did you mean Kawasaki?"), ("Osaka", "")])
+def test_an_unknown_device_is_refused_before_anything_is_written(tmp_path, device, hint):
+    with (FakeCloud(n_jobs=20) as cloud, ApiClient(Credentials(url=cloud.url, token=cloud.token)) as api,
+          pytest.raises(ConfigError) as caught):
+        export(api, tmp_path / "out", ExportOptions(devices=(device,)))
+    assert str(caught.value).startswith(f"--device {device}: no such device{'; ' + hint if hint else ''} (devices: ")
+    assert not (tmp_path / "out").exists()
