@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from . import schema as S
-from .store import TABLE_DIRS
+from .manifest import TABLE_DIRS
 from .views import views_sql_text
 
 ENGINES = ("spark", "trino", "duckdb")

@@ -13,10 +13,10 @@ from typing import Any
 import pyarrow as pa
 
 from . import schema as S
+from .dataset import Dataset
 from .errors import ApiError
-from .store import Dataset
+from .manifest import LOG_DIR
 
-LOG_DIR = "sse_logs"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 

@@ -13,9 +13,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from . import schema as S
+from .dataset import Dataset
 from .errors import StoreError
-from .storage import LocalStorage
-from .store import Dataset, Manifest
+from .manifest import Manifest
 
 _REPO_SQL = Path(__file__).resolve().parent.parent / "sql" / "views.sql"
 
@@ -79,7 +79,7 @@ def connect(location: str | os.PathLike[str], database: str = ":memory:",
     """
     dataset = Dataset(location, **storage_options)
     manifest = _verified(dataset)
-    if isinstance(dataset.storage, LocalStorage):
+    if dataset.storage.is_local:
         con = duckdb.connect(database)
         con.execute("SET TimeZone = 'UTC'")
         con.execute(render_views(dataset, manifest))
@@ -103,7 +103,7 @@ def scan(location: str | os.PathLike[str], table: str, **storage_options: str) -
     dataset = Dataset(location, **storage_options)
     manifest = _verified(dataset)
     spec = S.TABLES[table]
-    if not isinstance(dataset.storage, LocalStorage):
+    if not dataset.storage.is_local:
         return pl.scan_pyarrow_dataset(_arrow_dataset(dataset, manifest, table)).select(spec.column_names)
     files = dataset.uris(table, manifest)
     if not files:
@@ -129,20 +129,18 @@ def _verified(dataset: Dataset) -> Manifest:
 
 
 def _arrow_dataset(dataset: Dataset, manifest: Manifest, table: str) -> pads.Dataset:
-    """The committed files of `table` in an object store as one pyarrow dataset, without listing anything.
+    """The committed files of `table` as one pyarrow dataset on the storage's filesystem, without listing anything.
 
     Each file's month and size come from its manifest entry; DuckDB and polars push column and month filters down.
     """
     storage = dataset.storage
-    if not hasattr(storage, "arrow_filesystem"):
-        raise StoreError(f"{storage.uri('')}: this kind of storage cannot be read yet")
     filesystem = storage.arrow_filesystem()
     spec = S.TABLES[table]
     fmt = pads.ParquetFileFormat()
     fragments = []
-    for entry, uri in zip(manifest.entries(table), dataset.uris(table, manifest), strict=True):
+    for entry, rel in zip(manifest.entries(table), dataset.paths(table, manifest), strict=True):
         month = (pc.field(S.PARTITION_COLUMN) == (entry.partition or S.UNKNOWN_MONTH)) if spec.partitioned else None
-        fragments.append(fmt.make_fragment(storage.arrow_path(uri), filesystem=filesystem,
+        fragments.append(fmt.make_fragment(storage.arrow_path(rel), filesystem=filesystem,
                                            partition_expression=month, file_size=entry.bytes))
     return pads.FileSystemDataset(fragments, spec.schema, fmt, filesystem)
 

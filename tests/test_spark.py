@@ -21,7 +21,7 @@ import oqtopus_data as od
 from oqtopus_data import schema as S
 from oqtopus_data.cli import export_command
 from oqtopus_data.ddl import ddl_statements
-from oqtopus_data.store import TABLE_DIRS
+from oqtopus_data.manifest import TABLE_DIRS
 
 DB = "oq"
 
