@@ -19,8 +19,9 @@ from groundtruth import assert_matches_ground_truth
 
 from oqtopus_data import connect, flatten, read, scan, write_dataset
 from oqtopus_data.dataset import Dataset
-from oqtopus_data.errors import LockError, StoreError
+from oqtopus_data.errors import ConfigError, LockError, StoreError
 from oqtopus_data.manifest import MissingFilesError
+from oqtopus_data.report import write_report
 from oqtopus_data.schema import TABLES as SCHEMAS
 from oqtopus_data.storage.s3 import S3Storage
 from oqtopus_data.testing import FakeCloud, Faults
@@ -135,6 +136,23 @@ def test_remote_readers_give_what_local_readers_give(s3, tmp_path, good_results,
     assert scan(url, "counts").filter(pick).collect().height == scan(local, "counts").filter(pick).collect().height
     with pytest.raises(StoreError, match="cannot be kept in the DuckDB file"):
         connect(url, database=str(tmp_path / "views.duckdb"))
+
+
+def test_the_report_of_an_s3_export_is_the_report_of_the_same_export_on_disk(s3, tmp_path, good_results):
+    tables = flatten(good_results, exported_at=AT)
+    local, url = tmp_path / "local", f"s3://{s3.bucket()}/reported"
+    write_dataset(tables, local)
+    with Dataset(url, **s3.options).writer() as writer:
+        for name, table in tables.items():
+            writer.write(name, table)
+        writer.commit()
+    here = write_report(local, tmp_path / "here.html")
+    there = write_report(url, tmp_path / "there.html", storage_options=s3.options)
+    assert (there.charts, there.jobs) == (here.charts, here.jobs) and there.jobs > 0
+    html = there.path.read_text(encoding="utf-8")
+    assert f"Export {url};" in html and "<title>OQTOPUS job history: reported</title>" in html
+    with pytest.raises(ConfigError, match="unknown storage option 'colour' for s3://"):
+        write_report(url, tmp_path / "r.html", storage_options={**s3.options, "colour": "blue"})
 
 
 def test_a_second_writer_is_refused_and_a_killed_writers_lease_is_taken_over(s3):
