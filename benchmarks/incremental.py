@@ -19,7 +19,7 @@ LATENCY = 0.02
 
 def run(mode: Mode) -> dict[str, Any]:
     n = mode.pick(2_000, 20_000)
-    from oqtopus_data.store import Dataset
+    from oqtopus_data.dataset import Dataset
 
     with CloudProcess(n, latency=0.0) as cloud, scratch("incremental") as tmp:
         out = str(tmp / "out")

@@ -32,20 +32,21 @@ import pyarrow.compute as pc
 
 from . import schema as S
 from .api import ApiClient
+from .dataset import Dataset, compact, excess_file_count
 from .enums import TERMINAL
 from .errors import ApiError, ConfigError, JobError, OqtopusDataError, StoreError
 from .fetch import fetch_jobs, refetch_sse_logs
 from .flatten import flatten
 from .listing import Limits, Lister
+from .manifest import Manifest
 from .pages import job_identity
 from .results import result_from_raw
 from .rows import FinalRows, VolatileRows, split_final
 from .selection import Filters, select
 from .state import Source, SyncState
 from .storable import escaped
-from .storage import LocalStorage
-from .store import TABLE_DIRS, Dataset, Manifest, Writer, compact, discard_new, excess_file_count
 from .windows import SHIFT_SLACK, root_window
+from .writer import Writer, discard_new
 
 
 @dataclass(frozen=True)
@@ -124,39 +125,17 @@ def export(api: ApiClient, out_dir: str | Path, options: ExportOptions | None = 
     options = options or ExportOptions()
     started = time.monotonic()
     dataset = Dataset(out_dir, **(storage_options or {}))
-    if isinstance(dataset.storage, LocalStorage):
-        _check_destination(Path(dataset.storage.uri("")))
-    else:
-        _check_remote_destination(dataset)
-    created = dataset.storage.create_root()  # atomic: of two racing runs, one alone made it
+    created = dataset.prepare()  # atomic: of two racing runs, one alone made it
     run = _Run(api, dataset, options, progress or (lambda _event, _n: None), notice or (lambda _m: None),
                stop or threading.Event())
     try:
         report = run.execute()
     except BaseException:
         if created:  # under the lock, only while nothing is committed: a racing winner keeps its work
-            discard_new(dataset)
+            discard_new(dataset.storage)
         raise
     report.seconds = time.monotonic() - started
     return report
-
-
-def _check_destination(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise StoreError(f"{out} exists and is not a directory")
-    if out.is_dir() and not (out / "_oqtopus").exists() and any(out.iterdir()):
-        raise StoreError(f"{out} is not empty and holds no oqtopus-data export: choose an empty or new directory")
-
-
-def _check_remote_destination(dataset: Dataset) -> None:
-    """An object-store prefix without an export must not hold files that garbage collection would take for ours."""
-    if dataset.manifest_versions():
-        return
-    for directory in sorted(set(TABLE_DIRS.values())):
-        for rel in dataset.storage.list(directory):
-            if not rel.rsplit("/", 1)[-1].startswith(".part-"):  # staged files of an interrupted first run are ours
-                raise StoreError(f"{dataset.storage.uri('')} holds files but no oqtopus-data export (e.g. {rel}): "
-                                 "choose an empty or new prefix")
 
 
 class _Run:

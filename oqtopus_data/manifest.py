@@ -16,11 +16,13 @@ from typing import Any
 from . import __version__
 from . import schema as S
 from .errors import StoreError
-from .storage import Storage, path_problem
+from .storage import Storage, path_problem, staged_name
+from .storage.common import META_DIR
 
-MANIFEST_DIR = "_oqtopus/manifests"
+MANIFEST_DIR = f"{META_DIR}/manifests"
 FORMAT = "oqtopus-data"
-# Directory of each table; the SSE log archives themselves live in sse_logs/, so their index table does not.
+LOG_DIR = "sse_logs"  # the SSE log archives (`--sse-logs`), named by job, indexed by the sse_logs table
+# Directory of each table; the SSE log archives themselves live in LOG_DIR, so their index table does not.
 TABLE_DIRS = {name: name for name in S.TABLES} | {"sse_logs": "sse_log_index"}
 
 
@@ -157,6 +159,17 @@ def list_versions(storage: Storage) -> list[int]:
     return sorted(versions)
 
 
+def none_readable(storage: Storage, notes: list[str]) -> ManifestError:
+    """The error for a dataset whose every manifest was skipped (`notes` say why)."""
+    return ManifestError(f"{storage.uri('')} holds no readable manifest ({notes[0]}): restore {MANIFEST_DIR}/ from "
+                         f"where the dataset came from, {REBUILD}")
+
+
+def present(storage: Storage) -> set[str]:
+    """Every file under the table directories: one listing each, never one request per file."""
+    return {rel for directory in sorted(set(TABLE_DIRS.values())) for rel in storage.list(directory)}
+
+
 def read_newest(storage: Storage, versions: list[int]) -> tuple[Manifest | None, list[str]]:
     """The newest of `versions` that reads and passes every check, and why each newer one was skipped.
 
@@ -207,12 +220,6 @@ def table_directory(table: str, partition: str | None) -> str:
     """The directory a file of `table` (and of `partition`, for a partitioned table) lives in."""
     partitioned = S.TABLES[table].partitioned and bool(partition)
     return TABLE_DIRS[table] + (f"/{S.PARTITION_COLUMN}={partition}" if partitioned else "")
-
-
-def staged_name(path: str) -> str:
-    """The hidden name a data file is written under until its commit publishes it (engines skip dot files)."""
-    directory, _, name = path.rpartition("/")
-    return f"{directory}/.{name}.staged"
 
 
 def _entry(table: str, raw: Any) -> FileEntry:

@@ -19,6 +19,7 @@ import duckdb
 from . import __version__
 from . import report_charts as charts
 from .report_charts import day, esc, minute, page, seconds_cell, table
+from .storage import open_storage
 from .views import connect
 
 MAX_DEVICES = 8  # devices drawn one by one; the rest are summed as "other devices"
@@ -93,13 +94,14 @@ class Section:
         return self
 
 
-def write_report(out_dir: str | os.PathLike[str], target: str | os.PathLike[str], *, since: datetime | None = None,
-                 until: datetime | None = None, devices: Sequence[str] = (), top_jobs: int = 10) -> ReportSummary:
-    """Write the HTML report of the export at `out_dir` to `target`, narrowed to a time range and devices.
+def write_report(location: str | os.PathLike[str], target: str | os.PathLike[str], *, since: datetime | None = None,
+                 until: datetime | None = None, devices: Sequence[str] = (), top_jobs: int = 10,
+                 storage_options: dict[str, str] | None = None) -> ReportSummary:
+    """Write the HTML report of the export at `location` to `target`, narrowed to a time range and devices.
 
-    `since` and `until` bound `submitted_at` inclusively (naive times are UTC); `top_jobs` is how many recent
-    sampling jobs show their top outcomes. Raises StoreError (from `connect`) when `out_dir` holds no export,
-    ValueError on a bad target or options.
+    `location` is a directory or an s3:// URL (read with `storage_options`); `since` and `until` bound `submitted_at`
+    inclusively (naive times are UTC); `top_jobs` is how many recent sampling jobs show their top outcomes. Raises
+    StoreError when `location` holds no export, ConfigError on a bad storage option, ValueError on a bad target.
     """
     target = Path(target)
     if not target.parent.is_dir():
@@ -111,12 +113,13 @@ def write_report(out_dir: str | os.PathLike[str], target: str | os.PathLike[str]
     scope = Scope(_utc(since), _utc(until), tuple(dict.fromkeys(devices)))
     if scope.since and scope.until and scope.since > scope.until:
         raise ValueError("since is after until")
-    con = connect(out_dir)
+    storage = open_storage(location, **(storage_options or {}))
+    con = connect(storage)
     try:
         con.execute("SET enable_progress_bar = false")  # the report's queries must not draw on the terminal
         report = _Report(con, scope, top_jobs)
         sections = [build(report) for build in _SECTIONS]
-        text = _page(Path(out_dir), scope, report, sections)
+        text = _page(storage.uri(), scope, report, sections)
     finally:
         con.close()
     tmp = target.with_name(f".{target.name}.tmp")
@@ -391,7 +394,7 @@ _SECTIONS: list[Callable[[_Report], Section]] = [_overview, _jobs_per_week, _tim
                                                  _top_bitstrings, _drift, _estimation]
 
 
-def _page(out_dir: Path, scope: Scope, r: _Report, sections: list[Section]) -> str:
+def _page(where: str, scope: Scope, r: _Report, sections: list[Section]) -> str:
     narrowed = []
     if scope.since:
         narrowed.append(f"submitted at or after {minute(scope.since)}")
@@ -401,6 +404,6 @@ def _page(out_dir: Path, scope: Scope, r: _Report, sections: list[Section]) -> s
         narrowed.append("devices " + ", ".join(scope.devices))
     span = f"Jobs submitted {day(r.first)} to {day(r.last)} (UTC)" if r.first else "No jobs"
     lines = [span + ("; narrowed to " + "; ".join(narrowed) if narrowed else "") + ".",
-             f"Export {out_dir.resolve()}; report written {minute(datetime.now(UTC))} by oqtopus-data {__version__}."]
-    return page(f"OQTOPUS job history: {out_dir.name}", "OQTOPUS job history", lines,
+             f"Export {where}; report written {minute(datetime.now(UTC))} by oqtopus-data {__version__}."]
+    return page(f"OQTOPUS job history: {where.rstrip('/').rsplit('/', 1)[-1]}", "OQTOPUS job history", lines,
                 [(s.key, s.title, "".join(s.body)) for s in sections])

@@ -17,9 +17,9 @@ import pyarrow as pa
 
 from . import schema as S
 from .archives import ArchiveError, check_zip
-from .store import Dataset
+from .dataset import Dataset
+from .manifest import LOG_DIR
 
-LOG_DIR = "sse_logs"
 READABLE_PREFIX = 64  # characters of the job id kept readable in the file name; a hash of the whole id follows
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 

@@ -1,6 +1,6 @@
 """Writing a commit: data files staged under hidden names, one manifest created exclusively, then published.
 
-The protocol itself is described in store.py. Every step here runs under the dataset's writer lock, which is also
+The protocol itself is described in dataset.py. Every step here runs under the dataset's writer lock, which is also
 what makes garbage collection safe: no other writer has files in flight.
 """
 
@@ -10,27 +10,29 @@ import uuid
 from collections.abc import Iterable
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import schema as S
+from .datafiles import read_files
 from .errors import StoreError
 from .manifest import (
     REBUILD,
     FileEntry,
     Manifest,
     MissingFilesError,
+    list_versions,
     locate,
     manifest_name,
+    none_readable,
     partitions_of,
-    staged_name,
+    present,
+    read_newest,
     table_directory,
 )
-
-if TYPE_CHECKING:
-    from .store import Dataset
+from .storage import Storage
 
 KEEP_MANIFESTS = 10  # older manifests are pruned; readers only ever need the newest readable one
 
@@ -41,9 +43,8 @@ class Writer:
     Use as a context manager: leaving it without commit (an exception, a kill) leaves the previous commit intact.
     """
 
-    def __init__(self, dataset: Dataset, *, operation: str, fresh: bool, repair: bool = False) -> None:
-        self.dataset = dataset
-        self.storage = dataset.storage
+    def __init__(self, storage: Storage, *, operation: str, fresh: bool, repair: bool = False) -> None:
+        self.storage = storage
         self.operation = operation
         self.fresh = fresh
         self._stack = ExitStack()
@@ -73,24 +74,23 @@ class Writer:
         Sets `base` (None: empty), `notes` (why newer manifests were skipped) and `missing` (files of the base that
         are gone: an error unless `repair`). One listing of the table directories serves both checks.
         """
-        dataset = self.dataset
-        versions = dataset.manifest_versions()
-        self.base, notes = dataset.newest_readable(versions)
+        versions = list_versions(self.storage)
+        self.base, notes = read_newest(self.storage, versions)
         if self.base is None and notes:
             if not self.fresh:
-                raise dataset.none_readable(notes)
+                raise none_readable(self.storage, notes)
             notes.append("this fresh export starts from an empty dataset")
         self.notes = notes
         self.missing: list[FileEntry] = []
         if self.base is None:
             return versions
-        present = dataset.present()
+        found = present(self.storage)
         for final, staged in self.base.publish.items():  # roll forward a run killed between commit and publish
-            if staged in present:
+            if staged in found:
                 self.storage.rename(staged, final)
-                present.discard(staged)
-                present.add(final)
-        missing = locate(self.base, present)
+                found.discard(staged)
+                found.add(final)
+        missing = locate(self.base, found)
         if missing and not self.fresh:
             final = [e for e in missing if e.final]
             if final and not repair:
@@ -118,8 +118,8 @@ class Writer:
         if self.base is None or self.fresh:
             return S.empty_table(table)
         gone = {e.path for e in self.missing}  # a repairing caller fetches their jobs again
-        return self.dataset.read_table(table, [e for e in self.base.entries(table) if not e.final
-                                               and e.path not in gone])
+        return read_files(self.storage, table, [e for e in self.base.entries(table) if not e.final
+                                                and e.path not in gone])
 
     def write(self, table: str, data: pa.Table, *, final: bool = True) -> list[FileEntry]:
         """Write `data` (declared schema) as one file per partition; visible only after `commit`."""
@@ -145,7 +145,7 @@ class Writer:
         directory = table_directory(table, month)
         name = f"part-{self.version:06d}-{self._token}-{self._seq:05d}.parquet"
         rel = f"{directory}/{name}"
-        staged = staged_name(rel)
+        staged = self.storage.staged_name(rel)
         size = self.storage.write_parquet(staged, data)
         self._staged[rel] = staged
         return FileEntry(table, rel, data.num_rows, size, final, month)
@@ -207,7 +207,7 @@ class Writer:
         self.committed = manifest
         self._publish(manifest.publish)
         self._staged = {}
-        collect_garbage(self.dataset)  # still under the lock: no other writer has files in flight
+        collect_garbage(self.storage)  # still under the lock: no other writer has files in flight
         if keep_open:
             self.base, self.version = manifest, self.version + 1
             return manifest
@@ -215,16 +215,15 @@ class Writer:
         return manifest
 
 
-def collect_garbage(dataset: Dataset) -> int:
+def collect_garbage(storage: Storage) -> int:
     """Delete data files the newest manifest does not name (replaced, compacted, left by killed runs).
 
     Call it only under the writer lock. Readers of an older manifest may then miss a file: they re-open. Nothing is
     deleted unless the newest manifest reads and passes its checks: never on partial knowledge.
     """
-    versions = dataset.manifest_versions()
+    versions = list_versions(storage)
     if not versions:
         return 0
-    storage = dataset.storage
     name = manifest_name(versions[-1])
     try:
         manifest = Manifest.from_bytes(storage.read_bytes(name), name, version=versions[-1])
@@ -232,8 +231,8 @@ def collect_garbage(dataset: Dataset) -> int:
         return 0
     live = {e.path for e in manifest.all_entries()} | set(manifest.publish.values())
     removed = 0
-    for rel in sorted(dataset.present()):
-        if (rel.endswith(".parquet") or rel.endswith(".staged")) and rel not in live:
+    for rel in sorted(present(storage)):
+        if (rel.endswith(".parquet") or storage.is_staged(rel)) and rel not in live:
             storage.delete(rel)
             removed += 1
     for version in versions[:-KEEP_MANIFESTS]:
@@ -241,17 +240,16 @@ def collect_garbage(dataset: Dataset) -> int:
     return removed
 
 
-def discard_new(dataset: Dataset) -> bool:
+def discard_new(storage: Storage) -> bool:
     """Remove a location that `Storage.create_root` made for a run that then committed nothing.
 
     Only under the writer lock and only while no manifest exists: the winner of a race for a new directory keeps
     everything, and a run that committed a checkpoint keeps it. Never raises (it runs while another error is
     reported); returns whether the location was removed.
     """
-    storage = dataset.storage
     try:
         with storage.lock():
-            if dataset.manifest_versions():
+            if list_versions(storage):
                 return False
             storage.remove_root()
             return True

@@ -12,12 +12,14 @@ from groundtruth import assert_matches_ground_truth
 from oqtopus_data import connect, flatten, read, scan, write_dataset
 from oqtopus_data.api import ApiClient
 from oqtopus_data.config import Credentials
+from oqtopus_data.dataset import Dataset
 from oqtopus_data.errors import StoreError
 from oqtopus_data.export import ExportOptions, export
+from oqtopus_data.manifest import MissingFilesError
 from oqtopus_data.schema import PARTITION_COLUMN
-from oqtopus_data.store import Dataset, MissingFilesError, collect_garbage
 from oqtopus_data.testing import FakeCloud
 from oqtopus_data.views import DatasetWarning
+from oqtopus_data.writer import collect_garbage
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 FIX = "--full-refresh"
@@ -193,7 +195,7 @@ def test_garbage_collection_deletes_nothing_while_the_newest_manifest_is_unreada
     write_dataset(tables("estimation_current"), tmp_path)
     truncate(manifest_file(tmp_path, 2))
     files = sorted(p for p in tmp_path.rglob("*.parquet"))
-    assert collect_garbage(Dataset(tmp_path)) == 0
+    assert collect_garbage(Dataset(tmp_path).storage) == 0
     assert sorted(p for p in tmp_path.rglob("*.parquet")) == files
 
 

@@ -15,14 +15,8 @@ from click.testing import CliRunner
 import oqtopus_data as od
 from oqtopus_data import schema as S
 from oqtopus_data.cli import export_command
-from oqtopus_data.ddl import (
-    DEFAULT_TRINO_SCHEMA,
-    TYPE_MAPPERS,
-    ddl_statements,
-    duckdb_type,
-    spark_type,
-    trino_type,
-)
+from oqtopus_data.ddl import DEFAULT_TRINO_SCHEMA, ddl_statements
+from oqtopus_data.sqltext import TYPE_MAPPERS, duckdb_type, spark_type, trino_type
 
 ANALYSIS_VIEWS = ("job_timings", "device_daily", "count_probabilities")
 QUOTE = {"spark": lambda n: f"`{n}`", "trino": lambda n: f'"{n}"', "duckdb": lambda n: f'"{n}"'}
@@ -114,7 +108,7 @@ def test_duckdb_ddl_types_every_column_from_the_schema() -> None:
     script = ddl_statements("/data/out", "duckdb")
     for spec in S.TABLES.values():
         typed = ", ".join(f'CAST(NULL AS {duckdb_type(c.type)}) AS "{c.name}"' for c in spec.columns)
-        assert f"SELECT {typed} WHERE false" in script, spec.name
+        assert f"(SELECT {typed} LIMIT 0)" in script, spec.name
 
 
 def test_only_partitioned_tables_get_partitions_and_their_repair() -> None:

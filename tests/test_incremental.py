@@ -8,10 +8,10 @@ from groundtruth import assert_matches_ground_truth
 from oqtopus_data import connect
 from oqtopus_data.api import ApiClient
 from oqtopus_data.config import Credentials
+from oqtopus_data.dataset import Dataset
 from oqtopus_data.enums import TERMINAL
 from oqtopus_data.errors import StoreError
 from oqtopus_data.export import ExportOptions, export
-from oqtopus_data.store import Dataset
 from oqtopus_data.testing import FakeCloud
 
 
@@ -130,7 +130,7 @@ def test_many_small_runs_are_compacted_without_changing_results(tmp_path, cloud)
         cloud.add_jobs(8)
         compactions += run(cloud, out, compact_after_files=12).compacted
     assert compactions >= 1
-    from oqtopus_data.store import excess_file_count
+    from oqtopus_data.dataset import excess_file_count
 
     assert excess_file_count(Dataset(out).latest()) < 12
     assert_matches_ground_truth(out, cloud)

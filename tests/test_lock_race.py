@@ -11,10 +11,11 @@ import time
 import pytest
 from groundtruth import assert_matches_ground_truth
 
+from oqtopus_data.dataset import Dataset
 from oqtopus_data.errors import LockError
-from oqtopus_data.storage import LocalStorage
-from oqtopus_data.store import Dataset, discard_new
+from oqtopus_data.storage.local import LocalStorage
 from oqtopus_data.testing import FakeCloud, Faults
+from oqtopus_data.writer import discard_new
 
 # The loser: an export that stops right before taking the lock until the test says go, so that the other run
 # creates the directory, takes the lock and commits in between (the race, made certain).
@@ -25,7 +26,7 @@ LOSER = textwrap.dedent("""
     from oqtopus_data.config import Credentials
     from oqtopus_data.errors import LockError
     from oqtopus_data.export import export
-    from oqtopus_data.storage import LocalStorage
+    from oqtopus_data.storage.local import LocalStorage
 
     url, token, out, go = sys.argv[1:]
     take_lock, held_back = LocalStorage.lock, []
@@ -91,7 +92,7 @@ def test_a_run_that_created_the_directory_and_committed_nothing_removes_it(tmp_p
     with Dataset(storage).writer():  # a run that stages a file, then fails before its commit
         (out / "jobs").mkdir()
         (out / "jobs" / ".part-1.parquet.staged").write_bytes(b"staged")
-    assert discard_new(Dataset(out)) is True
+    assert discard_new(LocalStorage(out)) is True
     assert not out.exists()
     assert tmp_path.is_dir()
 
@@ -102,10 +103,10 @@ def test_a_directory_is_not_removed_while_another_run_holds_its_lock_or_once_it_
     out = tmp_path / "out"
     LocalStorage(out).create_root()
     with Dataset(out).writer():
-        assert discard_new(Dataset(out)) is False  # the lock is another run's: it may be about to commit
+        assert discard_new(LocalStorage(out)) is False  # the lock is another run's: it may be about to commit
     assert out.is_dir()
     write_dataset({}, out)
-    assert discard_new(Dataset(out)) is False
+    assert discard_new(LocalStorage(out)) is False
     assert Dataset(out).latest().version == 1
 
 

@@ -13,17 +13,17 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import polars as pl
-import pyarrow as pa
 import pytest
 from conftest import result
 from groundtruth import assert_matches_ground_truth
 
 from oqtopus_data import connect, flatten, read, scan, write_dataset
-from oqtopus_data.errors import LockError, StoreError
-from oqtopus_data.objectstore import S3Storage
+from oqtopus_data.dataset import Dataset
+from oqtopus_data.errors import ConfigError, LockError, StoreError
+from oqtopus_data.manifest import MissingFilesError
+from oqtopus_data.report import write_report
 from oqtopus_data.schema import TABLES as SCHEMAS
-from oqtopus_data.storage import LocalStorage
-from oqtopus_data.store import Dataset, MissingFilesError
+from oqtopus_data.storage.s3 import S3Storage
 from oqtopus_data.testing import FakeCloud, Faults
 from oqtopus_data.views import DatasetWarning
 
@@ -35,9 +35,10 @@ pytest_plugins = ["s3server"]  # the `s3` fixture: moto's server on 127.0.0.1
 
 
 def export_command(out: str, endpoint: str, *extra: str) -> list[str]:
+    """The export command into `out`; an s3:// one with the endpoint as its storage option."""
+    where = ["--storage-option", f"endpoint_url={endpoint}"] if out.startswith("s3://") else []
     return [sys.executable, "-m", "oqtopus_data.cli_export", "-q", "--since", "2024-01-01", "--checkpoint-every",
-            "40", "--workers", "4", "--page-size", "60", "--storage-option", f"endpoint_url={endpoint}", *extra,
-            out]
+            "40", "--workers", "4", "--page-size", "60", *where, *extra, out]
 
 
 def snapshot(out: str, **storage_options: str) -> dict[str, list[tuple]]:
@@ -57,33 +58,6 @@ def data_keys(s3, bucket: str, prefix: str) -> set[str]:
 def named_files(url: str, **storage_options: str) -> set[str]:
     manifest = Dataset(url, **storage_options).require_latest()
     return {e.path for es in manifest.files.values() for e in es}
-
-
-@pytest.fixture(params=["local", "s3"])
-def storage(request, tmp_path):
-    if request.param == "local":
-        return LocalStorage(tmp_path / "out")
-    server = request.getfixturevalue("s3")
-    return S3Storage(f"s3://{server.bucket()}/some/prefix", **server.options)
-
-
-def test_storages_behave_alike(storage):
-    storage.write_bytes("a/b/x.bin", b"one")
-    assert storage.read_bytes("a/b/x.bin") == b"one"
-    assert storage.exists("a/b/x.bin") and not storage.exists("a/b/y.bin")
-    with pytest.raises(FileNotFoundError):
-        storage.read_bytes("a/missing")
-    assert storage.create_exclusive("m/1.json", b"first") is True
-    assert storage.create_exclusive("m/1.json", b"second") is False
-    assert storage.read_bytes("m/1.json") == b"first"
-    storage.rename("a/b/x.bin", "a/c/x.bin")
-    assert storage.list("a") == ["a/c/x.bin"] and storage.list("nothing") == []
-    table = pa.table({"n": [1, 2, 3]})
-    assert storage.write_parquet("t/p.parquet", table) == len(storage.read_bytes("t/p.parquet"))
-    storage.delete("a/c/x.bin")
-    storage.delete("a/c/x.bin")  # absent: not an error
-    assert storage.list("a") == []
-    assert storage.uri("jobs/x.parquet").endswith("/jobs/x.parquet")
 
 
 def test_a_retried_commit_that_had_gone_through_counts_as_created(s3):
@@ -162,6 +136,23 @@ def test_remote_readers_give_what_local_readers_give(s3, tmp_path, good_results,
     assert scan(url, "counts").filter(pick).collect().height == scan(local, "counts").filter(pick).collect().height
     with pytest.raises(StoreError, match="cannot be kept in the DuckDB file"):
         connect(url, database=str(tmp_path / "views.duckdb"))
+
+
+def test_the_report_of_an_s3_export_is_the_report_of_the_same_export_on_disk(s3, tmp_path, good_results):
+    tables = flatten(good_results, exported_at=AT)
+    local, url = tmp_path / "local", f"s3://{s3.bucket()}/reported"
+    write_dataset(tables, local)
+    with Dataset(url, **s3.options).writer() as writer:
+        for name, table in tables.items():
+            writer.write(name, table)
+        writer.commit()
+    here = write_report(local, tmp_path / "here.html")
+    there = write_report(url, tmp_path / "there.html", storage_options=s3.options)
+    assert (there.charts, there.jobs) == (here.charts, here.jobs) and there.jobs > 0
+    html = there.path.read_text(encoding="utf-8")
+    assert f"Export {url};" in html and "<title>OQTOPUS job history: reported</title>" in html
+    with pytest.raises(ConfigError, match="unknown storage option 'colour' for s3://"):
+        write_report(url, tmp_path / "r.html", storage_options={**s3.options, "colour": "blue"})
 
 
 def test_a_second_writer_is_refused_and_a_killed_writers_lease_is_taken_over(s3):

@@ -14,8 +14,9 @@ from conftest import load_payload
 
 from oqtopus_data import connect, flatten, read, write_dataset
 from oqtopus_data import schema as S
+from oqtopus_data.dataset import Dataset
+from oqtopus_data.manifest import MANIFEST_DIR
 from oqtopus_data.results import result_from_raw
-from oqtopus_data.store import MANIFEST_DIR, Dataset
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 ADDED = {"jobs": ["extra"], "estimations": ["operator_coeff_imag"]}  # the columns of schema version 2

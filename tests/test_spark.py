@@ -19,9 +19,11 @@ from pyspark.sql.types import DecimalType
 
 import oqtopus_data as od
 from oqtopus_data import schema as S
+from oqtopus_data import sqltext
 from oqtopus_data.cli import export_command
 from oqtopus_data.ddl import ddl_statements
-from oqtopus_data.store import TABLE_DIRS
+from oqtopus_data.manifest import TABLE_DIRS
+from oqtopus_data.sqltext import View, view_statements
 
 DB = "oq"
 
@@ -170,6 +172,21 @@ def test_views_made_in_another_session_time_zone_still_give_utc_days(registered:
     assert all(math.isclose(a[5] or 0, b[5] or 0, rel_tol=1e-12) for a, b in zip(got_daily, expected_daily,
                                                                                  strict=True))
     assert got_probabilities == duck_rows(duck, probabilities.format(p=""))
+
+
+def test_a_view_added_to_the_declaration_reads_in_spark_as_in_duckdb(registered: SparkSession, export_dir: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    added = View("queued_per_day", "Jobs that queued, per device and UTC day of submission.", """
+SELECT "device_id", {utc_date("submitted_at")} AS "day", count(*) AS "jobs", max("queue_seconds") AS "longest"
+FROM {job_timings}
+WHERE "queue_seconds" > 0 AND "status" <> 'cancelled'
+GROUP BY 1, 2""")
+    monkeypatch.setattr(sqltext, "VIEWS", (*sqltext.VIEWS, added))
+    statement = view_statements("spark", DB)[-1]
+    assert statement in ddl_statements(str(export_dir), "spark", schema=DB)
+    run_script(registered, statement + "\n")
+    expected = duck_rows(od.connect(export_dir), "SELECT * FROM queued_per_day")
+    assert len(expected) > 3 and spark_rows(registered, f"SELECT * FROM {DB}.queued_per_day") == expected
 
 
 def test_running_the_ddl_again_changes_nothing(registered: SparkSession, export_dir: Path,

@@ -16,8 +16,9 @@ import pytest
 from conftest import result
 
 from oqtopus_data import flatten, read, write_dataset
+from oqtopus_data.dataset import Dataset, compact
 from oqtopus_data.errors import LockError, StoreError
-from oqtopus_data.store import Dataset, collect_garbage, compact
+from oqtopus_data.writer import collect_garbage
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 
@@ -44,7 +45,7 @@ def test_files_no_manifest_names_are_invisible_to_readers(tmp_path):
     stray = tmp_path / "jobs" / "submitted_month=2025-03" / "part-999999-stray.parquet"
     pq.write_table(pq.read_table(next((tmp_path / "jobs").rglob("*.parquet"))), stray)
     assert read(tmp_path, "jobs").height == 1
-    collect_garbage(Dataset(tmp_path))
+    collect_garbage(Dataset(tmp_path).storage)
     assert not stray.exists()
 
 
@@ -81,7 +82,7 @@ def test_the_lock_of_a_killed_process_does_not_block_the_next_writer(tmp_path):
     write_dataset(tables("sampling_current"), tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from oqtopus_data.store import Dataset
+        from oqtopus_data.dataset import Dataset
         w = Dataset({str(tmp_path)!r}).writer()
         print("locked", flush=True)
         time.sleep(60)
@@ -154,11 +155,11 @@ def test_directories_hold_exactly_the_newest_commit_for_engines_that_list_them(t
 
 
 def test_a_commit_killed_before_its_publish_is_read_from_staged_names_then_rolled_forward(tmp_path, monkeypatch):
-    from oqtopus_data.store import Writer
+    from oqtopus_data.writer import Writer
 
     write_dataset(tables("sampling_current"), tmp_path)
     monkeypatch.setattr(Writer, "_publish", lambda self, pairs: None)  # the kill lands right after the commit
-    monkeypatch.setattr("oqtopus_data.writer.collect_garbage", lambda dataset: 0)
+    monkeypatch.setattr("oqtopus_data.writer.collect_garbage", lambda storage: 0)
     write_dataset(tables("estimation_current"), tmp_path)
     monkeypatch.undo()
     staged = [p for p in _parquet_files(tmp_path) if p.endswith(".staged")]

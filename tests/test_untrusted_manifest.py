@@ -9,8 +9,8 @@ import pytest
 from conftest import result
 
 from oqtopus_data import flatten, read, write_dataset
+from oqtopus_data.dataset import Dataset, compact
 from oqtopus_data.errors import StoreError
-from oqtopus_data.store import Dataset, compact
 from oqtopus_data.views import DatasetWarning
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
@@ -91,7 +91,7 @@ def test_compaction_and_writers_never_read_move_or_delete_a_file_outside_the_dat
 
 
 def test_local_storage_refuses_paths_that_leave_its_root(tmp_path):
-    from oqtopus_data.storage import LocalStorage
+    from oqtopus_data.storage.local import LocalStorage
 
     (tmp_path / "victim").write_bytes(b"keep")
     storage = LocalStorage(tmp_path / "out")

@@ -12,6 +12,7 @@ import pytest
 
 from oqtopus_data import connect, flatten, read, scan, write_dataset
 from oqtopus_data.schema import TABLES
+from oqtopus_data.sqltext import views_file
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 
@@ -108,5 +109,5 @@ def test_views_sql_ships_inside_the_wheel(tmp_path):
     (wheel,) = tmp_path.glob("oqtopus_data-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         shipped = zf.read("oqtopus_data/sql/views.sql").decode()
-    assert shipped == (root / "sql" / "views.sql").read_text()
-    assert "CREATE OR REPLACE VIEW job_timings" in shipped
+    assert shipped == (root / "sql" / "views.sql").read_text() == views_file()
+    assert 'CREATE OR REPLACE VIEW "job_timings"' in shipped

@@ -1,12 +1,11 @@
-"""Datasets in S3 or an S3-compatible store: the Storage the store commits through, and a lease as the writer lock.
+"""Datasets in S3 or an S3-compatible store (see oqtopus_data.storage.Storage for what each method promises).
 
-An object store has no rename and no file lock; what the store needs maps onto S3 like this:
+An object store has no rename and no file lock; what the dataset needs maps onto S3 like this:
 
 - a data file or log is one PUT (multipart when large): an object appears whole or not at all;
 - a commit is the manifest PUT with `If-None-Match: *`, so two writers can never both create version N;
 - publishing a staged file is a server-side copy then a delete (a crash between is rolled forward by the next writer);
-- the writer lock is a lease object `_oqtopus/lock`: created with `If-None-Match: *`, renewed and released with
-  `If-Match` on its ETag, taken over (also with `If-Match`) once it expires or its holder is known to be dead.
+- the writer lock is a lease object (s3_lease.py).
 
 Credentials come from boto3's default chain (AWS_* variables, profiles, SSO, instance roles); storage options
 (`endpoint_url`, `region`, `profile`, ...) adjust it. Readers get the same credentials as a pyarrow filesystem.
@@ -15,45 +14,38 @@ Credentials come from boto3's default chain (AWS_* variables, profiles, SSO, ins
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import functools
 import io
-import json
 import os
-import socket
-import threading
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import ConfigError, LockError, StoreError
-from .storage import LOCK, PARQUET_OPTIONS, inside
+from ..errors import ConfigError, StoreError
+from .common import LOCK, PARQUET_OPTIONS, check_options, inside, is_staged, staged_name
+from .s3_lease import DEFAULT_LEASE_SECONDS, MISSING, Lease, error_code
 
 MULTIPART_BYTES = 64 * 1024 * 1024  # bigger files go up in parts (a single PUT is limited to 5 GiB)
-DEFAULT_LEASE_SECONDS = 60.0
+#: The storage options of an s3:// location (`--storage-option KEY=VALUE`).
 OPTIONS = ("endpoint_url", "region", "profile", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
            "addressing_style", "lock_lease_seconds")
-_ALIASES = {"region_name": "region", "profile_name": "profile", "endpoint": "endpoint_url"}
-_MISSING = ("NoSuchKey", "404", "NotFound")
-
-
-def _code(exc: Exception) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+ALIASES = {"region_name": "region", "profile_name": "profile", "endpoint": "endpoint_url"}
 
 
 class S3Storage:
     """A dataset under `s3://bucket/prefix`: PUTs, conditional PUTs for commits, a renewed lease for the lock."""
 
+    is_local = False
+    staged_name = staticmethod(staged_name)
+    is_staged = staticmethod(is_staged)
+
     def __init__(self, url: str, **options: str) -> None:
         self.bucket, self.prefix = _parse_url(url)
-        opts = _normalise(options)
+        opts = check_options(options, OPTIONS, "s3://", ALIASES)
         try:
             import boto3  # noqa: F401  (used by _session_and_client; checked here for a clear message)
             import botocore.exceptions
@@ -72,7 +64,7 @@ class S3Storage:
             raise ConfigError("--storage-option lock_lease_seconds must be a number of seconds") from None
         if self.lease_seconds < 10:
             raise ConfigError("--storage-option lock_lease_seconds must be at least 10")
-        self._lease: _Lease | None = None
+        self._lease: Lease | None = None
         self._arrow_fs: Any = None
 
     def __repr__(self) -> str:
@@ -85,7 +77,7 @@ class S3Storage:
             inside(rel)
         return f"{self.prefix}/{rel}" if self.prefix and rel else (self.prefix or rel)
 
-    def uri(self, rel: str) -> str:
+    def uri(self, rel: str = "") -> str:
         key = self._key(rel)
         return f"s3://{self.bucket}/{key}" if key else f"s3://{self.bucket}"
 
@@ -99,7 +91,7 @@ class S3Storage:
             raise ConfigError(f"no usable AWS credentials to {action} {where} ({exc}): set AWS_ACCESS_KEY_ID and "
                               "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or --storage-option profile=NAME") from None
         except self._botocore.ClientError as exc:
-            code, message = _code(exc), exc.response.get("Error", {}).get("Message", "")
+            code, message = error_code(exc), exc.response.get("Error", {}).get("Message", "")
             if code == "NoSuchBucket":
                 raise ConfigError(f"bucket {self.bucket!r} does not exist at {self._client.meta.endpoint_url}") \
                     from None
@@ -146,10 +138,10 @@ class S3Storage:
                     self._client.put_object(Bucket=self.bucket, Key=self._key(rel), Body=data, IfNoneMatch="*")
                     return True
                 except self._botocore.ClientError as exc:
-                    if _code(exc) == "ConditionalRequestConflict":  # a racing conditional write: ask again
+                    if error_code(exc) == "ConditionalRequestConflict":  # a racing conditional write: ask again
                         time.sleep(0.05 * 2**attempt)
                         continue
-                    if _code(exc) != "PreconditionFailed":
+                    if error_code(exc) != "PreconditionFailed":
                         raise
                 # Exists. A retried PUT whose first attempt went through finds its own bytes: that is ours.
                 try:
@@ -163,7 +155,7 @@ class S3Storage:
             try:
                 reply = self._client.get_object(Bucket=self.bucket, Key=self._key(rel))
             except self._botocore.ClientError as exc:
-                if _code(exc) in _MISSING:
+                if error_code(exc) in MISSING:
                     raise FileNotFoundError(self.uri(rel)) from None
                 raise
             return reply["Body"].read()
@@ -179,6 +171,18 @@ class S3Storage:
                 out.extend(item["Key"][start:] for item in page.get("Contents", []))
         return sorted(out)
 
+    def children(self, rel_dir: str) -> list[str]:
+        base = self._key(rel_dir)
+        start = len(base) + 1 if base else 0
+        out = set()
+        with self._errors("list", rel_dir):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=f"{base}/" if base else "", Delimiter="/")
+            for page in pages:
+                out.update(item["Prefix"][start:].rstrip("/") for item in page.get("CommonPrefixes", []))
+                out.update(item["Key"][start:] for item in page.get("Contents", []))
+        return sorted(out)
+
     def delete(self, rel: str) -> None:
         self._guard(f"delete {rel}")
         with self._errors("delete", rel):
@@ -190,7 +194,7 @@ class S3Storage:
                 self._client.head_object(Bucket=self.bucket, Key=self._key(rel))
                 return True
             except self._botocore.ClientError as exc:
-                if _code(exc) in _MISSING:
+                if error_code(exc) in MISSING:
                     return False
                 raise
 
@@ -201,7 +205,7 @@ class S3Storage:
                 self._client.copy_object(Bucket=self.bucket, Key=self._key(dst),
                                          CopySource={"Bucket": self.bucket, "Key": self._key(src)})
             except self._botocore.ClientError as exc:
-                if _code(exc) in _MISSING and self.exists(dst):
+                if error_code(exc) in MISSING and self.exists(dst):
                     return  # another writer rolling the same publish forward finished it
                 raise
             self._client.delete_object(Bucket=self.bucket, Key=self._key(src))
@@ -209,7 +213,8 @@ class S3Storage:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the lease `_oqtopus/lock` (renewed in the background) or raise LockError naming its holder."""
-        lease = _Lease(self, self.lease_seconds)
+        lease = Lease(self._client, self.bucket, self._key(LOCK), where=self.uri(), seconds=self.lease_seconds,
+                      errors=self._errors, botocore=self._botocore)
         lease.acquire()
         self._lease = lease
         try:
@@ -250,9 +255,9 @@ class S3Storage:
             region=region, endpoint_override=endpoint if custom else None,
             retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=8))
 
-    def arrow_path(self, uri: str) -> str:
-        """The path of an `s3://` location on `arrow_filesystem()`: bucket/key, without the scheme."""
-        return uri.removeprefix("s3://")
+    def arrow_path(self, rel: str) -> str:
+        """`bucket/key`: the path of `rel` on `arrow_filesystem()`."""
+        return f"{self.bucket}/{self._key(rel)}"
 
 
 # Making a client costs a few hundred milliseconds and `read`/`scan`/`connect` each open the dataset again: one
@@ -279,212 +284,3 @@ def _parse_url(url: str) -> tuple[str, str]:
     if not bucket:
         raise ConfigError(f"{url!r} names no bucket: give s3://BUCKET/PREFIX")
     return bucket, prefix.strip("/")
-
-
-def _normalise(options: dict[str, str]) -> dict[str, str]:
-    out = {}
-    for key, value in options.items():
-        name = _ALIASES.get(key, key)
-        if name not in OPTIONS:
-            raise ConfigError(f"unknown storage option {key!r} for s3://; known: {', '.join(OPTIONS)}")
-        out[name] = str(value)
-    return out
-
-
-class _Lease:
-    """The writer lock on an object store: one lease object, renewed while held, taken over once stale."""
-
-    def __init__(self, storage: S3Storage, seconds: float) -> None:
-        self.storage = storage
-        self.client = storage._client
-        self.key = storage._key(LOCK)
-        self.seconds = seconds
-        self.owner = uuid.uuid4().hex
-        self.etag = ""
-        self.renewed = 0.0  # _clock() when the last successful PUT of the lease was sent
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._since = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-    def _body(self) -> bytes:
-        return json.dumps({"owner": self.owner, "since": self._since, "lease_seconds": self.seconds,
-                           **_process_identity()}).encode()
-
-    def _put(self, **condition: str) -> None:
-        sent = _clock()
-        reply = self.client.put_object(Bucket=self.storage.bucket, Key=self.key, Body=self._body(), **condition)
-        self.etag, self.renewed = reply["ETag"], sent
-
-    def acquire(self) -> None:
-        errors = self.storage._botocore
-        with self.storage._errors("lock", LOCK):
-            for _ in range(8):
-                try:
-                    self._put(IfNoneMatch="*")
-                    self._check_conditions_honoured()
-                    break
-                except errors.ClientError as exc:
-                    if _code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict"):
-                        raise
-                holder = self._read_holder()
-                if holder is None:
-                    continue  # released meanwhile: try to create it again
-                info, etag, expires, now = holder
-                if info.get("owner") == self.owner:  # our own PUT, retried after it had gone through
-                    self.etag, self.renewed = etag, _clock()
-                    break
-                if now < expires and not _holder_is_dead(info):
-                    raise LockError(
-                        f"another oqtopus-data export is writing to {self.storage.uri('')} ({_describe(info)}; "
-                        f"its lease runs until {_iso(expires)} unless renewed); wait for it to finish, or export "
-                        "into another location")
-                try:  # stale: take it over, unless another taker changed it first
-                    self._put(IfMatch=etag)
-                    break
-                except errors.ClientError as exc:
-                    if _code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict", *_MISSING):
-                        raise
-            else:
-                raise LockError(f"could not take the lock of {self.storage.uri('')}: other writers keep taking it")
-        self._thread = threading.Thread(target=self._renew_loop, name="oqtopus-lease", daemon=True)
-        self._thread.start()
-
-    def _check_conditions_honoured(self) -> None:
-        """Refuse a store that ignores conditional writes: it could let two writers commit the same version."""
-        errors = self.storage._botocore
-        for condition in ({"IfNoneMatch": "*"}, {"IfMatch": '"00000000000000000000000000000000"'}):
-            try:
-                self.client.put_object(Bucket=self.storage.bucket, Key=self.key, Body=self._body(), **condition)
-            except errors.ClientError as exc:
-                if _code(exc) == "PreconditionFailed":
-                    continue
-                raise
-            self.client.delete_object(Bucket=self.storage.bucket, Key=self.key)
-            raise StoreError(
-                f"the object store at {self.client.meta.endpoint_url} ignores conditional writes "
-                f"({next(iter(condition))}); oqtopus-data needs them to commit safely: use S3 or a store that "
-                "supports If-None-Match and If-Match on PUT")
-
-    def _read_holder(self) -> tuple[dict[str, Any], str, datetime, datetime] | None:
-        """The lease's content, ETag, expiry and the store's clock now; None when there is no lease."""
-        try:
-            reply = self.client.get_object(Bucket=self.storage.bucket, Key=self.key)
-        except self.storage._botocore.ClientError as exc:
-            if _code(exc) in _MISSING:
-                return None
-            raise
-        try:
-            info = json.loads(reply["Body"].read())
-            seconds = float(info.get("lease_seconds", DEFAULT_LEASE_SECONDS))
-        except (ValueError, TypeError, AttributeError):
-            info, seconds = {}, DEFAULT_LEASE_SECONDS
-        info = info if isinstance(info, dict) else {}
-        # Both times are the store's own clock, so a skewed clock on either writer does not matter.
-        date = reply.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-        now = email.utils.parsedate_to_datetime(date) if date else datetime.now(UTC)
-        return info, reply["ETag"], reply["LastModified"] + timedelta(seconds=seconds), now
-
-    def _renew_loop(self) -> None:
-        while not self._stop.wait(self.seconds / 4) and self.renew():
-            pass
-
-    def renew(self) -> bool:
-        """Extend the lease (If-Match its ETag); False once another writer holds it."""
-        errors = self.storage._botocore
-        try:
-            self._put(IfMatch=self.etag)
-        except errors.ClientError as exc:
-            if _code(exc) != "PreconditionFailed":
-                return True  # transient; `check` notices if renewals stop succeeding for too long
-            holder = self._read_holder_quietly()
-            if holder is not None and holder[0].get("owner") == self.owner:
-                self.etag = holder[1]  # our retried renewal had gone through
-                return True
-            self.lost = True
-            return False
-        except errors.BotoCoreError:
-            pass
-        return True
-
-    def _read_holder_quietly(self) -> tuple[dict[str, Any], str, datetime, datetime] | None:
-        try:
-            return self._read_holder()
-        except (self.storage._botocore.ClientError, self.storage._botocore.BotoCoreError):
-            return None
-
-    def check(self, action: str) -> None:
-        """Refuse to change the dataset once the lease may have passed to another writer."""
-        if self.lost or _clock() - self.renewed > self.seconds * 0.75:
-            self.lost = True
-            raise LockError(
-                f"this export lost its lock on {self.storage.uri('')} before it could {action} (the lease was not "
-                "renewed in time, or another writer took it over); what it committed before stays: run it again")
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        if self.lost:
-            return
-        errors = self.storage._botocore
-        with contextlib.suppress(errors.ClientError, errors.BotoCoreError):  # else it expires: no harm done
-            try:
-                self.client.delete_object(Bucket=self.storage.bucket, Key=self.key, IfMatch=self.etag)
-            except errors.ClientError as exc:
-                if _code(exc) == "PreconditionFailed":
-                    return  # no longer ours
-                holder = self._read_holder()  # a store without conditional deletes: check, then delete
-                if holder is not None and holder[0].get("owner") == self.owner:
-                    self.client.delete_object(Bucket=self.storage.bucket, Key=self.key)
-
-
-def _clock() -> float:
-    """Seconds on a clock that keeps running while the machine sleeps (a lease expires meanwhile)."""
-    boottime = getattr(time, "CLOCK_BOOTTIME", None)
-    return time.clock_gettime(boottime) if boottime is not None else time.monotonic()
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _describe(info: dict[str, Any]) -> str:
-    if "pid" not in info:
-        return "holder unknown"
-    return f"pid {info['pid']} on {info.get('host', '?')} since {info.get('since', '?')}"
-
-
-def _process_identity() -> dict[str, Any]:
-    """Who holds a lease: host and pid, plus (on Linux) what proves the process is gone when it is."""
-    ident: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        ident["boot_id"] = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        ident["pid_ns"] = os.readlink("/proc/self/ns/pid")
-        ident["start"] = _proc_stat(os.getpid())[1]
-    return ident
-
-
-def _proc_stat(pid: int) -> tuple[str, int]:
-    """State letter and start time (clock ticks since boot) of a process, from /proc/PID/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return fields[0], int(fields[19])
-
-
-def _holder_is_dead(info: dict[str, Any]) -> bool:
-    """True only when the holder ran on this machine, in this pid namespace, and that process is gone.
-
-    A writer killed with SIGKILL cannot release its lease; on the same machine the next run need not wait for it to
-    expire. A recycled pid is told apart by its start time. Anywhere else, only the expiry frees the lease.
-    """
-    mine = _process_identity()
-    keys = ("host", "boot_id", "pid_ns")
-    if "start" not in info or any(not mine.get(k) or info.get(k) != mine.get(k) for k in keys):
-        return False
-    try:
-        state, start = _proc_stat(int(info["pid"]))
-    except FileNotFoundError:
-        return True
-    except (OSError, ValueError, IndexError, TypeError):
-        return False
-    return state in ("Z", "X") or start != info["start"]

@@ -1,9 +1,4 @@
-"""Where the dataset's bytes live: a small interface the store commits through, and its local-disk form.
-
-The store never renames a committed file and never relies on directory listings for correctness: data files get
-unique names, and a commit is one small manifest created exclusively (create-if-absent). That is what object stores
-offer too (conditional PUT), so the same store works on both.
-"""
+"""A dataset in a directory of the local file system: temp file + fsync + rename, fsync'd directories, flock."""
 
 from __future__ import annotations
 
@@ -18,103 +13,42 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import LockError, StoreError
+from ..errors import LockError, StoreError
+from .common import LOCK, META_DIR, PARQUET_OPTIONS, check_options, inside, is_staged, staged_name
 
-PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "use_dictionary": True, "write_statistics": True}
-LOCK = "_oqtopus/lock"
-
-
-def path_problem(rel: object) -> str | None:
-    """Why `rel` is not a path inside a dataset (relative, `/`-separated, no `.`/`..` segment), or None if it is."""
-    if not isinstance(rel, str) or not rel:
-        return "is empty or not text"
-    if "\\" in rel:
-        return "contains a backslash"
-    if "\0" in rel:
-        return "contains a NUL character"
-    if rel.startswith("/"):
-        return "is an absolute path"
-    if any(part in ("", ".", "..") for part in rel.split("/")):
-        return "has an empty, '.' or '..' segment"
-    return None
-
-
-def inside(rel: str) -> str:
-    """`rel` if it stays inside the dataset; a StoreError otherwise (a storage never touches anything outside)."""
-    problem = path_problem(rel)
-    if problem is not None:
-        raise StoreError(f"refusing the path {rel!r}: it {problem}, so it may lead outside the dataset")
-    return rel
-
-
-class Storage(Protocol):
-    """What the store needs from a place that holds files; paths are relative, `/`-separated."""
-
-    def uri(self, rel: str) -> str:
-        """A location readers (DuckDB, polars, pyarrow) understand for `rel`."""
-        ...
-
-    def write_parquet(self, rel: str, table: pa.Table) -> int:
-        """Write `table` as Parquet at `rel` durably and atomically; return its size in bytes."""
-        ...
-
-    def create_exclusive(self, rel: str, data: bytes) -> bool:
-        """Create `rel` with `data` durably unless it exists; False when it already existed."""
-        ...
-
-    def write_bytes(self, rel: str, data: bytes) -> None:
-        """Write `rel` durably and atomically, replacing it if it exists."""
-        ...
-
-    def read_bytes(self, rel: str) -> bytes:
-        """The content of `rel` (FileNotFoundError when absent)."""
-        ...
-
-    def list(self, rel_dir: str) -> list[str]:
-        """Relative paths of the files under `rel_dir`, recursively (empty when absent)."""
-        ...
-
-    def delete(self, rel: str) -> None:
-        """Remove `rel` if it exists."""
-        ...
-
-    def exists(self, rel: str) -> bool:
-        """Whether `rel` exists."""
-        ...
-
-    def rename(self, src: str, dst: str) -> None:
-        """Move `src` to `dst` (replacing it), durably; a copy and delete where the store has no rename."""
-        ...
-
-    def lock(self) -> contextlib.AbstractContextManager[None]:
-        """Hold the dataset's writer lock, or raise LockError naming the holder."""
-        ...
-
-    def create_root(self) -> bool:
-        """Make the dataset's location exist; True only when this very call created it."""
-        ...
-
-    def remove_root(self) -> None:
-        """Remove a location `create_root` made and no commit reached; only while holding the lock."""
-        ...
+#: A local directory takes no storage options.
+OPTIONS: tuple[str, ...] = ()
 
 
 class LocalStorage:
-    """A dataset directory on a local disk: temp file + fsync + rename, fsync'd directories, flock."""
+    """A dataset directory on a local disk (see oqtopus_data.storage.Storage for what each method promises)."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    is_local = True
+    staged_name = staticmethod(staged_name)
+    is_staged = staticmethod(is_staged)
+
+    def __init__(self, root: str | os.PathLike[str], **options: str) -> None:
+        check_options(options, OPTIONS, "a local directory")
         self.root = Path(root).expanduser().absolute()
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
 
-    def uri(self, rel: str) -> str:
+    def uri(self, rel: str = "") -> str:
         return str(self.root / inside(rel)) if rel else str(self.root)
+
+    def arrow_filesystem(self) -> Any:
+        import pyarrow.fs as pafs
+
+        return pafs.LocalFileSystem()
+
+    def arrow_path(self, rel: str) -> str:
+        return self.uri(rel)
 
     def _prepare(self, rel: str) -> Path:
         path = self.root / inside(rel)
@@ -167,6 +101,15 @@ class LocalStorage:
         if not base.is_dir():
             return []
         return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
+
+    def children(self, rel_dir: str) -> list[str]:
+        base = self.root / inside(rel_dir) if rel_dir else self.root
+        try:
+            return sorted(p.name for p in base.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise StoreError(f"cannot list {base}: {exc.strerror or exc}") from exc
 
     def delete(self, rel: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -234,6 +177,8 @@ class LocalStorage:
         try:
             self.root.mkdir()
         except FileExistsError:
+            if not self.root.is_dir():
+                raise StoreError(f"{self.root} exists and is not a directory") from None
             return False
         except OSError as exc:
             raise StoreError(f"cannot create directory {self.root}: {exc.strerror or exc}") from exc
@@ -245,7 +190,7 @@ class LocalStorage:
         Another run that opens the lock file after it is unlinked gets a new one and may start writing: the
         directories are then removed only if empty, so nothing of that run is touched.
         """
-        meta = self.root / "_oqtopus"
+        meta = self.root / META_DIR
         for parent, keep in ((self.root, meta.name), (meta, "lock")):
             with contextlib.suppress(FileNotFoundError):
                 for child in list(parent.iterdir()):
@@ -283,17 +228,3 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def open_storage(location: str | os.PathLike[str], **options: str) -> Storage:
-    """The Storage for a local path, a `file://` URL or an `s3://bucket/prefix` URL (`options` go to S3)."""
-    text = os.fspath(location)
-    if text.startswith("s3://"):
-        from .objectstore import S3Storage  # needs boto3, the `s3` extra: only imported for s3:// locations
-
-        return S3Storage(text, **options)
-    if text.startswith("file://"):
-        text = text[len("file://"):]
-    elif "://" in text:
-        raise StoreError(f"unsupported dataset location {text!r}: give a local directory or an s3:// URL")
-    return LocalStorage(text)

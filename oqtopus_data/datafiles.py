@@ -1,0 +1,51 @@
+"""The data files a commit names: where each one is read now, and its rows with the declared schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import schema as S
+from .errors import StoreError
+from .manifest import REBUILD, FileEntry, Manifest, MissingFilesError
+from .storage import Storage
+
+
+def where(storage: Storage, entry: FileEntry, manifest: Manifest | None) -> str:
+    """The path to read `entry` at: its final name, or its staged one while its commit's publish is unfinished."""
+    if manifest is None:
+        return entry.path
+    if entry.path in manifest.located:
+        return manifest.located[entry.path]
+    staged = manifest.publish.get(entry.path)
+    if staged and not storage.exists(entry.path) and storage.exists(staged):
+        return staged
+    return entry.path
+
+
+def read_files(storage: Storage, table: str, entries: Iterable[FileEntry],
+               manifest: Manifest | None = None) -> pa.Table:
+    """Rows of `table` from these files of `manifest` (whole, with the declared schema; empty for no files)."""
+    parts = [_read_entry(storage, e, manifest) for e in entries]
+    if not parts:
+        return S.empty_table(table)
+    return pa.concat_tables(parts)
+
+
+def _read_entry(storage: Storage, entry: FileEntry, manifest: Manifest | None) -> pa.Table:
+    spec = S.TABLES[entry.table]
+    path = where(storage, entry, manifest)
+    try:
+        data = pq.read_table(pa.BufferReader(storage.read_bytes(path)), schema=spec.file_schema)
+        if spec.partitioned:
+            month = pa.array([entry.partition or S.UNKNOWN_MONTH] * len(data), pa.string())
+            data = data.append_column(S.PARTITION_COLUMN, month)
+        return S.conform(entry.table, data)
+    except FileNotFoundError:
+        raise MissingFilesError(storage.uri(""), manifest.version if manifest else None, [entry],
+                                f"restore it from where the dataset came from, {REBUILD}") from None
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise StoreError(f"{storage.uri(path)} is not a readable {entry.table} file ({exc}); restore it "
+                         f"from where the dataset came from, {REBUILD}") from None

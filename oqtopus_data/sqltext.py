@@ -1,0 +1,295 @@
+"""Every piece of SQL text the package writes, in one place: quoting, Arrow -> engine types, DuckDB scans of the
+files, and the analysis views, declared once (VIEWS) and rendered for DuckDB, Spark SQL and Trino.
+
+`connect()` (views.py), `ddl_statements()` (ddl.py) and sql/views.sql all render VIEWS, so a view declared there
+reaches every engine. sql/views.sql is generated: `python -m oqtopus_data.sqltext > sql/views.sql`.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from . import schema as S
+
+ENGINES = ("spark", "trino", "duckdb")
+
+
+# -- names and literals ---------------------------------------------------------------------------------------------
+
+def quote(engine: str, name: str) -> str:
+    """`name` as an identifier of `engine`."""
+    if engine == "spark":
+        return "`" + name.replace("`", "``") + "`"
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(engine: str, text: str) -> str:
+    """`text` as a string literal of `engine`."""
+    if engine == "spark":
+        # Spark SQL processes backslash escapes in string literals (spark.sql.parser.escapedStringLiterals=false).
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return "'" + text.replace("'", "''") + "'"
+
+
+def qualified(engine: str, schema: str | None, name: str | None) -> str:
+    """`schema.name` quoted part by part; `schema` may itself be dotted (`catalog.db`)."""
+    parts = [*(schema.split(".") if schema else []), *([name] if name else [])]
+    return ".".join(quote(engine, p) for p in parts)
+
+
+# -- Arrow -> engine types ------------------------------------------------------------------------------------------
+
+def spark_type(t: pa.DataType) -> str:
+    """Spark SQL type that reads an Arrow-written Parquet column of type `t` with the same meaning."""
+    if pa.types.is_timestamp(t):
+        _check_unit(t)
+        # LTZ, not TIMESTAMP: that follows spark.sql.timestampType, and an NTZ column is a wall clock, not an instant.
+        return "TIMESTAMP_LTZ" if t.tz else "TIMESTAMP_NTZ"
+    if pa.types.is_list(t):
+        return f"ARRAY<{spark_type(t.value_type)}>"
+    if pa.types.is_struct(t):
+        return "STRUCT<" + ", ".join(f"{quote('spark', f.name)}: {spark_type(f.type)}" for f in t) + ">"
+    # Spark reads Parquet UINT64 exactly only as DECIMAL(20,0): BIGINT fails on dictionary pages and wraps values
+    # of 2^63 and more on plain ones (tests/test_spark.py shows both).
+    return _simple(t, {"string": "STRING", "int32": "INT", "int64": "BIGINT", "uint64": "DECIMAL(20,0)",
+                       "double": "DOUBLE", "bool": "BOOLEAN"})
+
+
+def trino_type(t: pa.DataType) -> str:
+    """Trino (Hive connector) type for a Parquet column of Arrow type `t`."""
+    if pa.types.is_timestamp(t):
+        # Hive has no zoned timestamp: the column holds the UTC wall clock, at the catalog's timestamp precision.
+        return f"timestamp({3 if _check_unit(t) == 'ms' else 6})"
+    if pa.types.is_list(t):
+        return f"array({trino_type(t.value_type)})"
+    if pa.types.is_struct(t):
+        return "row(" + ", ".join(f"{quote('trino', f.name)} {trino_type(f.type)}" for f in t) + ")"
+    # Trino reads Parquet UINT64 only as bigint, bit for bit: values of 2^63 and more read negative (v - 2^64).
+    return _simple(t, {"string": "varchar", "int32": "integer", "int64": "bigint", "uint64": "bigint",
+                       "double": "double", "bool": "boolean"})
+
+
+def duckdb_type(t: pa.DataType) -> str:
+    """DuckDB type of an Arrow type (what DuckDB reads from the Parquet files)."""
+    if pa.types.is_timestamp(t):
+        _check_unit(t)
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    if pa.types.is_list(t):
+        return duckdb_type(t.value_type) + "[]"
+    if pa.types.is_struct(t):
+        return "STRUCT(" + ", ".join(f"{quote('duckdb', f.name)} {duckdb_type(f.type)}" for f in t) + ")"
+    return _simple(t, {"string": "VARCHAR", "int32": "INTEGER", "int64": "BIGINT", "uint64": "UBIGINT",
+                       "double": "DOUBLE", "bool": "BOOLEAN"})
+
+
+TYPE_MAPPERS: dict[str, Callable[[pa.DataType], str]] = {"spark": spark_type, "trino": trino_type,
+                                                          "duckdb": duckdb_type}
+
+
+def _simple(t: pa.DataType, names: dict[str, str]) -> str:
+    try:
+        return names[str(t)]
+    except KeyError:
+        raise ValueError(f"no engine type is declared for the Arrow type {t}; add it to oqtopus_data.sqltext") from None
+
+
+def _check_unit(t: pa.TimestampType) -> str:
+    if t.unit not in ("ms", "us"):
+        raise ValueError(f"timestamps are declared in ms or us (Spark and Trino read those exactly), not {t.unit}")
+    return str(t.unit)
+
+
+# -- the analysis views ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class View:
+    """One analysis view, declared once for every engine.
+
+    `select` is a SELECT in standard SQL: "double-quoted" identifiers and 'single-quoted' strings (each engine gets
+    its own quoting), `{table}` for a table of the schema or a view declared before this one, and `{macro(expr)}`
+    for what the engines spell differently (MACROS). `comment` says in a line what a row is.
+    """
+
+    name: str
+    comment: str
+    select: str
+
+
+def _spark_seconds(expr: str) -> str:
+    # Epoch seconds as DuckDB's epoch() and Trino's to_unixtime() compute them (the milliseconds, then the rest of
+    # the microseconds), so the three engines give the same doubles to the bit.
+    return f"(unix_millis({expr}) / 1000D + (unix_micros({expr}) % 1000) / 1000000D)"
+
+
+def _trino_uint64(expr: str) -> str:
+    return (f"CAST(CAST({expr} AS decimal(20,0)) + IF({expr} < 0, DECIMAL '18446744073709551616', DECIMAL '0')"
+            " AS decimal(20,0))")
+
+
+#: What the engines spell differently, by name: engine -> the SQL of the macro applied to an expression.
+MACROS: dict[str, dict[str, Callable[[str], str]]] = {
+    # A timestamp as seconds since the epoch (a double).
+    "epoch_seconds": {
+        "duckdb": lambda e: f"epoch({e})",
+        "spark": _spark_seconds,
+        # Hive timestamps hold the UTC wall clock: name the zone, or Trino would apply the session's.
+        "trino": lambda e: f"to_unixtime(with_timezone({e}, 'UTC'))",
+    },
+    # The UTC date of a timestamp, whatever the session's time zone.
+    "utc_date": {
+        "duckdb": lambda e: f"CAST({e} AT TIME ZONE 'UTC' AS DATE)",
+        # From the instant itself: to_date would follow spark.sql.session.timeZone.
+        "spark": lambda e: f"date_from_unix_date(CAST(unix_micros({e}) DIV 86400000000 AS INT))",
+        "trino": lambda e: f"CAST({e} AS date)",
+    },
+    # A number as a double (Trino divides integers as integers).
+    "double": {
+        "duckdb": lambda e: f"CAST({e} AS DOUBLE)",
+        "spark": lambda e: f"CAST({e} AS DOUBLE)",
+        "trino": lambda e: f"CAST({e} AS double)",
+    },
+    # The value of an unsigned 64-bit column. Trino reads one only as bigint, bit for bit: values of 2^63 and more
+    # come back from value - 2^64 as decimal(20,0), what Spark reads.
+    "uint64": {"duckdb": lambda e: e, "spark": lambda e: e, "trino": _trino_uint64},
+}
+
+#: The analysis views, in order (a view may read the ones before it). Add a view here: DuckDB (connect, the DDL,
+#: sql/views.sql), Spark and Trino all get it.
+VIEWS: tuple[View, ...] = (
+    View("job_timings", "Queue, run and total time per job, in seconds. Queue = submitted -> running; "
+         "run = running -> ended.", """
+SELECT
+    "job_id", "name", "job_type", "status", "device_id", "shots",
+    "submitted_at", "running_at", "ended_at", "execution_time",
+    {epoch_seconds("running_at")} - {epoch_seconds("submitted_at")} AS "queue_seconds",
+    {epoch_seconds("ended_at")} - {epoch_seconds("running_at")} AS "run_seconds",
+    {epoch_seconds("ended_at")} - {epoch_seconds("submitted_at")} AS "total_seconds",
+    "submitted_month"
+FROM {jobs}"""),
+    View("device_daily", "Jobs per device, per UTC day of submission, per status.", """
+SELECT
+    {utc_date("submitted_at")} AS "day",
+    "device_id",
+    "status",
+    count(*) AS "jobs",
+    sum("shots") AS "shots",
+    sum("execution_time") AS "execution_seconds"
+FROM {jobs}
+WHERE "submitted_at" IS NOT NULL
+GROUP BY 1, 2, 3"""),
+    View("count_probabilities", "Each count as a probability: count / the job's total count (the shots that "
+         "produced a result).", """
+SELECT
+    c."job_id", j."name", j."device_id", j."submitted_at",
+    c."bitstring", {uint64(c."outcome")} AS "outcome", c."n_bits", c."count", j."shots",
+    {double(c."count")} / j."total_count" AS "probability",
+    c."submitted_month"
+FROM {counts} AS c
+JOIN {jobs} AS j ON c."job_id" = j."job_id"
+WHERE j."total_count" > 0"""),
+)
+
+_QUOTED = re.compile(r"--[^\n]*|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+_PLACEHOLDER = re.compile(r"\{(\w+)(?:\((.*?)\))?\}")
+
+
+def view_statements(engine: str, schema: str | None = None) -> list[str]:
+    """`CREATE OR REPLACE VIEW` of each of VIEWS in `engine`'s SQL (a comment line first), every name in `schema`."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; engines are: {', '.join(ENGINES)}")
+    known = set(S.TABLES)
+    out = []
+    for view in VIEWS:
+        select = _render(view, engine, lambda name: qualified(engine, schema, name), known)
+        out.append(f"-- {view.comment}\nCREATE OR REPLACE VIEW {qualified(engine, schema, view.name)} AS\n"
+                   f"{select.strip()};")
+        known.add(view.name)
+    return out
+
+
+def _render(view: View, engine: str, relation: Callable[[str], str], known: set[str]) -> str:
+    def requote(match: re.Match[str]) -> str:
+        token = match.group()
+        if token.startswith('"'):
+            return quote(engine, token[1:-1].replace('""', '"'))
+        if token.startswith("'"):
+            return literal(engine, token[1:-1].replace("''", "'"))
+        return token  # a comment
+
+    def expand(match: re.Match[str]) -> str:
+        name, argument = match.groups()
+        if argument is not None:
+            if name not in MACROS:
+                raise ValueError(f"view {view.name!r} uses {{{name}(...)}}, which is not one of MACROS "
+                                 f"({', '.join(MACROS)})")
+            return MACROS[name][engine](argument)
+        if name not in known:
+            raise ValueError(f"view {view.name!r} reads {{{name}}}, which is neither a table nor a view declared "
+                             "before it")
+        return relation(name)
+
+    return _PLACEHOLDER.sub(expand, _QUOTED.sub(requote, view.select))
+
+
+# -- DuckDB ---------------------------------------------------------------------------------------------------------
+
+def duckdb_views(relations: dict[str, str]) -> str:
+    """The DuckDB script of every view: one per table over `relations[table]` (SQL of a relation), then VIEWS."""
+    base = [f"CREATE OR REPLACE VIEW {quote('duckdb', t)} AS SELECT * FROM {relations[t]};" for t in S.TABLES]
+    return "\n".join(base) + "\n\n" + "\n\n".join(view_statements("duckdb")) + "\n"
+
+
+def duckdb_scan(table: str, files: list[str] | str) -> str:
+    """A DuckDB relation of `table`'s declared columns, in order, over Parquet `files`: a list of files (none: no
+    rows), or one glob, which may match nothing."""
+    spec = S.TABLES[table]
+    typed = ", ".join(f"CAST(NULL AS {duckdb_type(c.type)}) AS {quote('duckdb', c.name)}" for c in spec.columns)
+    if not files:
+        return f"(SELECT {typed} LIMIT 0)"
+    options = ["union_by_name = true", f"hive_partitioning = {'true' if spec.partitioned else 'false'}"]
+    if spec.partitioned:
+        options.append(f"hive_types = {{{literal('duckdb', S.PARTITION_COLUMN)}: 'VARCHAR'}}")
+    options.append("hive_types_autocast = false")
+    if isinstance(files, str):
+        source = literal("duckdb", files)
+        options.append("allow_empty = true")
+    else:
+        source = "[" + ", ".join(literal("duckdb", f) for f in files) + "]"
+    # The column list pins the declared order, whatever engine version wrote a file. Files written before a column
+    # was added lack it: union_by_name reads them side by side, and the typed empty branch supplies (as nulls) a
+    # column no file has yet, and every column when a glob matches nothing (its one dummy column is not selected).
+    cols = ", ".join(quote("duckdb", c.name) for c in spec.columns)
+    scan = f"read_parquet({source}, {', '.join(options)})"
+    return f"(SELECT {cols} FROM ((SELECT {typed} LIMIT 0) UNION ALL BY NAME (SELECT * FROM {scan})))"
+
+
+def duckdb_registered(table: str, registered: str) -> str:
+    """A DuckDB relation of `table`'s declared columns from a relation registered on the connection."""
+    cols = ", ".join(quote("duckdb", c.name) for c in S.TABLES[table].columns)
+    return f"(SELECT {cols} FROM {quote('duckdb', registered)})"
+
+
+def views_file() -> str:
+    """The text of sql/views.sql: the DuckDB views, each `{{table}}` where connect() puts that table's files."""
+    paragraphs = [
+        "oqtopus-data: DuckDB views over an export directory.",
+        "GENERATED from oqtopus_data/sqltext.py, where the views are declared once for DuckDB, Spark and Trino: "
+        "edit VIEWS there, then run `python -m oqtopus_data.sqltext > sql/views.sql`.",
+        f"The base views {', '.join(f'`{t}`' for t in S.TABLES)} read exactly the Parquet files named by the "
+        "export's newest commit manifest. Each `{{table}}` below is replaced by oqtopus_data.connect with a "
+        "`read_parquet([...])` of those files (or an empty relation of the declared columns), so a reader never "
+        "sees a half-written export. Columns are documented in docs/schema.md (oqtopus_data.schema). Timestamps "
+        "are TIMESTAMPTZ in UTC; connect() sets the session time zone to UTC.",
+    ]
+    header = "\n--\n".join(textwrap.fill(p, 117, initial_indent="-- ", subsequent_indent="-- ") for p in paragraphs)
+    return header + "\n\n" + duckdb_views({t: "{{" + t + "}}" for t in S.TABLES})
+
+
+if __name__ == "__main__":
+    sys.stdout.write(views_file())
