@@ -8,8 +8,12 @@ import json
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from oqtopus_data.testing.server import FakeCloud
 
 MALFORMED_KINDS = (
     "missing_field", "bad_job_type", "bad_status", "absurd_timestamp",  # the job object
@@ -31,6 +35,8 @@ class Faults:
     """Misbehaviours of the fake cloud, all off by default; flip them at any time, even mid-run.
 
     Every request (API and storage) increments one counter; `*_every=N` fires on every Nth.
+    `on_list(cloud, query)` runs before each GET /jobs is answered (the page reflects what it
+    changed): property tests add and delete jobs there at chosen moments of a walk.
     """
 
     latency: float = 0.0  # seconds slept before answering any request
@@ -40,9 +46,13 @@ class Faults:
     drop_every: int = 0  # close the connection without answering
     expire_first_download: bool = False  # first download of each archive answers 403 expired
     page_size_cap: int = 0  # GET /jobs silently returns at most this many jobs per page
-    add_during_listing: int = 0  # after the first GET /jobs, submit this many new jobs ...
-    delete_during_listing: int = 0  # ... and delete this many of the oldest ones
+    add_during_listing: int = 0  # after the first GET /jobs, create this many new jobs ...
+    delete_during_listing: int = 0  # ... and delete this many of the oldest terminal ones
     malformed: dict[str, str] = field(default_factory=dict)  # job_id -> one of MALFORMED_KINDS
+    # jobs the server cannot render: silently left out of listing pages, GET /jobs/{id} 404
+    unrenderable: set[str] = field(default_factory=set)
+    sse_log_errors: set[str] = field(default_factory=set)  # their SSE log download answers 500
+    on_list: Callable[[FakeCloud, dict[str, str]], None] | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.malformed.values()) - set(MALFORMED_KINDS))

@@ -1,133 +1,90 @@
 """A local OQTOPUS Cloud: the user API over a synthetic history, quirks and faults included.
 
 Standard library only. `FakeCloud` serves GET /jobs, /jobs/{id}, /jobs/{id}/status,
-/jobs/{id}/sselog, /devices, /devices/{id} (token in `q-api-token`) and the presigned
-/storage/{job_id}/{key}.zip archives that job_info points at (signed, expiring, no token).
+/jobs/{id}/sselog (spec API only), /users/me, /devices, /devices/{id} (token in `q-api-token`) and
+the presigned /storage/{job_id}/{key}.zip archives that job_info points at (signed, expiring, no
+token). By default it behaves like the OQTOPUS Cloud server's code (see behaviour.py).
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import functools
-import hashlib
 import hmac
-import json
-import os
-import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from oqtopus_data.testing.faults import (
-    ARCHIVE_KINDS,
-    COUNTS_KINDS,
-    JOB_KINDS,
-    Faults,
-    malform_job,
-    malform_result,
-    malformed_archive,
-    zip_bytes,
-)
-from oqtopus_data.testing.synth import (
-    ARCHIVE_ENTRIES,
-    ARCHIVE_KEYS,
-    JOB_FIELDS,
-    STATUSES,
-    History,
-    generate_history,
-    with_job_info,
-)
+from oqtopus_data.testing import extras
+from oqtopus_data.testing.behaviour import ApiBehaviour, ListQuery, Refusal, behaviour, parse_list_query
+from oqtopus_data.testing.catalog import ARCHIVE_KEYS
+from oqtopus_data.testing.faults import COUNTS_KINDS, JOB_KINDS, Faults, malform_job, malform_result
+from oqtopus_data.testing.httpd import Handler, RequestCounts, Server, s3_error
+from oqtopus_data.testing.jobmeta import with_job_info
+from oqtopus_data.testing.storage import PresignedStorage, amz_date, archive_keys
+from oqtopus_data.testing.synth import History, generate_history
 
-REQUEST_KINDS = ("list", "job", "status", "sselog", "devices", "storage", "other")
-_AMZ_DATE = "%Y%m%dT%H%M%SZ"
 _sleep = time.sleep  # the latency fault's sleep; tests replace it
 DEMO_TOKEN = "demo-token"  # noqa: S105  (the fake cloud's public default, not a secret)
-
-
-class RequestCounts:
-    """Thread-safe request counters by endpoint kind (REQUEST_KINDS) plus `total`; resettable."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.reset()
-
-    def reset(self) -> None:
-        """Zero every counter (the fault cadence restarts too)."""
-        with self._lock:
-            self._counts = dict.fromkeys(REQUEST_KINDS, 0)
-            self._total = 0
-
-    def add(self, kind: str) -> int:
-        """Count one request of `kind`; return the new total."""
-        with self._lock:
-            self._counts[kind] += 1
-            self._total += 1
-            return self._total
-
-    @property
-    def total(self) -> int:
-        """Requests of every kind since the last reset."""
-        return self._total
-
-    def __getitem__(self, kind: str) -> int:
-        """Requests of one kind since the last reset."""
-        return self._counts[kind]
-
-    def snapshot(self) -> dict[str, int]:
-        """The counters as a plain dict, with "total"."""
-        with self._lock:
-            return {**self._counts, "total": self._total}
-
-    def __repr__(self) -> str:
-        return f"RequestCounts({self.snapshot()})"
+NOT_FOUND = "job not found with the given id"
+DEFAULT_ACCOUNT: Mapping[str, Any] = {
+    "id": "0190f3c2-5b1e-7c43-9d2a-3f6e8a1b2c4d", "email": "demo@example.com",
+    "name": "Demo User", "organization": "OQTOPUS demo lab", "created_at": "2023-10-02T04:15:00Z"}
 
 
 class FakeCloud:
     """The OQTOPUS Cloud user API on 127.0.0.1 over a synthetic `History`; a context manager.
 
-    Archive URLs live `url_ttl` seconds on the clock of `now()`; `legacy=True` serves job_info
-    inline (old servers); `faults` can be changed while serving.
+    `api`: "server" (default, like the server's code), "spec" (the older behaviours) or an
+    ApiBehaviour. Archive URLs live `url_ttl` seconds on the clock of `now()`, which is also the
+    history's clock. `legacy=True` serves job_info inline (old servers). `account`: what GET
+    /users/me answers (None: 404, servers without it). `undeclared`: jobs carry keys no schema
+    declares (for a generated history). `faults` can be changed while serving.
     """
 
     def __init__(self, n_jobs: int = 500, *, seed: int = 0, token: str = DEMO_TOKEN,
                  history: History | None = None, faults: Faults | None = None,
-                 legacy: bool = False, url_ttl: int = 3600, port: int = 0) -> None:
-        self.history = history if history is not None else generate_history(n_jobs, seed=seed)
+                 legacy: bool = False, url_ttl: int = 3600, port: int = 0,
+                 api: str | ApiBehaviour = "server",
+                 account: Mapping[str, Any] | None = DEFAULT_ACCOUNT,
+                 undeclared: bool = False) -> None:
+        self.api = behaviour(api)
+        self.history = history if history is not None else generate_history(
+            n_jobs, seed=seed, undeclared=undeclared)
+        self.history.clock = self.now
         self.token = token
         self.faults = faults if faults is not None else Faults()
         self.legacy = legacy
         self.url_ttl = url_ttl
         self.port = port
+        self.account = dict(account) if account is not None else None
         self.requests = RequestCounts()
         self.connections_opened = 0  # TCP connections accepted: keep-alive keeps this low
         self.added_ids: list[str] = []
         self.deleted_ids: list[str] = []
-        self._secret = os.urandom(32)
+        self.hook_errors: list[Exception] = []  # exceptions raised by Faults.on_list
         self._clock: datetime | None = None
         self._clock_offset = 0.0
         self._lock = threading.Lock()
-        self._downloaded: set[tuple[str, str]] = set()
         self._churned = False
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._url = ""
         self._thread: threading.Thread | None = None
-        self._archive = functools.lru_cache(maxsize=2048)(self._build_archive)
+        self.storage = PresignedStorage(self)
 
     def __repr__(self) -> str:
         where = self._server and self.url
-        return f"FakeCloud(url={where!r}, jobs={len(self.history)}, legacy={self.legacy})"
+        return (f"FakeCloud(url={where!r}, jobs={len(self.history)}, api={self.api.name!r}, "
+                f"legacy={self.legacy})")
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def start(self, port: int | None = None) -> FakeCloud:
         """Bind 127.0.0.1 (port 0 = any free port) and serve from a daemon thread."""
         if self._server is not None:
             return self
-        self._server = _Server(("127.0.0.1", self.port if port is None else port), self)
+        self._server = Server(("127.0.0.1", self.port if port is None else port), self)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.1},
                                         name="fake-oqtopus-cloud", daemon=True)
@@ -158,7 +115,7 @@ class FakeCloud:
 
     # ---- clock and mutations ------------------------------------------------------------------
     def now(self) -> datetime:
-        """The server's clock, which decides presigned URL expiry."""
+        """The server's clock: presigned URL expiry, and when added jobs are created."""
         base = self._clock if self._clock is not None else datetime.now(UTC)
         return base + timedelta(seconds=self._clock_offset)
 
@@ -171,40 +128,45 @@ class FakeCloud:
         """Move the clock forward, e.g. past the URL lifetime to expire handed-out URLs."""
         self._clock_offset += seconds
 
-    def add_jobs(self, n: int) -> list[str]:
-        """Submit `n` new jobs after all others (some unfinished); they are in `added_ids` too."""
-        ids = self.history.add_jobs(n)
+    def add_jobs(self, n: int, **options: Any) -> list[str]:
+        """Create `n` jobs now (History.add_jobs `options`); they are in `added_ids` too."""
+        ids = self.history.add_jobs(n, at=self.now(), **options)
         self.added_ids += ids
         return ids
+
+    def submit(self, job_id: str) -> None:
+        """Submit a registered job now."""
+        self.history.submit(job_id, at=self.now())
 
     def finish(self, job_id: str, status: str = "succeeded") -> None:
         """Make a non-terminal job terminal: it gains its timestamps and result."""
         self.history.finish(job_id, status)
 
     def delete(self, job_id: str) -> None:
-        """Delete a job (then 404, gone from listings, archives 404); recorded in `deleted_ids`."""
+        """Delete a job of any status (then 404, gone from listings, archives 404); recorded in
+        `deleted_ids`. The real server deletes only terminal jobs: see `delete_oldest`."""
         self.history.delete(job_id)
         self.deleted_ids.append(job_id)
 
+    def delete_oldest(self, n: int, *, newest: bool = False) -> list[str]:
+        """Delete the `n` oldest-created terminal jobs (newest with `newest`); return their ids."""
+        ids = self.history.terminal_ids(n, newest=newest)
+        for job_id in ids:
+            self.delete(job_id)
+        return ids
+
     def presign(self, job_id: str, key: str, date: str | None = None) -> str:
         """A fresh presigned storage URL for one of the job's archives (`date`: X-Amz-Date)."""
-        date = date or self.now().strftime(_AMZ_DATE)
-        path = f"/storage/{job_id}/{key}.zip"
-        return (f"{self._url}{path}?{_signed_query(date, self.url_ttl)}"
-                f"&X-Amz-Signature={self._sign(path, date, str(self.url_ttl))}")
-
-    def _sign(self, path: str, date: str, expires: str) -> str:
-        # A keyed BLAKE2b: an HMAC in effect, and cheap enough for pages of thousands of URLs.
-        return hashlib.blake2b(f"{path}\n{date}\n{expires}".encode(), key=self._secret,
-                               digest_size=32).hexdigest()
+        return self.storage.presign(job_id, key, date)
 
     # ---- request handling ---------------------------------------------------------------------
-    def _handle(self, h: _Handler) -> None:
+    def _handle(self, h: Handler) -> None:
         split = urlsplit(h.path)
         parts = [p for p in split.path.split("/") if p]
         kind = _route(parts)
         n = self.requests.add(kind)
         query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        self.history.settle()  # two-step submissions whose time has come
         f = self.faults
         if f.latency > 0:
             _sleep(f.latency)
@@ -214,18 +176,18 @@ class FakeCloud:
         elif f.rate_limit_every and n % f.rate_limit_every == 0:
             retry = {"Retry-After": f"{f.retry_after:g}"}
             if storage:
-                h.send(503, _s3_error("SlowDown", "Please reduce your request rate."),
+                h.send(503, s3_error("SlowDown", "Please reduce your request rate."),
                        "application/xml", retry)
             else:
                 h.send_json(429, {"message": "Too Many Requests"}, retry)
         elif f.error_every and n % f.error_every == 0:
             if storage:
-                h.send(500, _s3_error("InternalError", "We encountered an internal error."),
+                h.send(500, s3_error("InternalError", "We encountered an internal error."),
                        "application/xml")
             else:
                 h.send_json(500, {"message": "Internal Server Error"})
         elif storage:
-            self._storage(h, parts, query)
+            self.storage.handle(h, parts, query)
         elif not hmac.compare_digest(h.headers.get("q-api-token", "").encode(),
                                      self.token.encode()):
             h.send_json(401, {"message": "Unauthorized: missing or invalid q-api-token"})
@@ -233,57 +195,55 @@ class FakeCloud:
             self._list(h, query)
         elif kind in ("job", "status", "sselog"):
             self._job(h, kind, parts[1])
+        elif kind == "user":
+            h.send_json(*((200, self.account) if self.account is not None
+                          else (404, {"message": "Not Found"})))
         elif kind == "devices":
             self._devices(h, parts[1] if len(parts) > 1 else None)
         else:
             h.send_json(404, {"message": f"no such endpoint: {split.path[:100]}"})
 
-    def _list(self, h: _Handler, query: dict[str, str]) -> None:
+    def _list(self, h: Handler, query: dict[str, str]) -> None:
+        hook = self.faults.on_list
+        if hook is not None:
+            try:
+                hook(self, dict(query))
+            except Exception as exc:  # a test's hook failed: make it visible, keep serving
+                self.hook_errors.append(exc)
+                h.send_json(500, {"message": f"on_list hook failed: {type(exc).__name__}"})
+                return
         try:
-            args = self._list_args(query)
-        except ValueError as exc:
-            h.send_json(400, {"message": str(exc)})
+            args = parse_list_query(self.api, query)
+        except Refusal as exc:
+            h.send_json(exc.status, {"message": exc.message})
             return
-        fields = args.pop("fields")
-        idxs, _ = self.history.list_page(**args)
+        idxs = self._page(args)
         cap = self.faults.page_size_cap
         if cap > 0:
             idxs = idxs[:cap]
-        date = self.now().strftime(_AMZ_DATE)
-        jobs = [self._render(i, fields, date) for i in idxs]
+        hidden = self.faults.unrenderable
+        if hidden:  # the server drops what it cannot render after taking the page
+            idxs = [i for i in idxs if self.history.job_id(i) not in hidden]
+        date = amz_date(self.now())
+        jobs = [self._render(i, args.fields, date) for i in idxs]
         if self.faults.add_during_listing or self.faults.delete_during_listing:
             self._churn()  # before answering, so the client sees it on its next request
         h.send_json(200, jobs)
 
-    def _list_args(self, query: dict[str, str]) -> dict[str, Any]:
-        order = query.get("order", "ASC").upper()
-        if order not in ("ASC", "DESC"):
-            raise ValueError("order must be ASC or DESC")
-        status = query.get("status") or None
-        if status is not None and status not in STATUSES:
-            raise ValueError(f"invalid status: {status[:40]}")
-        return {"start_us": self._time_arg(query, "start_time"),
-                "end_us": self._time_arg(query, "end_time"), "status": status,
-                "q": query.get("q") or None, "desc": order == "DESC",
-                "page": _int_arg(query, "page", 1, 1, 2**31),
-                "size": _int_arg(query, "size", 10, 1, 65535),
-                "fields": _fields_arg(query.get("fields"))}
-
-    def _time_arg(self, query: dict[str, str], name: str) -> int | None:
-        text = query.get(name)
-        if not text:
-            return None
-        try:
-            when = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValueError(f"{name} is not an ISO-8601 date-time") from None
-        when = when if when.tzinfo else when.replace(tzinfo=UTC)
-        return (when - self.history.start) // timedelta(microseconds=1)
+    def _page(self, args: ListQuery) -> list[int]:
+        api, history = self.api, self.history
+        start = None if args.start is None else history.to_us(args.start)
+        end = None if args.end is None else history.to_us(args.end)
+        idxs, _ = history.list_page(
+            by="created" if api.order_by == "created_at" else "submitted", start_us=start,
+            end_us=end, status=args.status, q=args.q, q_in_id=api.q_matches_id, desc=args.desc,
+            page=args.page, size=args.size, repeat_last=api.past_end == "repeat")
+        return idxs
 
     def _render(self, idx: int, fields: frozenset[str] | None,
                 date: str | None = None) -> dict[str, Any]:
-        job, keys, message = self.history.meta(idx)
-        job_id = job["job_id"]
+        meta = self.history.meta(idx)
+        job, job_id = meta.job, meta.job["job_id"]
         kind = self.faults.malformed.get(job_id)
         if job["status"] != "registered" and (fields is None or "job_info" in fields):
             if self.legacy:
@@ -292,12 +252,14 @@ class FakeCloud:
                     info = job["job_info"]
                     info["result"] = malform_result(info.get("result"), kind)
             else:
-                if kind in COUNTS_KINDS or kind in ARCHIVE_KINDS:
-                    keys = (*keys, "result") if "result" not in keys else keys
-                date = date or self.now().strftime(_AMZ_DATE)
+                keys = archive_keys(self.history, idx, kind)
+                date = date or amz_date(self.now())
                 info = {k: self.presign(job_id, k, date) for k in ARCHIVE_KEYS if k in keys}
-                if message is not None:
-                    info["message"] = message
+                if meta.message is not None:
+                    info["message"] = meta.message
+                info.update(meta.info_extras)
+                if extras.URL_KEY in keys:
+                    info[extras.URL_KEY] = self.presign(job_id, extras.URL_KEY, date)
                 job = with_job_info(job, info)
         if kind in JOB_KINDS and job["status"] != "registered":
             job = malform_job(job, kind)
@@ -305,26 +267,26 @@ class FakeCloud:
             job = {k: v for k, v in job.items() if k in fields}
         return job
 
-    def _job(self, h: _Handler, kind: str, job_id: str) -> None:
+    def _job(self, h: Handler, kind: str, job_id: str) -> None:
+        if kind == "sselog" and not self.api.sselog_endpoint:
+            h.send_json(404, {"message": "Not Found"})
+            return
         idx = self.history.index(job_id)
-        if idx is None:
-            h.send_json(404, {"message": f"job not found: {job_id[:64]}"})
+        if idx is None or (kind != "status" and job_id in self.faults.unrenderable):
+            h.send_json(404, {"message": NOT_FOUND})
         elif kind == "job":
             h.send_json(200, self._render(idx, None))
         elif kind == "status":
-            job = self._render(idx, frozenset({"job_id", "status"}))
-            h.send_json(200, job)
+            h.send_json(200, self._render(idx, frozenset({"job_id", "status"})))
+        elif "sse_log" not in self.history.meta(idx).keys:
+            h.send_json(404, {"message": "log file not found"})
+        elif job_id in self.faults.sse_log_errors:
+            h.send_json(500, {"message": "Failed to get the log file"})
         else:
-            job, keys, _ = self.history.meta(idx)
-            if "sse_log" not in keys:
-                h.send_json(404, {"message": f"no SSE log for job {job_id}"})
-                return
-            files = self.history.sselog_files(job_id)
-            data = zip_bytes([(name, text.encode()) for name, text in files.items()])
-            h.send_json(200, {"file": base64.b64encode(data).decode(),
+            h.send_json(200, {"file": base64.b64encode(self.storage.archive(idx, "sse_log", None)).decode(),
                               "file_name": f"sselog_{job_id}.zip"})
 
-    def _devices(self, h: _Handler, device_id: str | None) -> None:
+    def _devices(self, h: Handler, device_id: str | None) -> None:
         devices = self.history.devices()
         if device_id is None:
             h.send_json(200, devices)
@@ -335,56 +297,6 @@ class FakeCloud:
         else:
             h.send_json(404, {"message": f"device not found: {device_id[:64]}"})
 
-    def _storage(self, h: _Handler, parts: list[str], query: dict[str, str]) -> None:
-        if len(parts) != 3 or not parts[2].endswith(".zip"):
-            h.send(404, _s3_error("NoSuchKey", "The specified key does not exist."),
-                   "application/xml")
-            return
-        job_id, key = parts[1], parts[2][:-4]
-        date, expires = query.get("X-Amz-Date", ""), query.get("X-Amz-Expires", "")
-        signature = query.get("X-Amz-Signature", "")
-        path = f"/storage/{job_id}/{key}.zip"
-        if not hmac.compare_digest(signature.encode(), self._sign(path, date, expires).encode()):
-            h.send(403, _s3_error("SignatureDoesNotMatch", "The request signature we calculated "
-                                  "does not match the signature you provided."), "application/xml")
-            return
-        signed = datetime.strptime(date, _AMZ_DATE).replace(tzinfo=UTC)
-        if self.now() > signed + timedelta(seconds=int(expires)):
-            h.send(403, _s3_error("AccessDenied", "Request has expired"), "application/xml")
-            return
-        idx = self.history.index(job_id)
-        kind = self.faults.malformed.get(job_id)
-        broken = kind in COUNTS_KINDS or kind in ARCHIVE_KINDS
-        keys = self.history.meta(idx)[1] if idx is not None else ()
-        if idx is None or not (key in keys or (key == "result" and broken)):
-            h.send(404, _s3_error("NoSuchKey", "The specified key does not exist."),
-                   "application/xml")
-            return
-        if kind == "archive_never_arrives":
-            h.send(500, _s3_error("InternalError", "We encountered an internal error."),
-                   "application/xml")
-            return
-        if self.faults.expire_first_download:
-            with self._lock:
-                first = (job_id, key) not in self._downloaded
-                self._downloaded.add((job_id, key))
-            if first:
-                h.send(403, _s3_error("AccessDenied", "Request has expired"), "application/xml")
-                return
-        body = self._archive(idx, key, kind if key == "result" and broken else None)
-        h.send(200, body, "application/zip")
-
-    def _build_archive(self, idx: int, key: str, kind: str | None) -> bytes:
-        entry = ARCHIVE_ENTRIES[key]
-        payload = self.history.payload(idx, key) if key in self.history.meta(idx)[1] else None
-        if kind in COUNTS_KINDS:
-            payload = malform_result(payload, kind)
-        data = payload.encode() if isinstance(payload, str) and key == "sse_log" else (
-            json.dumps(payload, ensure_ascii=False).encode())
-        if kind in ARCHIVE_KINDS:
-            return malformed_archive(kind, entry, data)
-        return zip_bytes([(entry, data)])
-
     def _churn(self) -> None:
         with self._lock:
             if self._churned:
@@ -394,11 +306,7 @@ class FakeCloud:
         if f.add_during_listing:
             self.add_jobs(f.add_during_listing)
         if f.delete_during_listing:
-            oldest, _ = self.history.list_page(page=1, size=f.delete_during_listing + 8)
-            victims = [self.history.job_id(i) for i in oldest
-                       if self.history.meta(i)[0]["status"] != "registered"]
-            for job_id in victims[: f.delete_during_listing]:
-                self.delete(job_id)
+            self.delete_oldest(f.delete_during_listing)
 
 
 def serve_forever(cloud: FakeCloud, *, echo: Callable[[str], Any] = print,
@@ -407,7 +315,8 @@ def serve_forever(cloud: FakeCloud, *, echo: Callable[[str], Any] = print,
     cloud.start()
     echo(f"OQTOPUS_URL={cloud.url}")
     echo(f"OQTOPUS_API_TOKEN={cloud.token}")
-    echo(f"Serving {len(cloud.history)} synthetic jobs; press Ctrl-C to stop.")
+    echo(f"Serving {len(cloud.history)} synthetic jobs ({cloud.api.name} API); "
+         "press Ctrl-C to stop.")
     stop = stop or threading.Event()
     try:
         while not stop.wait(0.5):
@@ -418,13 +327,6 @@ def serve_forever(cloud: FakeCloud, *, echo: Callable[[str], Any] = print,
         cloud.stop()
 
 
-@functools.lru_cache(maxsize=64)
-def _signed_query(date: str, ttl: int) -> str:
-    return (f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=FAKEACCESSKEY%2F{date[:8]}"
-            f"%2Fap-northeast-1%2Fs3%2Faws4_request&X-Amz-Date={date}&X-Amz-Expires={ttl}"
-            "&X-Amz-SignedHeaders=host")
-
-
 def _route(parts: list[str]) -> str:
     if parts == ["jobs"]:
         return "list"
@@ -432,118 +334,10 @@ def _route(parts: list[str]) -> str:
         return "job"
     if len(parts) == 3 and parts[0] == "jobs" and parts[2] in ("status", "sselog"):
         return parts[2]
+    if parts == ["users", "me"]:
+        return "user"
     if parts and parts[0] == "devices" and len(parts) <= 2:
         return "devices"
     if parts and parts[0] == "storage":
         return "storage"
     return "other"
-
-
-def _int_arg(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
-    text = query.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}")
-    return value
-
-
-def _fields_arg(text: str | None) -> frozenset[str] | None:
-    if not text:
-        return None
-    if len(text) > 1024:
-        raise ValueError("fields is longer than 1024 characters")
-    names = frozenset(n.strip() for n in text.split(",") if n.strip())
-    unknown = names - set(JOB_FIELDS)
-    if unknown:
-        raise ValueError(f"unknown field: {sorted(unknown)[0][:40]}")
-    return names or None
-
-
-def _s3_error(code: str, message: str) -> bytes:
-    request_id = os.urandom(8).hex().upper()
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
-            f"<Message>{message}</Message><RequestId>{request_id}</RequestId></Error>").encode()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "FakeOqtopusCloud/1.0"
-    timeout = 60  # idle keep-alive connections are closed after this many seconds
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, True)
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        self.server.track(self.connection, False)
-
-    def do_GET(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        self.server.cloud._handle(self)
-
-    def _not_allowed(self) -> None:
-        self.server.cloud.requests.add("other")
-        self.send_json(405, {"message": f"method {self.command} not allowed"})
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = _not_allowed
-
-    def send(self, status: int, body: bytes, content_type: str,
-             headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        # One write for head and body: split small writes stall on Nagle + delayed ACK.
-        self._headers_buffer.extend((b"\r\n", body))
-        self.flush_headers()
-
-    def send_json(self, status: int, value: Any, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-        self.send(status, body, "application/json", headers)
-
-    def drop(self) -> None:
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet: tests and benchmarks make thousands of requests
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], cloud: FakeCloud) -> None:
-        self.cloud = cloud
-        self._connections: set[socket.socket] = set()
-        self._conn_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def track(self, connection: socket.socket, alive: bool) -> None:
-        with self._conn_lock:
-            (self._connections.add if alive else self._connections.discard)(connection)
-            self.cloud.connections_opened += alive
-
-    def close_connections(self) -> None:
-        with self._conn_lock:
-            connections, self._connections = list(self._connections), set()
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client hanging up mid-answer is normal here
