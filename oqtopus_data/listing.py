@@ -75,6 +75,8 @@ class _Slot:
     window: Window
     state: str = "queued"  # queued, walking, split, complete, failed
     ids: set[str] = field(default_factory=set)  # ids first listed by this window, for de-duplication
+    emitted: int = 0  # jobs put on the way to the consumer
+    handed: int = 0  # of those, jobs the consumer has taken
 
 
 class Lister:
@@ -124,6 +126,8 @@ class Lister:
                 elif isinstance(item, BaseException):
                     raise item
                 else:
+                    with self._lock:
+                        self._slots[item.window].handed += 1
                     yield item
         finally:
             self._stop.set()
@@ -142,9 +146,9 @@ class Lister:
         """A bound before which every window was listed completely and, but for the windows `unprocessed` (whose
         jobs the caller has not finished with), processed; None: the listing must start from the root."""
         held = set(unprocessed)
-        with self._lock:
+        with self._lock:  # a window is behind us once walked and every job it listed was taken and processed
             open_starts = [lower(s.window.start) for s in self._slots
-                           if s.state not in ("complete", "split") or s.number in held]
+                           if s.state not in ("complete", "split") or s.handed < s.emitted or s.number in held]
         if not open_starts:
             return self.now
         earliest = min(open_starts)
@@ -280,6 +284,7 @@ class Lister:
                     continue
                 self._seen[ident] = slot.number
                 slot.ids.add(ident)
+                slot.emitted += 1
             self._put(Listed(job, slot.number))
         return page
 

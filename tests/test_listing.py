@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -241,3 +242,19 @@ def test_property_every_job_once_or_a_named_window(n, bursts, seed, days, max_si
     else:
         survivors = before & model.ids()  # there from start to end: must be listed
         assert survivors <= set(listed)
+
+
+def test_the_resume_point_never_passes_jobs_listed_but_not_yet_taken():
+    model = history(300, seed=12)
+    lister = Lister(model, root_window(None, None), now=NOW, workers=2)
+    items = iter(lister)
+    first = next(items)
+    deadline = time.monotonic() + 10
+    while lister.open_windows() and time.monotonic() < deadline:  # the walk finishes while jobs wait in the queue
+        time.sleep(0.01)
+    assert not lister.open_windows()
+    resume = lister.resume_point()
+    assert resume is None or resume < NOW
+    rest = list(items)
+    assert len(rest) + 1 == 300 and first.job["job_id"] not in {i.job["job_id"] for i in rest}
+    assert lister.resume_point() == NOW
