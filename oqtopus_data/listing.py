@@ -57,6 +57,7 @@ class Limits:
     max_windows: int = 100_000  # windows planned in one run (a million-job history needs a few thousand)
     split_parts: int = 64  # at most this many windows from one split
     target_pages: int = 4  # pages a split aims each window at
+    split_above: int = 10  # pages a window must be estimated to hold before it is split (fewer: walked as is)
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,9 @@ class Lister:
         for number in range(self.limits.max_walks):
             walk = Walk(slot.window, self.size.current)
             first = self._page(walk, slot)
-            if number == 0 and len(first) >= walk.size and self._split(slot, first):
+            if number == 0 and walk.done:
+                break  # empty in one answer: nothing a deletion could have hidden
+            if number == 0 and len(first) >= walk.size and self._split(slot, first, walk.size):
                 return
             while not walk.done:
                 if walk.page > self.limits.max_pages:
@@ -276,6 +279,11 @@ class Lister:
         with self._lock:
             self.requests += 1
         page = walk.update(jobs)
+        self._emit(slot, page)
+        return page
+
+    def _emit(self, slot: _Slot, page: list[Any]) -> None:
+        """Check a page, then hand on its jobs that no window listed before."""
         self._check_filter(slot.window, page)
         for job in page:
             ident = job_identity(job)
@@ -286,20 +294,30 @@ class Lister:
                 slot.ids.add(ident)
                 slot.emitted += 1
             self._put(Listed(job, slot.number))
-        return page
 
-    def _split(self, slot: _Slot, first: list[Any]) -> bool:
-        """Replace a window whose first page is full by smaller ones; False when it cannot be split."""
+    def _split(self, slot: _Slot, first: list[Any], size: int) -> bool:
+        """Replace a window whose first page is full by smaller ones, when it holds many pages; False otherwise.
+
+        Its newest page (order=DESC) says how many jobs it holds: the two pages overlap when it fits in them, and
+        their times spread against the window's give an estimate (a burst in one second stays one window)."""
         window = slot.window
         if window.end is None and window.start is not None and window.start >= self.now:
             return False  # nothing to split past the run's start: walk it page by page
-        stamps = sorted(t for t in (parse_time(j.get("submitted_at")) for j in first if isinstance(j, dict)) if t)
+        newest, _size = self.size.fetch(self.api, {"order": "DESC", "page": 1, **window.params()})
+        with self._lock:
+            self.requests += 1
+        self._emit(slot, newest)
+        if {job_identity(j) for j in newest} & {job_identity(j) for j in first}:
+            return False
+        oldest = _stamps(first)
+        latest = _stamps(newest)
+        estimate = _estimate(oldest, latest, len(first) + len(newest))
+        if estimate < self.limits.split_above * size or not oldest:
+            return False
         pieces: list[Window] = []
         start, end = window.start, window.end
         if start is None:  # unbounded below: one open window up to the oldest listed day, the rest finite
-            if not stamps:
-                return False
-            start = day_start(stamps[0])
+            start = day_start(oldest[0])
             if end is not None and start >= end:
                 return False
             pieces.append(Window(None, start))
@@ -309,7 +327,8 @@ class Lister:
             tail = Window(end, None)
         middle = Window(start, end)
         if middle.can_split():
-            pieces += middle.split(self._parts(middle, stamps, len(first)))
+            parts = math.ceil(estimate / (self.limits.target_pages * size))
+            pieces += middle.split(max(2, min(self.limits.split_parts, parts)))
         else:
             pieces.append(middle)
         if tail is not None:
@@ -320,16 +339,6 @@ class Lister:
             slot.state = "split"
             self._add(pieces, front=True)
         return True
-
-    def _parts(self, window: Window, stamps: list[datetime], listed: int) -> int:
-        """How many windows to split into, from the density the first page suggests (efficiency only)."""
-        assert window.start is not None and window.end is not None
-        target = self.limits.target_pages * max(1, listed)
-        if len(stamps) < 2 or stamps[-1] <= stamps[0]:
-            return self.limits.split_parts
-        seen = max((stamps[-1] - stamps[0]) / SECOND, 1.0)
-        estimate = listed * ((window.end - stamps[0]) / SECOND) / seen
-        return max(2, min(self.limits.split_parts, math.ceil(estimate / target)))
 
     def _check_filter(self, window: Window, page: list[Any]) -> None:
         """Jobs submitted long before the window starts prove the server ignored start_time."""
@@ -367,3 +376,25 @@ class Lister:
 
 class _Stopped(Exception):
     """The consumer stopped iterating: workers leave quietly."""
+
+
+def _stamps(jobs: list[Any]) -> list[datetime]:
+    return sorted(t for t in (parse_time(j.get("submitted_at")) for j in jobs if isinstance(j, dict)) if t)
+
+
+def _estimate(oldest: list[datetime], newest: list[datetime], listed: int) -> float:
+    """Jobs in a window whose oldest and newest pages are given: their count over the time they span, times the
+    time between the two (a first guess for splitting; completeness never rests on it). Spans are taken between
+    the quartiles, so that jobs submitted a day after their creation do not stretch them."""
+    if not oldest or not newest:
+        return float("inf")
+    (old_mid, old_span), (new_mid, new_span) = _spread(oldest), _spread(newest)
+    spanned = max(old_span + new_span, 1.0)
+    between = max((new_mid - old_mid) / SECOND + spanned / 2, 0.0)
+    return listed * max(between / spanned, 1.0)
+
+
+def _spread(stamps: list[datetime]) -> tuple[datetime, float]:
+    """The median of sorted times and the seconds their middle half spans, doubled."""
+    n = len(stamps)
+    return stamps[n // 2], (stamps[(3 * n) // 4 - (n >= 4)] - stamps[n // 4]) / SECOND * 2
