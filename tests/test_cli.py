@@ -102,10 +102,12 @@ def test_until_a_bare_date_includes_that_whole_day(tmp_path, env):
         assert got[0] == since and got[-1] == until
 
 
-def test_every_command_and_option_has_help_text():
+def test_every_command_and_option_has_help_text_and_examples():
     commands = [export_command, *main.commands.values()]
     for command in commands:
         assert command.help, command.name
+        assert "\n" not in command.help.split("\n\n")[0], f"{command.name}: the first line is its summary"
+        assert "Example" in (command.help or "") + (command.epilog or ""), command.name
         for param in command.params:
             if isinstance(param, click.Option):
                 assert param.help, f"{command.name} {param.opts}"
