@@ -67,6 +67,7 @@ def test_by_default_a_query_reads_the_export_and_nothing_else(out, tmp_path):
     for query in (f"COPY (SELECT 1) TO '{tmp_path / 'copy.csv'}'",
                   f"SELECT * FROM read_csv('{outside}')",
                   f"ATTACH '{tmp_path / 'other.db'}'",
+                  f"EXPORT DATABASE '{tmp_path / 'dump'}'",
                   "SET enable_external_access = true"):
         refused = run_data("sql", out, query)
         assert refused.exit_code == 1, query

@@ -125,7 +125,8 @@ Examples:
 Safety: by default the query can read the export's committed files and nothing else.
 DuckDB's external access is off (enable_external_access = false, with the export's
 files as allowed_paths): no other file is read, no COPY ... TO or EXPORT DATABASE
-writes a file, no ATTACH, INSTALL or LOAD; it cannot be switched back on from SQL.
+writes a file, no ATTACH, no extension is installed or loaded from disk; and it
+cannot be switched back on from SQL.
 One gap remains: COPY ... TO one of the export's own data files, named exactly, with
 USE_TMP_FILE false, overwrites it. --writable gives the query DuckDB's full access.
 """
