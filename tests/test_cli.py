@@ -42,6 +42,9 @@ def test_demo_exports_then_continues_incrementally(tmp_path, env):
     assert "Next: oqtopus-data sql" in first.output
     info = invoke(main, ["info", out])
     assert info.exit_code == 0 and "by job_type: sampling" in info.output and "errors: 0" in info.output
+    second = invoke(export_command, ["--demo", "--demo-jobs", "120", out])  # the same demo server, continued
+    assert second.exit_code == 0, second.output
+    assert second.output.startswith(f"incremental export to {out}: commit 2, ")
 
 
 def test_missing_url_is_one_sentence_exit_2_and_nothing_written(tmp_path, env):

@@ -110,7 +110,7 @@ def export_command(out_dir: str, since: datetime | None, until: datetime | None,
                             workers=workers, page_size=page_size, full_refresh=full_refresh, repair=repair,
                             sse_logs=sse_logs, max_submit_delay=max_submit_delay, checkpoint_jobs=checkpoint_every)
     try:
-        with _credentials(demo, demo_jobs, url, profile) as credentials:
+        with _credentials(demo, demo_jobs, url, profile, out_dir) as credentials:
             remember_token(credentials.token)
             report = _run(credentials, out_dir, options, storage_options, Console(quiet=quiet))
     except SystemExit as end:
@@ -129,7 +129,7 @@ def export_command(out_dir: str, since: datetime | None, until: datetime | None,
 
 
 @contextlib.contextmanager
-def _credentials(demo: bool, demo_jobs: int, url: str | None, profile: str | None) -> Iterator[Any]:
+def _credentials(demo: bool, demo_jobs: int, url: str | None, profile: str | None, out_dir: str) -> Iterator[Any]:
     from oqtopus_data.config import Credentials, resolve_credentials
 
     if not demo:
@@ -137,8 +137,34 @@ def _credentials(demo: bool, demo_jobs: int, url: str | None, profile: str | Non
         return
     from oqtopus_data.testing import FakeCloud
 
-    with FakeCloud(n_jobs=demo_jobs) as cloud:
+    cloud = FakeCloud(n_jobs=demo_jobs)
+    try:
+        cloud.start(port=_demo_port(out_dir))
+    except OSError:  # that port is taken now: the run will say that the directory came from another server
+        cloud.start(port=0)
+    try:
         yield Credentials(url=cloud.url, token=cloud.token, proxy=None, timeout=30.0, source="--demo local server")
+    finally:
+        cloud.stop()
+
+
+def _demo_port(out_dir: str) -> int:
+    """The port of the demo server a directory was exported from (0: any), so that --demo again continues it: an
+    export is tied to the URL it came from."""
+    from urllib.parse import urlsplit
+
+    from oqtopus_data.state import SyncState
+    from oqtopus_data.store import Dataset
+
+    try:
+        manifest = Dataset(out_dir).latest()
+        state = SyncState.from_json(manifest.state) if manifest is not None else None
+        if state is None or state.source is None:
+            return 0
+        parts = urlsplit(state.source.api_url)
+        return (parts.port or 0) if parts.hostname == "127.0.0.1" else 0
+    except (OqtopusDataError, OSError, ValueError):
+        return 0  # the export run itself says what is wrong with the directory
 
 
 def _run(credentials: Any, out_dir: str, options: Any, storage_options: dict[str, str], console: Console) -> Any:
