@@ -3,4 +3,4 @@
 from oqtopus_data.cli import export_command
 
 if __name__ == "__main__":
-    export_command()
+    export_command(prog_name="oqtopus-export")

@@ -42,6 +42,9 @@ def test_demo_exports_then_continues_incrementally(tmp_path, env):
     assert "Next: oqtopus-data sql" in first.output
     info = invoke(main, ["info", out])
     assert info.exit_code == 0 and "by job_type: sampling" in info.output and "errors: 0" in info.output
+    second = invoke(export_command, ["--demo", "--demo-jobs", "120", out])  # the same demo server, continued
+    assert second.exit_code == 0, second.output
+    assert second.output.startswith(f"incremental export to {out}: commit 2, ")
 
 
 def test_missing_url_is_one_sentence_exit_2_and_nothing_written(tmp_path, env):
@@ -102,10 +105,12 @@ def test_until_a_bare_date_includes_that_whole_day(tmp_path, env):
         assert got[0] == since and got[-1] == until
 
 
-def test_every_command_and_option_has_help_text():
+def test_every_command_and_option_has_help_text_and_examples():
     commands = [export_command, *main.commands.values()]
     for command in commands:
         assert command.help, command.name
+        assert "\n" not in command.help.split("\n\n")[0], f"{command.name}: the first line is its summary"
+        assert "Example" in (command.help or "") + (command.epilog or ""), command.name
         for param in command.params:
             if isinstance(param, click.Option):
                 assert param.help, f"{command.name} {param.opts}"

@@ -1,0 +1,42 @@
+"""The command line: `oqtopus-export` and `oqtopus-data`. A thin layer: parse options, call the library, map its
+exceptions to exit statuses (see `failures`). One module per group of commands; shared options in `options`."""
+
+from __future__ import annotations
+
+import click
+
+from oqtopus_data import __version__
+
+from .ddl import ddl_command, duckdb_command
+from .export import export_command
+from .failures import Group
+from .fake_cloud import fake_cloud_command
+from .options import CONTEXT
+from .query import info_command, schema_command, sql_command
+from .report import report_command
+
+MAIN_EPILOG = """
+\b
+Examples:
+  oqtopus-data info out/
+  oqtopus-data sql out "SELECT device_id, count(*) FROM jobs GROUP BY ALL"
+  oqtopus-data report out/ report.html
+  oqtopus-data fake-cloud --jobs 2000 --port 8080
+
+\b
+Exit status: 0 done; 1 the command ran but failed (a query error, a stale file);
+2 usage errors, or a location that holds no readable export, with nothing written.
+"""
+
+
+@click.group(name="oqtopus-data", cls=Group, context_settings=CONTEXT, epilog=MAIN_EPILOG)
+@click.version_option(__version__, prog_name="oqtopus-data", message="%(prog)s %(version)s")
+def main() -> None:
+    """Tools around an oqtopus-data export: inspect it, query it, report on it, serve a local OQTOPUS Cloud."""
+
+
+for _command in (info_command, sql_command, schema_command, report_command, ddl_command, duckdb_command,
+                 fake_cloud_command):
+    main.add_command(_command)
+
+__all__ = ["export_command", "main"]

@@ -1,0 +1,235 @@
+"""`oqtopus-export`: export a job history into a dataset, or continue one. The run itself is `oqtopus_data.export`."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+import oqtopus_data.cli.options as opt
+from oqtopus_data import __version__
+from oqtopus_data.errors import AuthError, ConfigError, OqtopusDataError, StoreError
+
+from .console import Console, print_failures, print_summary, stop_on_signals
+from .failures import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command, fail, remember_token, say
+
+#: Failures of the disk while writing: never a set-up problem, whenever they come.
+_RUNTIME_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
+
+EXAMPLES = """
+\b
+Examples:
+  oqtopus-export --demo demo-out/                  # no account needed: a local OQTOPUS Cloud
+  oqtopus-export --since 2024-01-01 out/           # the first run exports, later runs continue
+  oqtopus-export --device Kawasaki --status succeeded --since 2025-06-01 kawasaki/
+  oqtopus-export --since 2024-01-01 s3://bucket/oqtopus --storage-option endpoint_url=http://minio:9000
+  oqtopus-export --repair out/                     # fetch again the months of lost data files
+  oqtopus-export --compact out/                    # merge small files (also done automatically)
+
+\b
+Credentials, as the official SDK reads them: --url/--profile, then OQTOPUS_URL
+(OQTOPUS_BASE_URL), OQTOPUS_API_TOKEN and OQTOPUS_PROXY, then the profile file
+$XDG_CONFIG_HOME/oqtopus/config.ini or ~/.config/oqtopus/config.ini (~/.oqtopus).
+
+\b
+Ctrl-C (or SIGTERM) commits what was fetched and stops; the next run continues.
+A second Ctrl-C stops at once, which loses only what was not committed yet.
+
+\b
+Exit status: 0 all jobs exported; 1 some jobs failed (they are in the errors table
+and are tried again next run) or the run was cut short (run it again to continue);
+2 usage, configuration, authentication, lock or dataset problems, with nothing written.
+"""
+
+
+@click.command(name="oqtopus-export", cls=Command, epilog=EXAMPLES, context_settings=opt.CONTEXT)
+@click.version_option(__version__, prog_name="oqtopus-export", message="%(prog)s %(version)s")
+@click.argument("out_dir", metavar="OUT_DIR")
+@opt.date_range("jobs")
+@opt.statuses
+@opt.job_types
+@opt.devices("Keep only jobs on this device (repeatable); checked against GET /devices.")
+@click.option("--profile", help="Profile (INI section) to read from the oqtopus config file.")
+@click.option("--url", help="OQTOPUS Cloud API URL (overrides environment and profile).")
+@click.option("--workers", type=click.IntRange(1, 256), default=16, show_default=True,
+              help="Concurrent archive downloads.")
+@click.option("--page-size", type=click.IntRange(1, 65535), default=100, show_default=True,
+              help="Jobs per GET /jobs page; the OQTOPUS Cloud server takes at most 100, and a size it refuses "
+                   "steps down by itself.")
+@click.option("--max-submit-delay", type=opt.Duration(), default="1d", show_default=True,
+              help="The longest gap between a job's creation and its submission (jobs registered first, submitted "
+                   "later), e.g. 90m, 36h, 2d: the server lists jobs by creation time, so each run looks back this "
+                   "far for jobs submitted since the last one.")
+@click.option("--repair", is_flag=True,
+              help="Fetch again the months whose data files are lost (deleted by hand, half copied) instead of "
+                   "refusing to continue.")
+@click.option("--duckdb", "views_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Also write a DuckDB database file with the views over the export, rewritten after every run "
+                   "given it. A run without --duckdb leaves it showing an older commit: refresh it with "
+                   "`oqtopus-data duckdb OUT_DIR FILE`.")
+@click.option("--sse-logs", is_flag=True, help="Also download SSE job logs into OUT_DIR/sse_logs/.")
+@click.option("--full-refresh", is_flag=True,
+              help="Rebuild from scratch; readers see the old dataset until the new one is committed.")
+@click.option("--compact", "compact_only", is_flag=True, help="Only merge small files of OUT_DIR, then exit.")
+@click.option("--demo", is_flag=True, help="Export from a local demo OQTOPUS Cloud started on 127.0.0.1.")
+@click.option("--demo-jobs", type=click.IntRange(1), default=500, show_default=True,
+              help="Jobs in the --demo history.")
+@opt.storage_option
+@click.option("--checkpoint-every", type=click.IntRange(1), default=50_000, show_default=True,
+              help="Jobs between intermediate commits of a long export (what a crash can cost); there is also "
+                   "one every few minutes.")
+@opt.quiet
+def export_command(out_dir: str, since: datetime | None, until: datetime | None, statuses: tuple[str, ...],
+                   job_types: tuple[str, ...], devices: tuple[str, ...], profile: str | None, url: str | None,
+                   workers: int, page_size: int, max_submit_delay: timedelta, repair: bool, views_file: Path | None,
+                   sse_logs: bool, full_refresh: bool, compact_only: bool, demo: bool, demo_jobs: int,
+                   storage_options: dict[str, str], checkpoint_every: int, quiet: bool) -> None:
+    """Export your OQTOPUS Cloud job history to a Parquet dataset with DuckDB views.
+
+    OUT_DIR (a directory, or s3://bucket/prefix) receives one directory per table (jobs, counts,
+    divided_counts, estimations, errors, devices) and a commit manifest; running again into the same
+    OUT_DIR continues the export.
+    """
+    from oqtopus_data.export import ExportOptions
+
+    opt.check_storage_options(out_dir, storage_options)
+    if views_file is not None:
+        from .views_file import check_target
+
+        check_target(out_dir, views_file)
+    if compact_only:
+        _compact(out_dir, storage_options, quiet, views_file)
+        return
+    options = ExportOptions(since=since, until=until, statuses=statuses, job_types=job_types, devices=devices,
+                            workers=workers, page_size=page_size, full_refresh=full_refresh, repair=repair,
+                            sse_logs=sse_logs, max_submit_delay=max_submit_delay, checkpoint_jobs=checkpoint_every)
+    try:
+        with _credentials(demo, demo_jobs, url, profile, out_dir) as credentials:
+            remember_token(credentials.token)
+            report = _run(credentials, out_dir, options, storage_options, Console(quiet=quiet))
+    except SystemExit as end:
+        if views_file is not None and end.code == EXIT_FAILED:  # a run cut short may have committed
+            _refresh_views(out_dir, views_file)
+        raise
+    if views_file is not None:
+        _refresh_views(out_dir, views_file)
+    if not quiet:
+        print_summary(report, out_dir, views_file)
+        if demo:
+            click.echo(f"\nNext: oqtopus-data sql {out_dir} \"SELECT device_id, count(*) FROM jobs GROUP BY ALL\"")
+    else:
+        print_failures(report, out_dir)
+    raise SystemExit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+@contextlib.contextmanager
+def _credentials(demo: bool, demo_jobs: int, url: str | None, profile: str | None, out_dir: str) -> Iterator[Any]:
+    from oqtopus_data.config import Credentials, resolve_credentials
+
+    if not demo:
+        yield resolve_credentials(url=url, profile=profile)
+        return
+    from oqtopus_data.testing import FakeCloud
+
+    cloud = FakeCloud(n_jobs=demo_jobs)
+    try:
+        cloud.start(port=_demo_port(out_dir))
+    except OSError:  # that port is taken now: the run will say that the directory came from another server
+        cloud.start(port=0)
+    try:
+        yield Credentials(url=cloud.url, token=cloud.token, proxy=None, timeout=30.0, source="--demo local server")
+    finally:
+        cloud.stop()
+
+
+def _demo_port(out_dir: str) -> int:
+    """The port of the demo server a directory was exported from (0: any), so that --demo again continues it: an
+    export is tied to the URL it came from."""
+    from urllib.parse import urlsplit
+
+    from oqtopus_data.state import SyncState
+    from oqtopus_data.store import Dataset
+
+    try:
+        manifest = Dataset(out_dir).latest()
+        state = SyncState.from_json(manifest.state) if manifest is not None else None
+        if state is None or state.source is None:
+            return 0
+        parts = urlsplit(state.source.api_url)
+        return (parts.port or 0) if parts.hostname == "127.0.0.1" else 0
+    except (OqtopusDataError, OSError, ValueError):
+        return 0  # the export run itself says what is wrong with the directory
+
+
+def _run(credentials: Any, out_dir: str, options: Any, storage_options: dict[str, str], console: Console) -> Any:
+    """One export run; every way it can end other than a report becomes one sentence and an exit status."""
+    from oqtopus_data.api import ApiClient
+    from oqtopus_data.export import Interrupted, export
+
+    stop = threading.Event()
+    try:
+        with ApiClient(credentials, workers=options.workers, notice=console.notice) as api, \
+                stop_on_signals(stop, out_dir):
+            return export(api, out_dir, options, progress=console.progress, storage_options=storage_options,
+                          notice=console.notice, stop=stop)
+    except Interrupted as exc:
+        fail(f"{exc}; run the same command again to continue", EXIT_FAILED)
+    except (ConfigError, AuthError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    except (OqtopusDataError, OSError) as exc:
+        _stopped(exc, out_dir, started=console.started)
+    finally:
+        console.close()
+
+
+def _stopped(exc: OqtopusDataError | OSError, out_dir: str, *, started: bool) -> NoReturn:
+    """End a run that failed: before it got going, a set-up problem (the dataset, the directory, the server);
+    once going, or on a full or failing disk, a run cut short, which the next one continues."""
+    message = str(exc) if isinstance(exc, OqtopusDataError) else f"cannot write the export: {exc.strerror or exc}"
+    cause = exc if isinstance(exc, OSError) else exc.__cause__
+    errno_ = cause.errno if isinstance(cause, OSError) else None
+    if started or errno_ in _RUNTIME_ERRNOS:
+        fail(f"{message}; the export stopped: {out_dir} holds its last commit, nothing half-written; run the same "
+             "command again to continue", EXIT_FAILED)
+    if isinstance(exc, StoreError | OSError):
+        if errno_ in (errno.EACCES, errno.EPERM, errno.EROFS):
+            message += ": export into a directory you can write to"
+        fail(message, EXIT_USAGE)
+    fail(f"{message}; nothing was written: try again later", EXIT_FAILED)  # the server failed for good
+
+
+def _compact(out_dir: str, storage_options: dict[str, str], quiet: bool, views_file: Path | None) -> None:
+    from oqtopus_data.store import Dataset, compact
+
+    dataset = Dataset(out_dir, **storage_options)
+    before = dataset.require_latest()
+    after = compact(dataset, min_files=2)
+    if views_file is not None:
+        _refresh_views(out_dir, views_file)
+    if quiet:
+        return
+    if after is None:
+        click.echo(f"{out_dir}: nothing to compact ({len(before.all_entries())} data files)")
+    else:
+        click.echo(f"{out_dir}: {len(before.all_entries())} data files -> {len(after.all_entries())} "
+                   f"(commit {after.version})")
+
+
+def _refresh_views(out_dir: str, views_file: Path) -> None:
+    """Rewrite the views file over the newest commit, if there is one; a failure is said (the export stands)."""
+    from oqtopus_data.store import Dataset
+
+    from .views_file import write_views_file
+
+    try:
+        if Dataset(out_dir).latest() is not None:
+            write_views_file(out_dir, views_file)
+    except Exception as exc:  # DuckDB's errors too: the export stands whatever happens to its views file
+        say(f"cannot write the DuckDB file {views_file}: {exc}; write it with `oqtopus-data duckdb {out_dir} "
+            f"{views_file}`")

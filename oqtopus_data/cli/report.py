@@ -1,0 +1,51 @@
+"""`oqtopus-data report`: one self-contained HTML report of an export."""
+
+from __future__ import annotations
+
+import inspect
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+import oqtopus_data.cli.options as opt
+
+from .failures import EXIT_USAGE, Command, fail
+
+
+@click.command("report", cls=Command)
+@click.argument("location", metavar="OUT_DIR")
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@opt.date_range("jobs")
+@opt.devices("Only jobs on this device (repeatable).")
+@click.option("--top", "top_jobs", type=click.IntRange(1, 100), default=10, show_default=True,
+              help="Recent sampling jobs whose top bitstrings are shown.")
+@opt.storage_option
+def report_command(location: str, target: Path, since: datetime | None, until: datetime | None,
+                   devices: tuple[str, ...], top_jobs: int, storage_options: dict[str, str]) -> None:
+    """Write one self-contained HTML report (charts embedded) of an export: open it in any browser.
+
+    OUT_DIR is the export (a directory or s3://bucket/prefix); TARGET the HTML file to write.
+
+    \b
+    Examples:
+      oqtopus-data report out/ report.html --since 2025-01-01 --device Kawasaki
+      oqtopus-data report s3://bucket/oqtopus report.html --storage-option region=eu-west-1
+    """
+    from oqtopus_data.report import write_report
+
+    opt.check_storage_options(location, storage_options)
+    extra = {}
+    if storage_options:
+        # Interim: write_report takes storage_options once the storage package lands; until then only the
+        # environment (AWS_ENDPOINT_URL_S3, AWS_PROFILE, ...) can configure an s3:// export here.
+        if "storage_options" not in inspect.signature(write_report).parameters:
+            fail("this oqtopus-data cannot pass --storage-option to the report yet: configure the store through "
+                 "the AWS_* environment variables instead", EXIT_USAGE)
+        extra["storage_options"] = storage_options
+    try:
+        summary = write_report(location, target, since=since, until=until, devices=devices, top_jobs=top_jobs,
+                               **extra)
+    except ValueError as exc:  # a target that cannot be written, options that make no report
+        fail(str(exc), EXIT_USAGE)
+    click.echo(f"wrote {summary.path}: {summary.charts} charts over {summary.jobs:,} jobs")
