@@ -43,6 +43,7 @@ from .manifest import (
     LOG_DIR,
     MANIFEST_DIR,
     REBUILD,
+    REPAIR,
     TABLE_DIRS,
     FileEntry,
     Manifest,
@@ -113,7 +114,7 @@ class Dataset:
                 break
             versions = newer
         raise MissingFilesError(self.storage.uri(""), manifest.version, missing,
-                                f"restore them from where the dataset came from, {REBUILD}")
+                                f"restore them from where the dataset came from, {REPAIR}, {REBUILD}")
 
     def paths(self, table: str, manifest: Manifest | None = None) -> list[str]:
         """Where to read the live files of `table` now (relative paths), in the manifest's order."""

@@ -287,22 +287,28 @@ class _Run:
                 return job_id, None, JobError(job_id, "fetch", str(exc))
 
         known = self.volatile.statuses()
-        jobs = []
-        with ThreadPoolExecutor(max_workers=self.options.workers) as pool:
-            for job_id, job, error in pool.map(get, job_ids):
-                self.state.retry.discard(job_id)
-                if error is not None:  # keep its old rows; try again next run
-                    self._error(job_id, error.stage, error.problem)
-                elif job is None or job_id in already_final:
-                    self.state.pending.discard(job_id)
-                    self.volatile.drop([job_id])
-                elif not self._take(job):
-                    continue
-                elif job.get("status") not in TERMINAL and known.get(job_id) == job.get("status"):
-                    continue  # still where it was: its rows stand, no archive to fetch again
-                else:
-                    jobs.append(job)
-        self._process(jobs)
+
+        def changed() -> Iterator[dict[str, Any]]:
+            pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="oqtopus-refresh")
+            try:
+                for job_id, job, error in pool.map(get, job_ids):
+                    self.state.retry.discard(job_id)
+                    if error is not None:  # keep its old rows; try again next run
+                        self._error(job_id, error.stage, error.problem)
+                    elif job is None or job_id in already_final:
+                        self.state.pending.discard(job_id)
+                        self.volatile.drop([job_id])
+                    elif self._take(job) and not (job.get("status") not in TERMINAL
+                                                  and known.get(job_id) == job.get("status")):
+                        yield job  # changed since last time (a job still where it was keeps its rows)
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+        jobs = changed()
+        try:
+            self._process(jobs)
+        finally:
+            jobs.close()
         return set(job_ids)
 
     def _retry_logs(self, job_ids: list[str]) -> None:
@@ -387,7 +393,7 @@ class _Run:
                 if len(batch) >= min(self.options.batch_jobs, self.options.checkpoint_jobs):
                     self._flatten(batch)
                     batch = []
-                if checkpoints and (self._checkpoint_due() or self.stop.is_set()):
+                if (checkpoints and self._checkpoint_due()) or self.stop.is_set():
                     self._flatten(batch)
                     batch = []
                     manifest = self._commit(final=False)
@@ -532,7 +538,8 @@ class _Run:
         state = SyncState(since=self.state.since, filters=self.filters.locked(), listed_until=self._listed_until(),
                           pending=set(self.state.pending), retry=set(self.state.retry),
                           log_retry=set(self.state.log_retry), last_sync=self.now, source=self.state.source)
-        info = {"listed": self.report.listed, "exported": self.report.exported, "errors": len(self.report.errors)}
+        info = {"listed": self.report.listed, "exported": self.report.exported, "errors": len(self.report.errors),
+                "notes": self.report.notes[-50:]}
         self.since_checkpoint = (0, time.monotonic())
         self.manifest = self.writer.commit(state=state.to_json(), info=info, keep_open=not final)
         return self.manifest

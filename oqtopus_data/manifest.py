@@ -27,6 +27,8 @@ TABLE_DIRS = {name: name for name in S.TABLES} | {"sse_logs": "sse_log_index"}
 
 
 REBUILD = "or rebuild it with `oqtopus-export --full-refresh`"
+#: How a dataset that lost data files is mended: the next export fetches the jobs they held again.
+REPAIR = "fetch their jobs again with `oqtopus-export --repair`"
 
 
 class ManifestError(StoreError):

@@ -20,6 +20,7 @@ from .datafiles import read_files
 from .errors import StoreError
 from .manifest import (
     REBUILD,
+    REPAIR,
     FileEntry,
     Manifest,
     MissingFilesError,
@@ -97,7 +98,7 @@ class Writer:
                 raise MissingFilesError(
                     self.storage.uri(""), self.base.version, final,
                     f"an export does not continue a dataset that lost files: restore them from where the dataset "
-                    f"came from, fetch their months again with `oqtopus-export --repair`, {REBUILD}")
+                    f"came from, {REPAIR}, {REBUILD}")
             if len(final) < len(missing):
                 # Volatile rows (jobs not yet terminal, current errors) are replaced by every commit and their jobs
                 # are fetched again by id: losing their file loses nothing. Typical after falling back to an older

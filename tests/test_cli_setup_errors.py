@@ -12,7 +12,7 @@ import pytest
 from cli_support import one_sentence, point_at, run_data, run_export
 from groundtruth import assert_matches_ground_truth
 
-from oqtopus_data.store import Dataset
+from oqtopus_data.dataset import Dataset
 from oqtopus_data.testing import FakeCloud, Faults
 
 pytest_plugins = ["cli_env"]  # the `env` fixture
@@ -101,7 +101,8 @@ def test_a_directory_holding_other_files_is_refused_and_left_alone(tmp_path, env
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "cat.jpg").write_bytes(b"meow")
     message = refused(tmp_path / "photos")
-    assert "is not empty and holds no oqtopus-data export: choose an empty or new directory" in message
+    assert ("is not empty and holds no oqtopus-data export (it holds cat.jpg): choose an empty or new location"
+            in message)
     assert [p.name for p in (tmp_path / "photos").iterdir()] == ["cat.jpg"]
 
 

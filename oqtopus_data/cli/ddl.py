@@ -28,10 +28,9 @@ def ddl_command(location: str, engine: str, schema_name: str | None, storage_opt
       oqtopus-data ddl /data/oqtopus --engine spark --schema oqtopus > register.sql
       oqtopus-data ddl s3://bucket/oqtopus --engine trino --storage-option region=eu-west-1
     """
+    from oqtopus_data.dataset import Dataset
     from oqtopus_data.ddl import ddl_statements
-    from oqtopus_data.store import Dataset
 
-    opt.check_storage_options(location, storage_options)
     Dataset(location, **storage_options).require_latest()  # an export is there (a typo'd path says so)
     try:
         click.echo(ddl_statements(location, engine, schema=schema_name), nl=False)

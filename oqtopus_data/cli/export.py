@@ -98,7 +98,6 @@ def export_command(out_dir: str, since: datetime | None, until: datetime | None,
     """
     from oqtopus_data.export import ExportOptions
 
-    opt.check_storage_options(out_dir, storage_options)
     if views_file is not None:
         from .views_file import check_target
 
@@ -153,8 +152,8 @@ def _demo_port(out_dir: str) -> int:
     export is tied to the URL it came from."""
     from urllib.parse import urlsplit
 
+    from oqtopus_data.dataset import Dataset
     from oqtopus_data.state import SyncState
-    from oqtopus_data.store import Dataset
 
     try:
         manifest = Dataset(out_dir).latest()
@@ -205,7 +204,7 @@ def _stopped(exc: OqtopusDataError | OSError, out_dir: str, *, started: bool) ->
 
 
 def _compact(out_dir: str, storage_options: dict[str, str], quiet: bool, views_file: Path | None) -> None:
-    from oqtopus_data.store import Dataset, compact
+    from oqtopus_data.dataset import Dataset, compact
 
     dataset = Dataset(out_dir, **storage_options)
     before = dataset.require_latest()
@@ -223,7 +222,7 @@ def _compact(out_dir: str, storage_options: dict[str, str], quiet: bool, views_f
 
 def _refresh_views(out_dir: str, views_file: Path) -> None:
     """Rewrite the views file over the newest commit, if there is one; a failure is said (the export stands)."""
-    from oqtopus_data.store import Dataset
+    from oqtopus_data.dataset import Dataset
 
     from .views_file import write_views_file
 

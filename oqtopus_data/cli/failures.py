@@ -75,10 +75,7 @@ def fail(message: str, status: int) -> NoReturn:
 def reader_failure(exc: OqtopusDataError) -> NoReturn:
     """End a command that reads a dataset on a library error: the dataset, the configuration or the server."""
     if isinstance(exc, ConfigError | AuthError | StoreError):
-        message = str(exc)
-        if getattr(exc, "missing", None) and "--repair" not in message:  # MissingFilesError: a lost data file
-            message += "; or fetch their months again with `oqtopus-export --repair`"
-        fail(message, EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     fail(str(exc), EXIT_FAILED)
 
 

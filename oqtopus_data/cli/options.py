@@ -130,18 +130,3 @@ def devices(help_text: str) -> Callable[[F], F]:
 quiet = click.option("--quiet", "-q", is_flag=True, help="Print only errors and warnings.")
 
 
-def is_remote(location: str) -> bool:
-    """Whether a dataset location is an object-store URL rather than a local directory."""
-    return "://" in location and not location.startswith("file://")
-
-
-def check_storage_options(location: str, options: dict[str, str]) -> None:
-    """Refuse storage options for a local directory, which takes none.
-
-    Interim: `storage.open_storage` will check options for every kind of location (the storage package); until it
-    does, a local export would take `--storage-option tyop=1` silently. Remove this once it does."""
-    if options and not is_remote(location):
-        from oqtopus_data.errors import ConfigError
-
-        key = sorted(options)[0]
-        raise ConfigError(f"unknown storage option {key!r} for a local directory; it takes none")

@@ -27,10 +27,9 @@ def info_command(location: str, storage_options: dict[str, str]) -> None:
       oqtopus-data info out/
       oqtopus-data info s3://bucket/oqtopus --storage-option endpoint_url=http://127.0.0.1:9000
     """
-    from oqtopus_data.store import Dataset
+    from oqtopus_data.dataset import Dataset
     from oqtopus_data.views import connect
 
-    opt.check_storage_options(location, storage_options)
     dataset = Dataset(location, **storage_options)
     warn_skipped(dataset)
     con = connect(location, **storage_options)  # before anything is printed: it names lost files
@@ -156,7 +155,6 @@ def sql_command(location: str, query: str, storage_options: dict[str, str], fmt:
         raise click.UsageError("--format parquet needs --output FILE")
     if output is not None:
         check_output(output)
-    opt.check_storage_options(location, storage_options)
     if query == "-":
         query = sys.stdin.read()
     con = _connect(location, storage_options, writable=writable)
@@ -172,7 +170,7 @@ def sql_command(location: str, query: str, storage_options: dict[str, str], fmt:
 
 def _connect(location: str, storage_options: dict[str, str], *, writable: bool) -> Any:
     """A connection with the views; unless `writable`, one that can read the export's committed files only."""
-    from oqtopus_data.store import Dataset
+    from oqtopus_data.dataset import Dataset
     from oqtopus_data.views import connect
 
     if writable:
@@ -180,7 +178,7 @@ def _connect(location: str, storage_options: dict[str, str], *, writable: bool) 
     dataset = Dataset(location, **storage_options)
     warn_skipped(dataset)
     for _ in range(3):  # the files of the commit `connect` read: the same one before and after it, else again
-        before = dataset.verified() if not opt.is_remote(location) else None
+        before = dataset.verified() if dataset.storage.is_local else None
         con = connect(location, **storage_options)
         if before is None:
             break  # views over an object store read through pyarrow: DuckDB needs no file at all

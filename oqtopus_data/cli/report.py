@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from datetime import datetime
 from pathlib import Path
 
@@ -34,18 +33,9 @@ def report_command(location: str, target: Path, since: datetime | None, until: d
     """
     from oqtopus_data.report import write_report
 
-    opt.check_storage_options(location, storage_options)
-    extra = {}
-    if storage_options:
-        # Interim: write_report takes storage_options once the storage package lands; until then only the
-        # environment (AWS_ENDPOINT_URL_S3, AWS_PROFILE, ...) can configure an s3:// export here.
-        if "storage_options" not in inspect.signature(write_report).parameters:
-            fail("this oqtopus-data cannot pass --storage-option to the report yet: configure the store through "
-                 "the AWS_* environment variables instead", EXIT_USAGE)
-        extra["storage_options"] = storage_options
     try:
         summary = write_report(location, target, since=since, until=until, devices=devices, top_jobs=top_jobs,
-                               **extra)
+                               storage_options=storage_options)
     except ValueError as exc:  # a target that cannot be written, options that make no report
         fail(str(exc), EXIT_USAGE)
     click.echo(f"wrote {summary.path}: {summary.charts} charts over {summary.jobs:,} jobs")

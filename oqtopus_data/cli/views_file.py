@@ -14,17 +14,16 @@ from pathlib import Path
 
 import click
 
-from oqtopus_data.store import Dataset
+from oqtopus_data.dataset import Dataset
+from oqtopus_data.storage import is_local_location
 from oqtopus_data.views import connect
-
-from .options import is_remote
 
 INFO_TABLE = "oqtopus_views"
 
 
 def check_target(location: str, target: Path) -> None:
     """Refuse, before anything runs, a views file that could not be written (usage error)."""
-    if is_remote(location):
+    if not is_local_location(location):
         raise click.UsageError("a DuckDB file of views needs a local export directory: views over an object store "
                                "read through the process that opens them (oqtopus_data.connect)")
     if target.is_dir():

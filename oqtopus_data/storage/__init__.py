@@ -114,8 +114,19 @@ def open_storage(location: str | os.PathLike[str], **options: str) -> Storage:
         from .s3 import S3Storage  # boto3 is imported only for s3:// locations (the `s3` extra)
 
         return S3Storage(text, **options)
-    if text.startswith("file://"):
-        text = text[len("file://"):]
-    elif "://" in text:
-        raise StoreError(f"unsupported dataset location {text!r}: give a local directory or an s3:// URL")
-    return LocalStorage(text, **options)
+    return LocalStorage(local_path(text), **options)
+
+
+def is_local_location(location: str | os.PathLike[str]) -> bool:
+    """Whether a location names a local directory (a path or a file:// URL), without opening anything."""
+    text = os.fspath(location)
+    return not text.startswith("s3://") and ("://" not in text or text.startswith("file://"))
+
+
+def local_path(location: str) -> str:
+    """The directory a local location names; StoreError for a URL scheme that is neither file:// nor s3://."""
+    if location.startswith("file://"):
+        return location[len("file://"):]
+    if "://" in location:
+        raise StoreError(f"unsupported dataset location {location!r}: give a local directory or an s3:// URL")
+    return location

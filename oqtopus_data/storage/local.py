@@ -178,7 +178,7 @@ class LocalStorage:
             self.root.mkdir()
         except FileExistsError:
             if not self.root.is_dir():
-                raise StoreError(f"{self.root} exists and is not a directory") from None
+                raise StoreError(f"{self.root} exists and is not a directory: name a new or empty directory") from None
             return False
         except OSError as exc:
             raise StoreError(f"cannot create directory {self.root}: {exc.strerror or exc}") from exc
