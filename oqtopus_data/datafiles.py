@@ -34,6 +34,25 @@ def read_files(storage: Storage, table: str, entries: Iterable[FileEntry],
     return pa.concat_tables(parts)
 
 
+def column_values(storage: Storage, entries: Iterable[FileEntry], column: str,
+                  manifest: Manifest | None = None) -> set:
+    """The distinct values of one column in these files, reading only that column (e.g. the job ids a run must
+    not write again: a fraction of the bytes of whole rows)."""
+    values: set = set()
+    for entry in entries:
+        path = where(storage, entry, manifest)
+        try:
+            data = pq.read_table(storage.arrow_path(path), filesystem=storage.arrow_filesystem(), columns=[column])
+        except FileNotFoundError:
+            raise MissingFilesError(storage.uri(""), manifest.version if manifest else None, [entry],
+                                    f"restore it from where the dataset came from, {REBUILD}") from None
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{storage.uri(path)} is not a readable {entry.table} file ({exc}); restore it "
+                             f"from where the dataset came from, {REBUILD}") from None
+        values.update(data[column].unique().to_pylist())
+    return values
+
+
 def _read_entry(storage: Storage, entry: FileEntry, manifest: Manifest | None) -> pa.Table:
     spec = S.TABLES[entry.table]
     path = where(storage, entry, manifest)

@@ -96,3 +96,31 @@ def _strings(value: Any, name: str) -> list[str] | None:
     if not isinstance(value, list):
         return None
     return st.strings([v if isinstance(v, str) else str(v) for v in value], name)
+
+
+def fetch_devices(api: Any) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """GET /devices (`api` is an ApiClient), or None and why it failed: a run notes that and goes on."""
+    from .errors import ApiError
+
+    try:
+        return api.get_devices(), None
+    except ApiError as exc:
+        return None, str(exc)
+
+
+def check_device_names(names: Iterable[str], known: Iterable[Any]) -> None:
+    """Refuse a device name nobody has heard of (ValueError naming it, with a suggestion and the known ones)."""
+    known = sorted({k for k in known if isinstance(k, str)})
+    for name in names:
+        if name not in known:
+            raise ValueError(f"--device {name}: no such device{_suggestion(name, known)} "
+                             f"(devices: {', '.join(known) or 'none'})")
+
+
+def _suggestion(name: str, known: list[str]) -> str:
+    """ "; did you mean X?" for a name differing in case or by a few letters from a known one, else ""."""
+    import difflib
+
+    same = [k for k in known if k.lower() == name.lower()]
+    close = same or difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""

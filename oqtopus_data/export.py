@@ -21,96 +21,32 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from . import schema as S
 from .api import ApiClient
+from .datafiles import column_values
 from .dataset import Dataset, compact, excess_file_count
+from .devices import check_device_names, devices_snapshot, fetch_devices
 from .enums import TERMINAL
-from .errors import ApiError, ConfigError, JobError, OqtopusDataError, StoreError
-from .fetch import fetch_jobs, refetch_sse_logs
+from .errors import ConfigError, OqtopusDataError
+from .fetch import fetch_jobs, refetch_jobs, refetch_sse_logs
 from .flatten import flatten
-from .listing import Limits, Lister
+from .listing import Lister
 from .manifest import Manifest
 from .pages import job_identity
 from .results import result_from_raw
-from .rows import FinalRows, VolatileRows, split_final
-from .selection import Filters, select
+from .rows import RunRows
+from .runinfo import ExportOptions, ExportReport, Interrupted, Progress
+from .selection import select
+from .sse import LogStep
 from .state import Source, SyncState
 from .storable import escaped
 from .windows import SHIFT_SLACK, root_window
 from .writer import Writer, discard_new
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    """What to export and how; the CLI maps its flags one to one onto these fields."""
-
-    since: datetime | None = None
-    until: datetime | None = None
-    statuses: tuple[str, ...] = ()
-    job_types: tuple[str, ...] = ()
-    devices: tuple[str, ...] = ()
-    workers: int = 16
-    page_size: int = 100
-    full_refresh: bool = False
-    repair: bool = False  # fetch again the months of data files that went missing, instead of refusing
-    sse_logs: bool = False
-    devices_snapshot: bool = True
-    max_submit_delay: timedelta = timedelta(days=1)  # longest gap between a job's creation and its submission
-    batch_jobs: int = 500  # jobs flattened at once
-    flush_rows: int = 500_000  # buffered count rows before files are written (bounds memory)
-    checkpoint_jobs: int = 50_000  # jobs between intermediate commits of a long export
-    checkpoint_seconds: float = 300.0  # and seconds between them
-    compact_after_files: int = 64  # files beyond one per partition that trigger automatic compaction
-    listing_limits: Limits | None = None
-
-    def filters(self) -> Filters:
-        """The selection of jobs these options make."""
-        return Filters(self.since, self.until, self.statuses, self.job_types, self.devices)
-
-
-@dataclass
-class ExportReport:
-    """What a run did: the summary the CLI prints and scripts inspect."""
-
-    out_dir: str
-    version: int | None = None
-    incremental: bool = False
-    jobs_by_type_status: Counter[tuple[str, str]] = field(default_factory=Counter)
-    rows: Counter[str] = field(default_factory=Counter)
-    errors: list[tuple[str | None, str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    listed: int = 0
-    skipped: int = 0
-    requests: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-    compacted: bool = False
-    complete: bool = True  # False when some window of the listing could not be shown complete
-
-    @property
-    def exported(self) -> int:
-        """Jobs written (or rewritten) by this run."""
-        return sum(self.jobs_by_type_status.values())
-
-    @property
-    def ok(self) -> bool:
-        """True when no job failed and the listing is known complete."""
-        return not self.errors and self.complete
-
-
-class Interrupted(OqtopusDataError):
-    """The run was asked to stop; what it had fetched is committed."""
-
-
-Progress = Callable[[str, int], None]
 
 
 def export(api: ApiClient, out_dir: str | Path, options: ExportOptions | None = None, *,
@@ -151,11 +87,7 @@ class _Run:
         self.now = datetime.now(UTC)
         self.state = SyncState(since=options.since, filters=self.filters.locked())
         self.previous: SyncState | None = None
-        self.volatile = VolatileRows()
-        self.final = FinalRows(options.flush_rows)
         self.lister: Lister | None = None
-        self.logs: dict[str, tuple[bytes | None, JobError | None]] = {}  # SSE logs of fetched jobs, until flattened
-        self.indexed: set[str] | None = None  # jobs whose SSE log is in the index already
         self.outstanding: Counter[int] = Counter()  # listed jobs of each window not processed yet
         self.since_checkpoint = (0, time.monotonic())
 
@@ -164,14 +96,17 @@ class _Run:
         account = self.api.preflight() or {}  # set-up errors (no connection, wrong URL, bad token) end here
         source = Source(api_url=_public_url(self.api), account_id=_text(account.get("id")),
                         organization=_text(account.get("organization")), name=_text(account.get("name")))
-        devices = self._devices() if self.options.devices_snapshot or self.options.devices else None
+        devices, device_error = (None, None)
+        if self.options.devices_snapshot or self.options.devices:
+            devices, device_error = fetch_devices(self.api)
         self._check_devices(devices)
-        if not self.options.devices_snapshot:
-            devices = None
         operation = "full-refresh" if self.options.full_refresh else "export"
         with self.dataset.writer(operation=operation, fresh=self.options.full_refresh,
                                  repair=self.options.repair) as writer:
             self.writer = writer
+            self.rows = RunRows(writer, self.now, self.options.flush_rows)
+            self.volatile = self.rows.volatile
+            self.logs = LogStep(self.dataset, writer)
             for note in writer.notes:
                 self._notice(note)
             self._continue_from(writer, source)
@@ -181,7 +116,10 @@ class _Run:
             root = self._root()
             known = self._final_ids(root.start) if self.previous else set()
             self._list(root, known | refreshed)
-            if devices is not None:
+            if device_error is not None:
+                self.report.errors.append((None, "devices", device_error))
+                self.volatile.error(None, "devices", device_error, self.now)
+            if devices is not None and self.options.devices_snapshot:
                 self._snapshot(devices)
             self.manifest = self._commit(final=True)
         self.report.version = self.manifest.version
@@ -195,40 +133,18 @@ class _Run:
         return self.report
 
     def _continue_from(self, writer: Writer, source: Source) -> None:
-        """Take the previous commit's state: check it is the same selection and source, carry its volatile rows."""
-        previous = None if self.options.full_refresh or writer.base is None else SyncState.from_json(
-            writer.base.state)
+        """Take the previous commit's state (checked: the same selection and source) and its volatile rows."""
         self.state.source = source
+        if self.options.full_refresh or writer.base is None:
+            return
+        previous = SyncState.from_json(writer.base.state)
         if previous is None:
             return
         self.previous = previous
         self.report.incremental = True
-        if previous.filters != self.filters.locked():
-            before = Filters(**{key: tuple(values) for key, values in previous.filters.items()})
-            raise StoreError(
-                f"this directory holds jobs selected by {before.describe()}; this run selects "
-                f"{self.filters.describe()}: use the same options, another directory, or --full-refresh")
-        if previous.source is not None:
-            conflict = previous.source.conflict(source)
-            if conflict:
-                raise StoreError(f"this directory holds another export ({conflict}): use another directory, "
-                                 "or --full-refresh to replace it")
-            source.account_id = source.account_id or previous.source.account_id
-        if previous.since is not None and self.options.since is not None and self.options.since < previous.since:
-            raise StoreError(f"this directory holds jobs since {previous.since.isoformat()}; an earlier --since "
-                             "needs --full-refresh")
-        if self.options.since is None and previous.since is not None:  # a continued run keeps the export's own
-            self.filters = replace(self.filters, since=previous.since)
-            self.state.since = previous.since
-        self.state.pending = set(previous.pending)
-        self.state.retry = set(previous.retry)
-        self.state.log_retry = set(previous.log_retry)
-        self.state.listed_until = previous.listed_until
-        for name in ("jobs", "counts", "divided_counts", "estimations", "errors"):
-            old = writer.base_volatile(name)
-            if name == "errors":  # run-level failures (no job id) are not carried: this run tries again
-                old = old.filter(old["job_id"].is_valid())
-            self.volatile.add(name, old)
+        self.state = previous.continued(self.filters, source)
+        self.filters = replace(self.filters, since=self.state.since)
+        self.rows.carry()
 
     def _repair(self, writer: Writer) -> None:
         """Take out every file of the months that lost one, and list from the first of them again."""
@@ -260,9 +176,7 @@ class _Run:
         if start is not None:
             month = (start - SHIFT_SLACK).strftime("%Y-%m")
             entries = [e for e in entries if (e.partition or "") >= month or e.partition == S.UNKNOWN_MONTH]
-        if not entries:
-            return set()
-        return set(self.dataset.read_table("jobs", entries)["job_id"].to_pylist())
+        return column_values(self.dataset.storage, entries, "job_id")
 
     def _final_among(self, job_ids: Iterable[str]) -> set[str]:
         """Which of these jobs already have final rows (so a job brought back by id is never written twice)."""
@@ -270,39 +184,26 @@ class _Run:
         entries = [e for e in self.writer.files.get("jobs", []) if e.final]
         if not wanted or not entries:
             return set()
-        return wanted & set(self.dataset.read_table("jobs", entries)["job_id"].to_pylist())
+        return wanted & column_values(self.dataset.storage, entries, "job_id")
 
     def _refresh(self, job_ids: list[str]) -> set[str]:
         """Fetch again, by id, the jobs that were pending or failed last time; returns the ids handled."""
         if not job_ids:
             return set()
         already_final = self._final_among(job_ids)
-
-        def get(job_id: str) -> tuple[str, dict[str, Any] | None, JobError | None]:
-            try:
-                return job_id, self.api.get_job(job_id), None
-            except ApiError as exc:
-                if exc.status == 404:  # deleted since
-                    return job_id, None, None
-                return job_id, None, JobError(job_id, "fetch", str(exc))
-
         known = self.volatile.statuses()
 
         def changed() -> Iterator[dict[str, Any]]:
-            pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="oqtopus-refresh")
-            try:
-                for job_id, job, error in pool.map(get, job_ids):
-                    self.state.retry.discard(job_id)
-                    if error is not None:  # keep its old rows; try again next run
-                        self._error(job_id, error.stage, error.problem)
-                    elif job is None or job_id in already_final:
-                        self.state.pending.discard(job_id)
-                        self.volatile.drop([job_id])
-                    elif self._take(job) and not (job.get("status") not in TERMINAL
-                                                  and known.get(job_id) == job.get("status")):
-                        yield job  # changed since last time (a job still where it was keeps its rows)
-            finally:
-                pool.shutdown(wait=False, cancel_futures=True)
+            for job_id, job, error in refetch_jobs(self.api, job_ids, workers=self.options.workers):
+                self.state.retry.discard(job_id)
+                if error is not None:  # keep its old rows; try again next run
+                    self._error(job_id, error.stage, error.problem)
+                elif job is None or job_id in already_final:  # deleted since, or its rows are final already
+                    self.state.pending.discard(job_id)
+                    self.volatile.drop([job_id])
+                elif self._take(job) and not (job.get("status") not in TERMINAL
+                                              and known.get(job_id) == job.get("status")):
+                    yield job  # changed since last time (a job still where it was keeps its rows)
 
         jobs = changed()
         try:
@@ -322,7 +223,7 @@ class _Run:
                 self._log_error(job_id, error.problem)
             elif data is not None:
                 logs.append((job_id, data))
-        self._save_logs(logs)
+        self._logs_done(*self.logs.save(logs))
 
     def _list(self, root: Any, skip: set[str]) -> None:
         """Walk the listing and export what it brings, checkpointing as it goes."""
@@ -382,8 +283,8 @@ class _Run:
                     self.volatile.drop([item.job_id])
                 else:
                     self.progress("fetched", 1)
-                    if item.sse_log is not None or item.sse_log_error is not None:
-                        self.logs[item.job_id] = (item.sse_log, item.sse_log_error)
+                    if self.options.sse_logs:
+                        self.logs.hold(item.job_id, item.sse_log, item.sse_log_error)
                     try:
                         batch.append(result_from_raw(item.job, client=self.api))
                     except (ValueError, TypeError) as exc:
@@ -421,46 +322,19 @@ class _Run:
             self._error(raw.get(job_id, job_id), "flatten", message)
         statuses = dict(zip(tables["jobs"]["job_id"].to_pylist(), tables["jobs"]["status"].to_pylist(), strict=True))
         final_ids = [j for j, status in statuses.items() if status in TERMINAL]
-        final, volatile = split_final(tables, final_ids)
-        self.final.add(final)
-        for name, table in volatile.items():
-            self.volatile.add(name, table)
-            self.report.rows[name] += table.num_rows
-        for name, table in final.items():
-            self.report.rows[name] += table.num_rows
+        self.report.rows.update(self.rows.add(tables, final_ids))
         for row in tables["jobs"].select(["job_type", "status"]).to_pylist():
             self.report.jobs_by_type_status[(row["job_type"], row["status"])] += 1
         count, since = self.since_checkpoint
         self.since_checkpoint = (count + len(results), since)
         self.progress("rows", sum(t.num_rows for t in tables.values()))
-        if self.final.full:
-            self._flush()
-        if self.logs:
-            final_logs = [(job_id, self.logs.pop(job_id)) for job_id in final_ids if job_id in self.logs]
-            for job_id, (_data, error) in final_logs:
-                if error is not None:
-                    self._log_error(job_id, error.problem)
-            self._save_logs([(job_id, data) for job_id, (data, _e) in final_logs if data is not None])
+        if self.options.sse_logs:
+            self._logs_done(*self.logs.release(final_ids))
 
-    def _save_logs(self, logs: list[tuple[str, bytes]]) -> None:
-        """SSE logs as their own step: a log that fails is tried again next run; the job's rows stay final, and a
-        job's log is indexed once whatever brought it back (its file is replaced, never doubled)."""
-        if self.indexed is None:
-            self.indexed = set(self.dataset.read_table("sse_logs", self.writer.files.get("sse_logs", []))
-                               ["job_id"].to_pylist())
-        fresh = [(job_id, data) for job_id, data in logs if job_id not in self.indexed]
-        if not logs:
-            return
-        from .sse import save_sse_logs  # only runs that ask for logs pay for the module
-
-        saved = save_sse_logs(self.dataset, logs)
-        for job_id, message in saved.errors:
-            self._log_error(job_id, message)
-        table = saved.table.filter(pc.is_in(saved.table["job_id"], pa.array([j for j, _ in fresh], pa.string())))
-        self.indexed.update(table["job_id"].to_pylist())
-        if table.num_rows:
-            self.writer.write("sse_logs", table, final=True)
-            self.report.rows["sse_logs"] += table.num_rows
+    def _logs_done(self, written: int, errors: list[tuple[str, str]]) -> None:
+        self.report.rows["sse_logs"] += written
+        for job_id, problem in errors:
+            self._log_error(job_id, problem)
 
     def _error(self, job_id: str | None, stage: str, message: str) -> None:
         self.report.errors.append((job_id, stage, message))
@@ -482,19 +356,16 @@ class _Run:
         if devices is None:
             self._notice("GET /devices failed: the --device names could not be checked")
             return
-        known = {d.get("device_id") for d in devices if isinstance(d, dict)}
+        known = [d.get("device_id") for d in devices if isinstance(d, dict)]
         with contextlib.suppress(OqtopusDataError):  # devices seen before (retired ones, no longer listed) count
-            known |= set(self.dataset.read_table("devices")["device_id"].to_pylist())
-        known = {k for k in known if isinstance(k, str)}
-        for name in self.options.devices:
-            if name not in known:
-                raise ConfigError(f"--device {name}: no such device{_suggestion(name, known)} "
-                                  f"(devices: {', '.join(sorted(known)) or 'none'})")
+            known += self.dataset.read_table("devices")["device_id"].to_pylist()
+        try:
+            check_device_names(self.options.devices, known)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def _snapshot(self, devices: list[dict[str, Any]]) -> None:
         """Write the device snapshot; a record no column can hold is noted (an errors row), the others kept."""
-        from .devices import devices_snapshot  # small module; keeps this one about the job flow
-
         snapshot = devices_snapshot(devices, self.now)
         self.writer.write("devices", snapshot.table, final=True)
         self.report.rows["devices"] += snapshot.table.num_rows
@@ -502,23 +373,11 @@ class _Run:
             self.volatile.error(job_id, stage, message, self.now)
             self._notice(f"{stage}: {message}")
 
-    def _devices(self) -> list[dict[str, Any]] | None:
-        try:
-            return self.api.get_devices()
-        except ApiError as exc:
-            self.report.errors.append((None, "devices", str(exc)))
-            self.volatile.error(None, "devices", str(exc), self.now)
-            return None
-
     def _notice(self, message: str) -> None:
         self.report.notes.append(message)
         self.notice(message)
 
     # --------------------------------------------------------------------------------------- writing
-    def _flush(self) -> None:
-        for name, table in self.final.take().items():
-            self.writer.write(name, table, final=True)
-
     def _listed_until(self) -> datetime | None:
         """How far the listing got, as the next run needs it (never behind what the previous run established)."""
         previous = self.state.listed_until if self.previous else None
@@ -531,17 +390,12 @@ class _Run:
 
     def _commit(self, *, final: bool) -> Manifest:
         """Write buffered and volatile rows, then commit them with the state they make true."""
-        self._flush()
-        self.writer.drop([e for es in self.writer.files.values() for e in es if not e.final])
-        for name, table in self.volatile.tables().items():
-            self.writer.write(name, table, final=False)
-        state = SyncState(since=self.state.since, filters=self.filters.locked(), listed_until=self._listed_until(),
-                          pending=set(self.state.pending), retry=set(self.state.retry),
-                          log_retry=set(self.state.log_retry), last_sync=self.now, source=self.state.source)
+        state = replace(self.state, filters=self.filters.locked(), listed_until=self._listed_until(),
+                        last_sync=self.now)
         info = {"listed": self.report.listed, "exported": self.report.exported, "errors": len(self.report.errors),
                 "notes": self.report.notes[-50:]}
         self.since_checkpoint = (0, time.monotonic())
-        self.manifest = self.writer.commit(state=state.to_json(), info=info, keep_open=not final)
+        self.manifest = self.rows.commit(state.to_json(), info, final=final)
         return self.manifest
 
 
@@ -550,16 +404,6 @@ def _public_url(api: Any) -> str:
     from .http import redact_url
 
     return redact_url(str(getattr(api, "base_url", "")))
-
-
-def _suggestion(name: str, known: Iterable[str]) -> str:
-    """ "; did you mean X?" for a name differing in case or by a few letters from a known one, else ""."""
-    import difflib
-
-    known = sorted(known)
-    same = [k for k in known if k.lower() == name.lower()]
-    close = same or difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""
 
 
 def _text(value: Any) -> str | None:

@@ -162,6 +162,25 @@ def fetch_jobs(
         yield _collect(job, future)
 
 
+def refetch_jobs(
+    api: ApiClient, job_ids: Iterable[str], *, workers: int = 16
+) -> Iterator[tuple[str, dict | None, JobError | None]]:
+    """(job id, the job as GET /jobs/{id} answers now, or None when it was deleted, or the error) for each id in
+    order: the exporter's look at jobs that were not terminal, or failed, last time."""
+
+    def get(job_id: str) -> tuple[dict | None, JobError | None]:
+        try:
+            return api.get_job(job_id), None
+        except AuthError:
+            raise
+        except ApiError as exc:
+            return None, None if exc.status == 404 else JobError(job_id, "fetch", str(exc))
+
+    for job_id, future in _in_order(get, job_ids, workers):
+        assert future is not None
+        yield (job_id, *future.result())
+
+
 def refetch_sse_logs(
     api: ApiClient, job_ids: Iterable[str], *, workers: int = 8
 ) -> Iterator[tuple[str, bytes | None, JobError | None]]:

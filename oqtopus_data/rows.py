@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -98,3 +99,46 @@ class FinalRows:
         self._tables = {name: [] for name in JOB_TABLES}
         self._count_rows = 0
         return out
+
+
+class RunRows:
+    """A run's rows on their way to the next commit: the volatile set carried from the last commit and updated,
+    final rows buffered and written in files as they fill, all made visible by `commit`."""
+
+    def __init__(self, writer: Any, now: datetime, flush_rows: int) -> None:
+        self.writer = writer
+        self.now = now
+        self.volatile = VolatileRows()
+        self.final = FinalRows(flush_rows)
+
+    def carry(self) -> None:
+        """Take the base commit's volatile rows; run-level errors (no job id) are not carried: a run retries."""
+        for name in (*JOB_TABLES, "errors"):
+            old = self.writer.base_volatile(name)
+            if name == "errors":
+                old = old.filter(old["job_id"].is_valid())
+            self.volatile.add(name, old)
+
+    def add(self, tables: dict[str, pa.Table], final_ids: Iterable[str]) -> dict[str, int]:
+        """A flattened batch: rows of `final_ids` buffered as final, the others volatile; rows per table."""
+        final, volatile = split_final(tables, final_ids)
+        self.final.add(final)
+        for name, table in volatile.items():
+            self.volatile.add(name, table)
+        if self.final.full:
+            self.flush()
+        return {name: final[name].num_rows + volatile[name].num_rows for name in JOB_TABLES}
+
+    def flush(self) -> None:
+        """Write the buffered final rows as files (visible only once committed)."""
+        for name, table in self.final.take().items():
+            self.writer.write(name, table, final=True)
+
+    def commit(self, state: dict[str, Any], info: dict[str, Any], *, final: bool) -> Any:
+        """Write what is buffered, replace the volatile set, and commit it with `state`; `final=False` keeps the
+        writer open for the next checkpoint."""
+        self.flush()
+        self.writer.drop([e for es in self.writer.files.values() for e in es if not e.final])
+        for name, table in self.volatile.tables().items():
+            self.writer.write(name, table, final=False)
+        return self.writer.commit(state=state, info=info, keep_open=not final)

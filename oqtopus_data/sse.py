@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import schema as S
 from .archives import ArchiveError, check_zip
@@ -66,3 +67,44 @@ def save_sse_logs(dataset: Dataset, logs: Iterable[tuple[str, bytes]]) -> SavedL
             rows[name].append(value)
     table = pa.table({f.name: pa.array(rows[f.name], f.type) for f in S.SSE_LOGS.schema}, schema=S.SSE_LOGS.schema)
     return SavedLogs(table, errors)
+
+
+class LogStep:
+    """SSE logs as their own step of an export: held while their job is fetched, saved once its rows are final.
+
+    A log that fails is the caller's to retry (its job's rows stay final); a job's log is indexed once, whatever
+    brought it back (its file is replaced by the same name, never doubled)."""
+
+    def __init__(self, dataset: Dataset, writer: Any) -> None:
+        self.dataset = dataset
+        self.writer = writer
+        self._held: dict[str, tuple[bytes | None, Any]] = {}
+        self._indexed: set[str] | None = None
+
+    def hold(self, job_id: str, data: bytes | None, error: Any) -> None:
+        """Keep a fetched log (or the error that stopped it) until its job's rows are written."""
+        if data is not None or error is not None:
+            self._held[job_id] = (data, error)
+
+    def release(self, final_ids: Iterable[str]) -> tuple[int, list[tuple[str, str]]]:
+        """Save the held logs of jobs whose rows are final now: (index rows written, [(job_id, problem)])."""
+        taken = [(job_id, self._held.pop(job_id)) for job_id in final_ids if job_id in self._held]
+        failed = [(job_id, error.problem) for job_id, (_data, error) in taken if error is not None]
+        written, errors = self.save([(job_id, data) for job_id, (data, _e) in taken if data is not None])
+        return written, failed + errors
+
+    def save(self, logs: list[tuple[str, bytes]]) -> tuple[int, list[tuple[str, str]]]:
+        """Save logs and index the jobs not indexed yet: (index rows written, [(job_id, problem)])."""
+        if not logs:
+            return 0, []
+        if self._indexed is None:
+            from .datafiles import column_values
+
+            self._indexed = column_values(self.dataset.storage, self.writer.files.get("sse_logs", []), "job_id")
+        saved = save_sse_logs(self.dataset, logs)
+        fresh = pa.array([j for j, _ in logs if j not in self._indexed], pa.string())
+        table = saved.table.filter(pc.is_in(saved.table["job_id"], value_set=fresh))
+        self._indexed.update(table["job_id"].to_pylist())
+        if table.num_rows:
+            self.writer.write("sse_logs", table, final=True)
+        return table.num_rows, saved.errors

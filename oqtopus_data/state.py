@@ -5,11 +5,12 @@ It lives in each commit's manifest (key `state`), written with the data it descr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from oqtopus_data.errors import StoreError
+from oqtopus_data.selection import Filters
 from oqtopus_data.times import format_time, parse_time
 
 STATE_VERSION = 2
@@ -79,6 +80,25 @@ class SyncState:
         if self.source is not None:
             out["source"] = self.source.to_json()
         return out
+
+    def continued(self, filters: Filters, source: Source) -> SyncState:
+        """The state a run continuing this one starts from: the same selection of jobs (a run without --since keeps
+        the export's own) from the same source, else StoreError with the way out."""
+        if self.filters != filters.locked():
+            before = Filters(**{key: tuple(values) for key, values in self.filters.items()})
+            raise StoreError(f"this directory holds jobs selected by {before.describe()}; this run selects "
+                             f"{filters.describe()}: use the same options, another directory, or --full-refresh")
+        if self.source is not None:
+            conflict = self.source.conflict(source)
+            if conflict:
+                raise StoreError(f"this directory holds another export ({conflict}): use another directory, "
+                                 "or --full-refresh to replace it")
+            source.account_id = source.account_id or self.source.account_id
+        if self.since is not None and filters.since is not None and filters.since < self.since:
+            raise StoreError(f"this directory holds jobs since {self.since.isoformat()}; an earlier --since "
+                             "needs --full-refresh")
+        return replace(self, since=filters.since or self.since, pending=set(self.pending), retry=set(self.retry),
+                       log_retry=set(self.log_retry), source=source)
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> SyncState | None:

@@ -1,0 +1,77 @@
+"""What an export run is asked to do (ExportOptions) and what it tells back (ExportReport)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .errors import OqtopusDataError
+from .listing import Limits
+from .selection import Filters
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export and how; the CLI maps its flags one to one onto these fields."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    statuses: tuple[str, ...] = ()
+    job_types: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()
+    workers: int = 16
+    page_size: int = 100
+    full_refresh: bool = False
+    repair: bool = False  # fetch again the months of data files that went missing, instead of refusing
+    sse_logs: bool = False
+    devices_snapshot: bool = True
+    max_submit_delay: timedelta = timedelta(days=1)  # longest gap between a job's creation and its submission
+    batch_jobs: int = 500  # jobs flattened at once
+    flush_rows: int = 500_000  # buffered count rows before files are written (bounds memory)
+    checkpoint_jobs: int = 50_000  # jobs between intermediate commits of a long export
+    checkpoint_seconds: float = 300.0  # and seconds between them
+    compact_after_files: int = 64  # files beyond one per partition that trigger automatic compaction
+    listing_limits: Limits | None = None
+
+    def filters(self) -> Filters:
+        """The selection of jobs these options make."""
+        return Filters(self.since, self.until, self.statuses, self.job_types, self.devices)
+
+
+@dataclass
+class ExportReport:
+    """What a run did: the summary the CLI prints and scripts inspect."""
+
+    out_dir: str
+    version: int | None = None
+    incremental: bool = False
+    jobs_by_type_status: Counter[tuple[str, str]] = field(default_factory=Counter)
+    rows: Counter[str] = field(default_factory=Counter)
+    errors: list[tuple[str | None, str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    listed: int = 0
+    skipped: int = 0
+    requests: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    compacted: bool = False
+    complete: bool = True  # False when some window of the listing could not be shown complete
+
+    @property
+    def exported(self) -> int:
+        """Jobs written (or rewritten) by this run."""
+        return sum(self.jobs_by_type_status.values())
+
+    @property
+    def ok(self) -> bool:
+        """True when no job failed and the listing is known complete."""
+        return not self.errors and self.complete
+
+
+class Interrupted(OqtopusDataError):
+    """The run was asked to stop; what it had fetched is committed."""
+
+
+Progress = Callable[[str, int], None]
