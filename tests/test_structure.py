@@ -13,25 +13,13 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _type_only(tree: ast.Module) -> set[ast.AST]:
-    """Import statements under `if TYPE_CHECKING:` (annotations only: they do not tie modules at run time)."""
-    guarded = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            guarded |= {n for stmt in node.body for n in ast.walk(stmt)}
-    return guarded
-
-
 def imports_of(path: Path, modules: set[str]) -> set[str]:
-    """Package modules `path` imports, at the top or inside functions (lazy imports count: they still tie)."""
+    """Package modules `path` imports, at the top, inside functions or for annotations only: each ties them."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    skip = _type_only(tree)
     for node in ast.walk(tree):
-        if node in skip:
-            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

@@ -10,10 +10,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from oqtopus_data.testing.server import FakeCloud
+from typing import Any
 
 MALFORMED_KINDS = (
     "missing_field", "bad_job_type", "bad_status", "absurd_timestamp",  # the job object
@@ -52,7 +49,7 @@ class Faults:
     # jobs the server cannot render: silently left out of listing pages, GET /jobs/{id} 404
     unrenderable: set[str] = field(default_factory=set)
     sse_log_errors: set[str] = field(default_factory=set)  # their SSE log download answers 500
-    on_list: Callable[[FakeCloud, dict[str, str]], None] | None = None
+    on_list: Callable[[Any, dict[str, str]], None] | None = None  # (the FakeCloud, the query) before an answer
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.malformed.values()) - set(MALFORMED_KINDS))

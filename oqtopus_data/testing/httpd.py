@@ -8,10 +8,7 @@ import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from oqtopus_data.testing.server import FakeCloud
+from typing import Any, Protocol
 
 REQUEST_KINDS = ("list", "job", "status", "sselog", "user", "devices", "storage", "other")
 
@@ -59,6 +56,15 @@ def s3_error(code: str, message: str) -> bytes:
     request_id = os.urandom(8).hex().upper()
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
             f"<Message>{message}</Message><RequestId>{request_id}</RequestId></Error>").encode()
+
+class App(Protocol):
+    """What the server needs of the cloud it serves (FakeCloud): a request handler and the counters."""
+
+    requests: RequestCounts
+    connections_opened: int
+
+    def _handle(self, h: Handler) -> None: ...
+
 
 class Handler(BaseHTTPRequestHandler):
     """One keep-alive connection; every GET goes to the cloud's `_handle`, other methods are 405."""
@@ -124,7 +130,7 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], cloud: FakeCloud) -> None:
+    def __init__(self, address: tuple[str, int], cloud: App) -> None:
         self.cloud = cloud
         self._connections: set[socket.socket] = set()
         self._conn_lock = threading.Lock()

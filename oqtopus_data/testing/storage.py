@@ -13,16 +13,13 @@ import json
 import os
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any
 
 from oqtopus_data.testing import extras
 from oqtopus_data.testing.catalog import ARCHIVE_ENTRIES
 from oqtopus_data.testing.faults import ARCHIVE_KINDS, COUNTS_KINDS, malform_result, malformed_archive, zip_bytes
 from oqtopus_data.testing.httpd import Handler, s3_error
-
-if TYPE_CHECKING:
-    from oqtopus_data.testing.server import FakeCloud
-    from oqtopus_data.testing.synth import History
+from oqtopus_data.testing.synth import History
 
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 
@@ -30,7 +27,7 @@ _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 class PresignedStorage:
     """The bucket of one FakeCloud: signs URLs with a per-cloud secret and serves the archives."""
 
-    def __init__(self, cloud: FakeCloud) -> None:
+    def __init__(self, cloud: Any) -> None:  # the FakeCloud it belongs to (which imports this module)
         self.cloud = cloud
         self._secret = os.urandom(32)
         self._lock = threading.Lock()
