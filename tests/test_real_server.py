@@ -170,3 +170,37 @@ def test_property_every_job_exported_once_or_the_window_named(tmp_path_factory, 
             assert any(stage == "list" and "jobs created in [" in m for _, stage, m in report.errors)
         assert run(cloud, out).ok  # a quiet next run brings everything, once
         assert_matches_ground_truth(out, cloud, may_also_hold=cloud.deleted_ids)  # exported before deletion
+
+
+def test_a_failed_sse_log_never_duplicates_its_jobs_rows_and_is_fetched_again(tmp_path):
+    out = tmp_path / "out"
+    with FakeCloud(n_jobs=300, seed=11) as cloud:
+        sse = [j for j in cloud.history.job_ids() if cloud.history.job(j).get("job_type") == "sse"
+               and "sse_log" in cloud.history.job(j).get("job_info", {})]
+        broken = sse[0]
+        cloud.faults.sse_log_errors = {broken}  # its log answers 500; its other archives are fine
+        sums = []
+        for _ in range(3):
+            report = run(cloud, out, sse_logs=True)
+            assert [stage for job_id, stage, _m in report.errors if job_id == broken] == ["sse_log"]
+            con = connect(out)
+            assert con.execute("SELECT count(*) FROM jobs WHERE job_id = ?", [broken]).fetchone() == (1,)
+            sums.append(con.execute("SELECT sum(count) FROM counts").fetchone()[0])
+            assert con.execute("SELECT count(*) = count(DISTINCT job_id) FROM jobs").fetchone() == (True,)
+        assert sums[0] == sums[1] == sums[2]
+        cloud.faults.sse_log_errors = set()
+        assert run(cloud, out, sse_logs=True).ok  # the log alone is fetched again
+        assert_matches_ground_truth(out, cloud)
+        assert_every_finished_sse_log_saved(out, cloud)
+
+
+def test_a_long_run_commits_checkpoints_by_time_as_well(tmp_path):
+    out = tmp_path / "out"
+    with FakeCloud(n_jobs=400, seed=12) as cloud:
+        report = run(cloud, out, checkpoint_seconds=0.0, batch_jobs=50)
+        assert report.ok
+        from oqtopus_data.dataset import Dataset
+
+        assert report.version is not None and report.version >= 4  # a checkpoint after each batch, then the end
+        assert Dataset(out).manifest_versions()[-1] == report.version
+        assert_matches_ground_truth(out, cloud)
