@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 import pytest
+import requests
 from click.testing import CliRunner
 from groundtruth import assert_matches_ground_truth
 
@@ -254,3 +255,23 @@ def test_report_and_ddl_commands(tmp_path, env):
     assert missing.exit_code == 2 and "does not exist" in missing.output
     ddl = invoke(main, ["ddl", out, "--engine", "spark"])
     assert ddl.exit_code == 0 and "PARTITIONED BY" in ddl.output and str(out) in ddl.output
+
+
+@pytest.mark.parametrize(("flags", "size", "answer"), [((), 500, 500), (("--spec-api",), 500, 200)])
+def test_fake_cloud_command_serves_the_real_server_or_the_specification(flags, size, answer):
+    server = subprocess.Popen([sys.executable, "-c", "from oqtopus_data.cli import main; main()", "fake-cloud",
+                               "--jobs", "60", "--bursts", "30", "--port", "0", *flags],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().strip().removeprefix("OQTOPUS_URL=")
+        token = server.stdout.readline().strip().removeprefix("OQTOPUS_API_TOKEN=")
+        reply = requests.get(f"{url}/jobs", params={"size": size}, headers={"q-api-token": token}, timeout=10)
+        assert reply.status_code == answer  # the server's code refuses pages above 100; the specification not
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_fake_cloud_command_refuses_bursts_bigger_than_the_history():
+    result = CliRunner().invoke(main, ["fake-cloud", "--jobs", "10", "--bursts", "20"])
+    assert result.exit_code == 2 and "more than --jobs 10" in result.output
