@@ -91,12 +91,14 @@ def resolve_credentials(
         layers.append(profile_layer)
 
     chosen: dict[str, str] = {}
+    origin: dict[str, str] = {}
     sources: list[str] = []
     for where, values in layers:
         for key in ("url", "api_token", "proxy", "timeout"):
             value = (values.get(key) or "").strip()
             if value and key not in chosen:
                 chosen[key] = value
+                origin[key] = where
                 if where not in sources:
                     sources.append(where)
 
@@ -109,7 +111,8 @@ def resolve_credentials(
         raise ConfigError(
             f"No OQTOPUS API token is configured: set {TOKEN_ENV} or add 'api_token' to {hint}."
         )
-    check_token(chosen["api_token"], where=f"{TOKEN_ENV} or the 'api_token' of {hint}")
+    token_from = TOKEN_ENV if origin["api_token"] == "environment" else f"the 'api_token' of {hint}"  # noqa: S105
+    check_token(chosen["api_token"], where=token_from)
     return Credentials(
         url=check_url(chosen["url"]),
         token=chosen["api_token"],

@@ -186,9 +186,8 @@ def test_a_token_with_a_non_ascii_character_is_a_config_error(home: Path) -> Non
     env = {"OQTOPUS_URL": "https://api.example.com", "OQTOPUS_API_TOKEN": "tok-SECRET-é"}
     with pytest.raises(ConfigError) as info:
         resolve_credentials(environ=env, home=home)
-    assert str(info.value) == (
-        "The API token contains a character that cannot be sent in an HTTP header: check OQTOPUS_API_TOKEN or "
-        f"the 'api_token' of section [default] of {home / '.config/oqtopus/config.ini'}."
+    assert str(info.value) == (  # the fix names where the token came from
+        "The API token contains a character that cannot be sent in an HTTP header: check OQTOPUS_API_TOKEN."
     )
     with pytest.raises(ConfigError, match="cannot be sent in an HTTP header"):
         ApiClient(Credentials("https://api.example.com", "tok-€"))
