@@ -223,8 +223,8 @@ class ApiClient:
         """The raw zip of an SSE job's log, or None when the job has none (not run, cancelled, failed early).
 
         As oqtopus-client 1.3.0: the presigned archive `job_info.sse_log` of `job` (default: a fresh GET
-        /jobs/{id}), renewed when it expired; GET /jobs/{id}/sselog only where there is no such URL (older
-        servers), a 404 there meaning no log. The archive may hold several files: only its zip directory is
+        /jobs/{id}), renewed when it expired; GET /jobs/{id}/sselog only on older servers (job_info without any
+        URL), a 404 there meaning no log. The archive may hold several files: only its zip directory is
         checked. Raises ApiError or ArchiveError when a log exists but cannot be had."""
         if job is None:
             job = self._job_or_none(job_id)
@@ -237,6 +237,8 @@ class ApiClient:
             if problem is not None:
                 raise ApiError(problem)
             if not is_url(url):
+                if isinstance(info, Mapping) and any(is_url(v) for v in info.values()):
+                    return None  # a server handing out presigned URLs has no sselog endpoint: no URL, no log
                 return self._sselog_endpoint(job_id)
             try:
                 with self.budget.hold() as hold:

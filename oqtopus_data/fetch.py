@@ -156,7 +156,8 @@ def fetch_jobs(
             return FetchedJob(job_id, None, _bare(exc))
         if not (sse_logs and _has_log(resolved)):
             return FetchedJob(job_id, resolved, None)
-        return FetchedJob(job_id, resolved, None, *fetch_sse_log(api, job_id, resolved))
+        # The job as listed: its archive URLs say the server hands out presigned URLs (and has no sselog endpoint).
+        return FetchedJob(job_id, resolved, None, *fetch_sse_log(api, job_id, job))
 
     for job, future in _in_order(work, jobs, workers, wanted):
         yield _collect(job, future)
