@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from oqtopus_data.errors import ApiError, AuthError, OqtopusDataError
 from oqtopus_data.pages import DEFAULT_PAGE_SIZE, PageSize, Walk, job_identity
 from oqtopus_data.times import parse_time
-from oqtopus_data.windows import SECOND, SHIFT_SLACK, Window, day_start, lower, text, whole
+from oqtopus_data.windows import DAY, SECOND, SHIFT_SLACK, Window, day_start, lower, text, whole
 
 if TYPE_CHECKING:
     from oqtopus_data.api import ApiClient
@@ -325,12 +325,16 @@ class Lister:
         if end is None:  # unbounded above: the finite part ends at the run's start; an open window after it
             end = max(self.now, start + SECOND)
             tail = Window(end, None)
-        middle = Window(start, end)
+        # The jobs end around the newest listed day: the time after it (up to the run's start) is one window.
+        top = min(end, max(day_start(latest[-1]) + DAY, start + SECOND)) if latest else end
+        middle = Window(start, top)
         if middle.can_split():
             parts = math.ceil(estimate / (self.limits.target_pages * size))
             pieces += middle.split(max(2, min(self.limits.split_parts, parts)))
         else:
             pieces.append(middle)
+        if top < end:
+            pieces.append(Window(top, end))
         if tail is not None:
             pieces.append(tail)
         if len(pieces) < 2:
@@ -384,8 +388,7 @@ def _stamps(jobs: list[Any]) -> list[datetime]:
 
 def _estimate(oldest: list[datetime], newest: list[datetime], listed: int) -> float:
     """Jobs in a window whose oldest and newest pages are given: their count over the time they span, times the
-    time between the two (a first guess for splitting; completeness never rests on it). Spans are taken between
-    the quartiles, so that jobs submitted a day after their creation do not stretch them."""
+    time between the two (a first guess for splitting; completeness never rests on it)."""
     if not oldest or not newest:
         return float("inf")
     (old_mid, old_span), (new_mid, new_span) = _spread(oldest), _spread(newest)
@@ -395,6 +398,8 @@ def _estimate(oldest: list[datetime], newest: list[datetime], listed: int) -> fl
 
 
 def _spread(stamps: list[datetime]) -> tuple[datetime, float]:
-    """The median of sorted times and the seconds their middle half spans, doubled."""
+    """The median of sorted times and the seconds from the first to the 85th percentile, scaled to the whole: jobs
+    submitted long after their creation (the latest 15 %) do not stretch it, a burst in one second does not shrink
+    it to nothing."""
     n = len(stamps)
-    return stamps[n // 2], (stamps[(3 * n) // 4 - (n >= 4)] - stamps[n // 4]) / SECOND * 2
+    return stamps[n // 2], (stamps[min(n - 1, (85 * n) // 100)] - stamps[0]) / SECOND / 0.85

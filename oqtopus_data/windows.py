@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 SECOND = timedelta(seconds=1)
+DAY = timedelta(days=1)
 #: How far the server's comparison of a bound may be shifted from UTC (time zones reach +14 h), plus clock skew.
 SHIFT_SLACK = timedelta(hours=14, minutes=15)
 
