@@ -123,7 +123,7 @@ def export_devices(api: Any, dataset: Dataset, *, compact_after_files: int = 64,
 def record_snapshots(location: Any, snapshots: Iterable[tuple[datetime, Any]],
                      **storage_options: str) -> tuple[Manifest, SnapshotWritten]:
     """Commit device snapshots taken elsewhere ((snapshot time, GET /devices records), e.g. saved answers) into the
-    dataset at `location` at once, its sync state kept."""
+    dataset at `location` at once, its sync state kept; returns the commit and what it added."""
     dataset = Dataset(location, **storage_options)
     dataset.prepare()
     with dataset.writer(operation="devices") as writer:

@@ -40,8 +40,8 @@ per_second, at its device's newest price valid when it was submitted.
 @click.option("--by", type=click.Choice(["month", "device", "type"]), default="month", show_default=True,
               help="Group by submission month (UTC), device or job type.")
 @click.option("--prices", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="CSV price table (device_id, per_shot, per_second, currency, valid_from): adds the estimated "
-                   "cost. Without it no cost is shown.")
+              help="CSV price table (device_id, per_shot, per_second, currency, valid_from; one currency for the "
+                   "whole file): adds the estimated cost. Without it no cost is shown.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
               help="Output format.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
