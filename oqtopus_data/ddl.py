@@ -109,7 +109,9 @@ def _trino(base: str, schema: str) -> str:
     out = _header("Trino (Hive connector)", base, [
         "The catalog needs hive.timestamp-precision=MICROSECONDS: timestamp(6) columns are refused otherwise.",
         "On HDFS or a local file system every table directory must exist: mkdir the ones an export has not",
-        "written yet (errors/, sse_log_index/) first. Call sync_partition_metadata again after each export.",
+        "written yet (errors/, sse_log_index/, and qubit_calibrations/ and coupling_calibrations/ when no QPU was",
+        "calibrated) first. Call sync_partition_metadata again after each export.",
+        "The medians and p90s of the calibration and usage views are approx_percentile's: close, not exact.",
         "counts.outcome is bigint: Trino reads unsigned 64-bit Parquet integers bit for bit, so values of 2^63",
         "and more appear as value - 2^64 (bitstring is exact; count_probabilities.outcome gives the value back).",
     ])

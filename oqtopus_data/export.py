@@ -30,7 +30,8 @@ from . import schema as S
 from .api import ApiClient
 from .datafiles import column_values
 from .dataset import Dataset, compact, excess_file_count
-from .devices import check_device_names, devices_snapshot, fetch_devices
+from .device_snapshot import export_devices, public_url, write_snapshots
+from .devices import check_device_names, fetch_devices
 from .enums import TERMINAL
 from .errors import ConfigError, OqtopusDataError
 from .fetch import fetch_jobs, refetch_jobs, refetch_sse_logs
@@ -65,7 +66,8 @@ def export(api: ApiClient, out_dir: str | Path, options: ExportOptions | None = 
     run = _Run(api, dataset, options, progress or (lambda _event, _n: None), notice or (lambda _m: None),
                stop or threading.Event())
     try:
-        report = run.execute()
+        report = export_devices(api, dataset, compact_after_files=options.compact_after_files, notice=notice) \
+            if options.devices_only else run.execute()
     except BaseException:
         if created:  # under the lock, only while nothing is committed: a racing winner keeps its work
             discard_new(dataset.storage)
@@ -94,7 +96,7 @@ class _Run:
     # ------------------------------------------------------------------------------------------ the run
     def execute(self) -> ExportReport:
         account = self.api.preflight() or {}  # set-up errors (no connection, wrong URL, bad token) end here
-        source = Source(api_url=_public_url(self.api), account_id=_text(account.get("id")),
+        source = Source(api_url=public_url(self.api), account_id=_text(account.get("id")),
                         organization=_text(account.get("organization")), name=_text(account.get("name")))
         devices, device_error = (None, None)
         if self.options.devices_snapshot or self.options.devices:
@@ -365,11 +367,12 @@ class _Run:
             raise ConfigError(str(exc)) from None
 
     def _snapshot(self, devices: list[dict[str, Any]]) -> None:
-        """Write the device snapshot; a record no column can hold is noted (an errors row), the others kept."""
-        snapshot = devices_snapshot(devices, self.now)
-        self.writer.write("devices", snapshot.table, final=True)
-        self.report.rows["devices"] += snapshot.table.num_rows
-        for job_id, stage, message in snapshot.errors:
+        """Write the device snapshot and the calibrations not stored yet; a record no column can hold, or a
+        calibration that cannot be read, is noted (an errors row), the others kept."""
+        written = write_snapshots(self.writer, [(self.now, devices)])
+        self.report.rows.update(written.rows)
+        self.report.calibrations += written.new
+        for job_id, stage, message in written.errors:
             self.volatile.error(job_id, stage, message, self.now)
             self._notice(f"{stage}: {message}")
 
@@ -397,13 +400,6 @@ class _Run:
         self.since_checkpoint = (0, time.monotonic())
         self.manifest = self.rows.commit(state.to_json(), info, final=final)
         return self.manifest
-
-
-def _public_url(api: Any) -> str:
-    """The API's base URL without credentials or query string (it is stored in the dataset)."""
-    from .http import redact_url
-
-    return redact_url(str(getattr(api, "base_url", "")))
 
 
 def _text(value: Any) -> str | None:

@@ -122,7 +122,8 @@ class Manifest:
             reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise ManifestError(f"{where} is not a readable oqtopus-data manifest: {reason}") from None
         # Each step goes here as `if v == N: ...; v = N + 1`. 1 -> 2 (jobs.extra, estimations.operator_coeff_imag)
-        # needs nothing: the readers take a column a file lacks as nulls.
+        # needs nothing: the readers take a column a file lacks as nulls. 2 -> 3 (the qubit_calibrations and
+        # coupling_calibrations tables) needs nothing either: a table a commit names no file of reads as empty.
         return manifest
 
 

@@ -28,6 +28,7 @@ class ExportOptions:
     repair: bool = False  # fetch again the months of data files that went missing, instead of refusing
     sse_logs: bool = False
     devices_snapshot: bool = True
+    devices_only: bool = False  # a device snapshot and nothing else: no listing, the sync state kept
     max_submit_delay: timedelta = timedelta(days=1)  # longest gap between a job's creation and its submission
     batch_jobs: int = 500  # jobs flattened at once
     flush_rows: int = 500_000  # buffered count rows before files are written (bounds memory)
@@ -58,6 +59,7 @@ class ExportReport:
     seconds: float = 0.0
     compacted: bool = False
     complete: bool = True  # False when some window of the listing could not be shown complete
+    calibrations: list[tuple[str, datetime]] = field(default_factory=list)  # new ones stored: (device, calibrated_at)
 
     @property
     def exported(self) -> int:

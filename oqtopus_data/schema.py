@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-#: 2: jobs.extra, estimations.operator_coeff_imag.
-SCHEMA_VERSION = 2
+#: 2: jobs.extra, estimations.operator_coeff_imag. 3: the qubit_calibrations and coupling_calibrations tables.
+SCHEMA_VERSION = 3
 
 #: Partition column of the per-job tables: the job's submission month, "YYYY-MM" ("unknown" when absent).
 PARTITION_COLUMN = "submitted_month"
@@ -150,7 +150,8 @@ ERRORS = Table(
     "one row per job that could not be exported in the latest run",
     (
         Column("job_id", pa.string(), "job identifier (null when the payload had none)"),
-        Column("stage", pa.string(), "where it failed: list, fetch, archive, parse, flatten, sse_log, devices",
+        Column("stage", pa.string(), "where it failed: list, fetch, archive, parse, flatten, sse_log, devices, "
+               "calibration",
                nullable=False),
         Column("message", pa.string(), "what is wrong, in one line", nullable=False),
         Column("recorded_at", TIMESTAMP, "when the failure was recorded (UTC)", nullable=False),
@@ -191,9 +192,67 @@ SSE_LOGS = Table(
     partitioned=False,
 )
 
+
+#: The key of a calibration, first in both calibration tables.
+_CALIBRATION_KEY = (
+    Column("device_id", pa.string(), "device identifier", nullable=False),
+    Column("calibrated_at", TIMESTAMP, "when the device was calibrated (UTC): the device's calibrated_at, else the "
+           "one in device_info", nullable=False),
+)
+
+
+def _calibration_tail(what: str) -> tuple[Column, ...]:
+    return (
+        Column("first_seen_at", TIMESTAMP, "when the snapshot that first stored this calibration was taken (UTC)",
+               nullable=False),
+        Column("extra", pa.string(), f"what device_info says of this {what} that no column declares, JSON text; "
+               "null when nothing"),
+    )
+
+
+QUBIT_CALIBRATIONS = Table(
+    "qubit_calibrations",
+    "one row per device, calibration and qubit; a calibration is stored once, however many snapshots saw it",
+    (
+        *_CALIBRATION_KEY,
+        Column("qubit_id", pa.int64(), "the qubit's id in device_info: what the transpiler maps virtual qubits to "
+               "(jobs.virtual_physical_mapping) and couplings name", nullable=False),
+        Column("physical_id", pa.int64(), "the qubit's number on the chip (physical_id), when given"),
+        Column("t1", pa.float64(), "T1 relaxation time, as sent (microseconds in OQTOPUS device_info)"),
+        Column("t2", pa.float64(), "T2 dephasing time, as sent (microseconds in OQTOPUS device_info)"),
+        Column("fidelity", pa.float64(), "single-qubit gate fidelity (older servers: 1 - the sx gate error)"),
+        Column("prob_meas1_prep0", pa.float64(), "probability of reading 1 after preparing 0"),
+        Column("prob_meas0_prep1", pa.float64(), "probability of reading 0 after preparing 1"),
+        Column("readout_assignment_error", pa.float64(), "readout assignment error (older servers: ro_error)"),
+        Column("gate_duration_x", pa.float64(), "duration of the x gate, as sent (ns in OQTOPUS device_info)"),
+        Column("gate_duration_sx", pa.float64(), "duration of the sx gate, as sent"),
+        Column("gate_duration_rz", pa.float64(), "duration of the rz gate, as sent"),
+        Column("position_x", pa.float64(), "x of the qubit in the device's layout"),
+        Column("position_y", pa.float64(), "y of the qubit in the device's layout"),
+        *_calibration_tail("qubit"),
+    ),
+    partitioned=False,
+)
+
+COUPLING_CALIBRATIONS = Table(
+    "coupling_calibrations",
+    "one row per device, calibration and coupling (a pair of qubits a two-qubit gate acts on)",
+    (
+        *_CALIBRATION_KEY,
+        Column("control", pa.int64(), "control qubit (a qubit_id)", nullable=False),
+        Column("target", pa.int64(), "target qubit (a qubit_id)", nullable=False),
+        Column("fidelity", pa.float64(), "two-qubit gate fidelity (older servers: 1 - the gate error)"),
+        Column("gate", pa.string(), "the two-qubit gate gate_duration names (cx, ecr, rzx90, ...)"),
+        Column("gate_duration", pa.float64(), "its duration, as sent (ns in OQTOPUS device_info)"),
+        *_calibration_tail("coupling"),
+    ),
+    partitioned=False,
+)
+
 #: Every table, in the order the docs list them.
 TABLES: dict[str, Table] = {
-    t.name: t for t in (JOBS, COUNTS, DIVIDED_COUNTS, ESTIMATIONS, ERRORS, DEVICES, SSE_LOGS)
+    t.name: t for t in (JOBS, COUNTS, DIVIDED_COUNTS, ESTIMATIONS, ERRORS, DEVICES, SSE_LOGS, QUBIT_CALIBRATIONS,
+                        COUPLING_CALIBRATIONS)
 }
 SCHEMAS: dict[str, pa.Schema] = {name: t.schema for name, t in TABLES.items()}
 #: The tables the flatteners produce from results.

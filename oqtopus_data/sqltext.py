@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from . import schema as S
+from .viewtext import DEVICE_CALIBRATIONS, JOB_CALIBRATION, JOB_COSTS, usage_select
 
 ENGINES = ("spark", "trino", "duckdb")
 
@@ -157,6 +158,25 @@ MACROS: dict[str, dict[str, Callable[[str], str]]] = {
     # The value of an unsigned 64-bit column. Trino reads one only as bigint, bit for bit: values of 2^63 and more
     # come back from value - 2^64 as decimal(20,0), what Spark reads.
     "uint64": {"duckdb": lambda e: e, "spark": lambda e: e, "trino": _trino_uint64},
+    # The median and the 90th percentile, interpolated (Trino has only approx_percentile: close, not exact).
+    "median": {"duckdb": lambda e: f"median({e})", "spark": lambda e: f"median({e})",
+               "trino": lambda e: f"approx_percentile({e}, 0.5)"},
+    "p90": {"duckdb": lambda e: f"quantile_cont({e}, 0.9)", "spark": lambda e: f"percentile({e}, 0.9)",
+            "trino": lambda e: f"approx_percentile({e}, 0.9)"},
+    # The physical qubits of a job: the values of qubit_mapping in virtual_physical_mapping (JSON text), as an array
+    # of integers; null when the text is not such a mapping.
+    "mapped_qubits": {
+        "duckdb": lambda e: f"CASE WHEN json_valid({e}) THEN map_values(TRY_CAST(json_extract({e}, "
+                            "'$.qubit_mapping') AS MAP(VARCHAR, BIGINT))) END",
+        "spark": lambda e: f"map_values(from_json({e}, 'qubit_mapping MAP<STRING, BIGINT>').qubit_mapping)",
+        "trino": lambda e: f"map_values(TRY(CAST(json_extract({e}, '$.qubit_mapping') AS map(varchar, bigint))))",
+    },
+    # A FROM clause's last item: one row per element of the array, as u.qubit (a lateral join).
+    "unnest_qubit": {
+        "duckdb": lambda e: f'CROSS JOIN unnest({e}) AS "u"("qubit")',
+        "spark": lambda e: f"LATERAL VIEW explode({e}) `u` AS `qubit`",
+        "trino": lambda e: f'CROSS JOIN UNNEST({e}) AS "u"("qubit")',
+    },
 }
 
 #: The analysis views, in order (a view may read the ones before it). Add a view here: DuckDB (connect, the DDL,
@@ -193,6 +213,25 @@ SELECT
 FROM {counts} AS c
 JOIN {jobs} AS j ON c."job_id" = j."job_id"
 WHERE j."total_count" > 0"""),
+    View("device_calibrations", "One row per device and calibration: qubits and couplings calibrated, medians of "
+         "T1, T2, 1q and 2q fidelity and readout error.", DEVICE_CALIBRATIONS),
+    View("job_calibration", "Each job with the calibration of its device in force when it ran (else when it was "
+         "submitted) and the calibration of the qubits it used (virtual_physical_mapping) and of the couplings "
+         "between them; nulls where none is known.", JOB_CALIBRATION),
+    View("usage_monthly", "Usage per submission month, device and job type: jobs, shots, execution seconds, failed "
+         "and cancelled (wasted) jobs and seconds, median and p90 queue seconds.",
+         usage_select(("month", "device_id", "job_type"))),
+    View("usage_by_device", "Usage per device over the whole export: the measures of usage_monthly.",
+         usage_select(("device_id",))),
+)
+
+#: With a price table (connect(..., prices=...), DuckDB only): the cost of each job, and the usage views again with
+#: the estimated cost, its currency and the jobs no price covers.
+PRICED_VIEWS: tuple[View, ...] = (
+    View("job_costs", "The estimated cost of each job a price covers.", JOB_COSTS),
+    View("usage_monthly", VIEWS[-2].comment + " With the estimated cost.",
+         usage_select(("month", "device_id", "job_type"), priced=True)),
+    View("usage_by_device", VIEWS[-1].comment + " With the estimated cost.", usage_select(("device_id",), priced=True)),
 )
 
 _QUOTED = re.compile(r"--[^\n]*|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
@@ -201,11 +240,19 @@ _PLACEHOLDER = re.compile(r"\{(\w+)(?:\((.*?)\))?\}")
 
 def view_statements(engine: str, schema: str | None = None) -> list[str]:
     """`CREATE OR REPLACE VIEW` of each of VIEWS in `engine`'s SQL (a comment line first), every name in `schema`."""
+    return _statements(VIEWS, engine, schema, set(S.TABLES))
+
+
+def priced_view_statements() -> list[str]:
+    """The DuckDB statements of PRICED_VIEWS, which read the views and a `prices` table (oqtopus_data.prices)."""
+    return _statements(PRICED_VIEWS, "duckdb", None, {*S.TABLES, *(v.name for v in VIEWS), "prices"})
+
+
+def _statements(views: tuple[View, ...], engine: str, schema: str | None, known: set[str]) -> list[str]:
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; engines are: {', '.join(ENGINES)}")
-    known = set(S.TABLES)
     out = []
-    for view in VIEWS:
+    for view in views:
         select = _render(view, engine, lambda name: qualified(engine, schema, name), known)
         out.append(f"-- {view.comment}\nCREATE OR REPLACE VIEW {qualified(engine, schema, view.name)} AS\n"
                    f"{select.strip()};")
@@ -243,6 +290,13 @@ def duckdb_views(relations: dict[str, str]) -> str:
     """The DuckDB script of every view: one per table over `relations[table]` (SQL of a relation), then VIEWS."""
     base = [f"CREATE OR REPLACE VIEW {quote('duckdb', t)} AS SELECT * FROM {relations[t]};" for t in S.TABLES]
     return "\n".join(base) + "\n\n" + "\n\n".join(view_statements("duckdb")) + "\n"
+
+
+def render(select: str, engine: str = "duckdb") -> str:
+    """A SELECT written as the views are (quoting, `{relation}`, macros) in `engine`'s SQL, over the tables and views
+    of the connection (e.g. usage_select with a WHERE, run by `oqtopus_data.usage`)."""
+    known = {*S.TABLES, *(v.name for v in VIEWS), *(v.name for v in PRICED_VIEWS), "prices"}
+    return _render(View("query", "", select), engine, lambda name: quote(engine, name), known)
 
 
 def duckdb_scan(table: str, files: list[str] | str) -> str:

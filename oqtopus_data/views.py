@@ -14,7 +14,8 @@ from . import schema as S
 from .dataset import Dataset
 from .errors import StoreError
 from .manifest import Manifest
-from .sqltext import duckdb_registered, duckdb_scan, duckdb_views
+from .prices import Prices, load_prices
+from .sqltext import duckdb_registered, duckdb_scan, duckdb_views, priced_view_statements
 from .storage import Storage
 
 Location = str | os.PathLike[str] | Storage
@@ -24,13 +25,17 @@ class DatasetWarning(UserWarning):
     """The export was read from an older commit than its newest manifest (which is unreadable); says why."""
 
 
-def connect(location: Location, database: str = ":memory:", **storage_options: str) -> duckdb.DuckDBPyConnection:
+def connect(location: Location, database: str = ":memory:", *, prices: Prices | None = None,
+            **storage_options: str) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views (oqtopus_data.sqltext) over the export at `location`.
 
     `database` may name a DuckDB file to keep the views in (they point at the export's files by absolute path).
     For an object-store export (s3://...) the tables are pyarrow datasets registered on this connection, so the
-    views live only as long as it does.
+    views live only as long as it does. `prices` (a CSV file's path or a table: oqtopus_data.prices) adds a
+    `prices` table, the `job_costs` view and the estimated `cost`, `currency` and `unpriced_jobs` of the usage
+    views; without it they have no cost column at all.
     """
+    price_table = load_prices(prices) if prices is not None else None  # checked before anything is opened
     dataset = Dataset(location, **storage_options)
     manifest = _verified(dataset)
     storage = dataset.storage
@@ -45,6 +50,12 @@ def connect(location: Location, database: str = ":memory:", **storage_options: s
         con.register(registered, relation)
     con.execute(duckdb_views({name: duckdb_registered(name, f"_oqtopus_{name}") if arrow else
                               duckdb_scan(name, dataset.uris(name, manifest)) for name in S.TABLES}))
+    if price_table is not None:
+        # A table, not a registered relation: it lives in `database` with the views that read it.
+        con.register("_oqtopus_prices", price_table)
+        con.execute('CREATE OR REPLACE TABLE "prices" AS SELECT * FROM "_oqtopus_prices"')
+        con.unregister("_oqtopus_prices")
+        con.execute("\n".join(priced_view_statements()))
     return con
 
 

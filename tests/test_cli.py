@@ -41,11 +41,13 @@ def test_demo_exports_then_continues_incrementally(tmp_path, env):
     assert first.output.startswith(f"export to {out}: commit 1, ")
     assert "jobs by type and status:" in first.output and "rows written: counts" in first.output
     assert "Next: oqtopus-data sql" in first.output
+    assert "device snapshots once a week over the demo history, as `oqtopus-export --devices-only` from cron " \
+           "records them, are in commit 2" in first.output  # a first demo export records a calibration history
     info = invoke(main, ["info", out])
     assert info.exit_code == 0 and "by job_type: sampling" in info.output and "errors: 0" in info.output
     second = invoke(export_command, ["--demo", "--demo-jobs", "120", out])  # the same demo server, continued
     assert second.exit_code == 0, second.output
-    assert second.output.startswith(f"incremental export to {out}: commit 2, ")
+    assert second.output.startswith(f"incremental export to {out}: commit 3, ")
 
 
 def test_missing_url_is_one_sentence_exit_2_and_nothing_written(tmp_path, env):

@@ -213,3 +213,41 @@ def test_spark_reads_parquet_uint64_exactly_only_as_decimal_20_0(spark: SparkSes
         else:
             assert not dictionary
             assert as_bigint == [0, 5, -(2**63), -1, None]  # the bits, read as signed: wrong values, no error
+
+
+def _close_rows(got: list[tuple[Any, ...]], expected: list[tuple[Any, ...]]) -> bool:
+    """Rows equal, doubles within 1e-9 (a mean or median: its last bits follow each engine's order of adding)."""
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, float) and isinstance(b, float):
+            return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+        return a == b
+
+    return len(got) == len(expected) and all(
+        len(g) == len(e) and all(same(a, b) for a, b in zip(g, e, strict=True)) for g, e in zip(got, expected,
+                                                                                                strict=True))
+
+
+def test_calibration_tables_read_in_spark_as_in_duckdb(registered: SparkSession,
+                                                       duck: duckdb.DuckDBPyConnection) -> None:
+    for table in ("qubit_calibrations", "coupling_calibrations"):
+        columns = S.TABLES[table].column_names
+        stamped = ("calibrated_at", "first_seen_at")
+        spark_cols = ", ".join(f"unix_micros({c})" if c in stamped else f"`{c}`" for c in columns)
+        duck_cols = ", ".join(f"epoch_us({c})" if c in stamped else f'"{c}"' for c in columns)
+        expected = duck_rows(duck, f"SELECT {duck_cols} FROM {table}")
+        assert len(expected) > 1000, table  # the demo's calibration history: weekly snapshots of two QPUs
+        assert spark_rows(registered, f"SELECT {spark_cols} FROM {DB}.{table}") == expected, table
+
+
+@pytest.mark.parametrize("view", ["device_calibrations", "job_calibration", "usage_monthly", "usage_by_device"])
+def test_calibration_and_usage_views_answer_in_spark_as_in_duckdb(registered: SparkSession,
+                                                                  duck: duckdb.DuckDBPyConnection, view: str) -> None:
+    columns = [d[0] for d in duck.execute(f"SELECT * FROM {view} LIMIT 0").description]
+    stamped = {"calibrated_at", "first_seen_at"}
+    spark_cols = ", ".join(f"unix_micros({c})" if c in stamped else f"`{c}`" for c in columns)
+    duck_cols = ", ".join(f"epoch_us({c})" if c in stamped else f'"{c}"' for c in columns)
+    expected = duck_rows(duck, f"SELECT {duck_cols} FROM {view}")
+    got = spark_rows(registered, f"SELECT {spark_cols} FROM {DB}.{view}")
+    assert len(expected) > 3 and _close_rows(got, expected), view
+    if view == "job_calibration":  # the join is exercised: jobs on calibrated qubits and couplings
+        assert sum(1 for row in expected if row[columns.index("mean_fidelity_2q")] is not None) > 20

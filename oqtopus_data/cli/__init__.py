@@ -14,6 +14,7 @@ from .fake_cloud import fake_cloud_command
 from .options import CONTEXT
 from .query import info_command, schema_command, sql_command
 from .report import report_command
+from .usage import usage_command
 
 MAIN_EPILOG = """
 \b
@@ -21,6 +22,7 @@ Examples:
   oqtopus-data info out/
   oqtopus-data sql out "SELECT device_id, count(*) FROM jobs GROUP BY ALL"
   oqtopus-data report out/ report.html
+  oqtopus-data usage out/ --by device --prices prices.csv
   oqtopus-data fake-cloud --jobs 2000 --port 8080
 
 \b
@@ -32,11 +34,12 @@ Exit status: 0 done; 1 the command ran but failed (a query error, a stale file);
 @click.group(name="oqtopus-data", cls=Group, context_settings=CONTEXT, epilog=MAIN_EPILOG)
 @click.version_option(__version__, prog_name="oqtopus-data", message="%(prog)s %(version)s")
 def main() -> None:
-    """Tools around an oqtopus-data export: inspect it, query it, report on it, serve a local OQTOPUS Cloud."""
+    """Tools around an oqtopus-data export: inspect it, query it, report on it, sum its usage, serve a local
+    OQTOPUS Cloud."""
 
 
-for _command in (info_command, sql_command, schema_command, report_command, ddl_command, duckdb_command,
-                 fake_cloud_command):
+for _command in (info_command, sql_command, schema_command, report_command, usage_command, ddl_command,
+                 duckdb_command, fake_cloud_command):
     main.add_command(_command)
 
 __all__ = ["export_command", "main"]

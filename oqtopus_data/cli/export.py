@@ -31,6 +31,7 @@ Examples:
   oqtopus-export --since 2024-01-01 s3://bucket/oqtopus --storage-option endpoint_url=http://minio:9000
   oqtopus-export --repair out/                     # fetch again the months of lost data files
   oqtopus-export --compact out/                    # merge small files (also done automatically)
+  oqtopus-export --devices-only out/               # a device snapshot only: cron it for a calibration history
 
 \b
 Credentials, as the official SDK reads them: --url/--profile, then OQTOPUS_URL
@@ -77,6 +78,10 @@ and are tried again next run) or the run was cut short (run it again to continue
 @click.option("--full-refresh", is_flag=True,
               help="Rebuild from scratch; readers see the old dataset until the new one is committed.")
 @click.option("--compact", "compact_only", is_flag=True, help="Only merge small files of OUT_DIR, then exit.")
+@click.option("--devices-only", is_flag=True,
+              help="Only take a device snapshot (GET /devices: the devices, and their calibrations not stored yet) "
+                   "and commit it: a few requests, no job listing, the export's sync state left as it is. Run from "
+                   "cron every 15 minutes, it builds the calibration history that job_calibration joins jobs to.")
 @click.option("--demo", is_flag=True, help="Export from a local demo OQTOPUS Cloud started on 127.0.0.1.")
 @click.option("--demo-jobs", type=click.IntRange(1), default=500, show_default=True,
               help="Jobs in the --demo history.")
@@ -88,8 +93,8 @@ and are tried again next run) or the run was cut short (run it again to continue
 def export_command(out_dir: str, since: datetime | None, until: datetime | None, statuses: tuple[str, ...],
                    job_types: tuple[str, ...], devices: tuple[str, ...], profile: str | None, url: str | None,
                    workers: int, page_size: int, max_submit_delay: timedelta, repair: bool, views_file: Path | None,
-                   sse_logs: bool, full_refresh: bool, compact_only: bool, demo: bool, demo_jobs: int,
-                   storage_options: dict[str, str], checkpoint_every: int, quiet: bool) -> None:
+                   sse_logs: bool, full_refresh: bool, compact_only: bool, devices_only: bool, demo: bool,
+                   demo_jobs: int, storage_options: dict[str, str], checkpoint_every: int, quiet: bool) -> None:
     """Export your OQTOPUS Cloud job history to a Parquet dataset with DuckDB views.
 
     OUT_DIR (a directory, or s3://bucket/prefix) receives one directory per table (jobs, counts,
@@ -102,37 +107,77 @@ def export_command(out_dir: str, since: datetime | None, until: datetime | None,
         from .views_file import check_target
 
         check_target(out_dir, views_file)
+    if devices_only:
+        _check_devices_only(since=since, until=until, status=statuses, job_type=job_types, device=devices,
+                            repair=repair, sse_logs=sse_logs, full_refresh=full_refresh, compact=compact_only)
     if compact_only:
         _compact(out_dir, storage_options, quiet, views_file)
         return
     options = ExportOptions(since=since, until=until, statuses=statuses, job_types=job_types, devices=devices,
                             workers=workers, page_size=page_size, full_refresh=full_refresh, repair=repair,
-                            sse_logs=sse_logs, max_submit_delay=max_submit_delay, checkpoint_jobs=checkpoint_every)
+                            sse_logs=sse_logs, max_submit_delay=max_submit_delay, checkpoint_jobs=checkpoint_every,
+                            devices_only=devices_only)
+    history = None
     try:
-        with _credentials(demo, demo_jobs, url, profile, out_dir) as credentials:
+        with _credentials(demo, demo_jobs, url, profile, out_dir) as (credentials, cloud):
             remember_token(credentials.token)
+            fresh = cloud is not None and not devices_only and _holds_no_export(out_dir, storage_options)
             report = _run(credentials, out_dir, options, storage_options, Console(quiet=quiet))
+            if fresh:
+                history = _demo_calibrations(cloud, out_dir, storage_options)
     except SystemExit as end:
         if views_file is not None and end.code == EXIT_FAILED:  # a run cut short may have committed
             _refresh_views(out_dir, views_file)
         raise
     if views_file is not None:
         _refresh_views(out_dir, views_file)
-    if not quiet:
+    if quiet:
+        print_failures(report, out_dir)
+    elif devices_only:
+        _print_snapshot(report, out_dir, views_file)
+    else:
         print_summary(report, out_dir, views_file)
+        if history is not None:
+            click.echo(f"demo: device snapshots once a week over the demo history, as `oqtopus-export --devices-only` "
+                       f"from cron records them, are in commit {history} (see the job_calibration view)")
         if demo:
             click.echo(f"\nNext: oqtopus-data sql {out_dir} \"SELECT device_id, count(*) FROM jobs GROUP BY ALL\"")
-    else:
-        print_failures(report, out_dir)
     raise SystemExit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
+def _check_devices_only(**given: Any) -> None:
+    """--devices-only takes a snapshot only: refuse the options that select or rewrite jobs."""
+    clashing = [f"--{name.replace('_', '-')}" for name, value in given.items() if value]
+    if clashing:
+        raise click.UsageError(f"--devices-only takes a device snapshot only, without {', '.join(clashing)}")
+
+
+def _print_snapshot(report: Any, out_dir: str, views_file: Path | None) -> None:
+    """What a --devices-only run did: the devices, the calibrations it stored, the commit."""
+    from oqtopus_data.times import format_time
+
+    new = report.calibrations
+    stored = (f"{len(new)} new calibration{'s' if len(new) != 1 else ''} ("
+              + ", ".join(f"{device} {format_time(at)}" for device, at in new[:10])
+              + (f", and {len(new) - 10} more" if len(new) > 10 else "") + ")") if new else \
+        "no new calibration (the ones GET /devices shows are stored already)"
+    click.echo(f"device snapshot to {out_dir}: commit {report.version}, {report.rows['devices']:,} devices, {stored} "
+               f"in {report.seconds:.1f}s")
+    if report.compacted:
+        click.echo("small files were compacted")
+    if views_file is not None:
+        click.echo(f"DuckDB database with the views: {views_file}")
+    print_failures(report, out_dir)
+
+
 @contextlib.contextmanager
-def _credentials(demo: bool, demo_jobs: int, url: str | None, profile: str | None, out_dir: str) -> Iterator[Any]:
+def _credentials(demo: bool, demo_jobs: int, url: str | None, profile: str | None,
+                 out_dir: str) -> Iterator[tuple[Any, Any]]:
+    """The credentials of the run, and the demo's local cloud (None without --demo)."""
     from oqtopus_data.config import Credentials, resolve_credentials
 
     if not demo:
-        yield resolve_credentials(url=url, profile=profile)
+        yield resolve_credentials(url=url, profile=profile), None
         return
     from oqtopus_data.testing import FakeCloud
 
@@ -142,9 +187,28 @@ def _credentials(demo: bool, demo_jobs: int, url: str | None, profile: str | Non
     except OSError:  # that port is taken now: the run will say that the directory came from another server
         cloud.start(port=0)
     try:
-        yield Credentials(url=cloud.url, token=cloud.token, proxy=None, timeout=30.0, source="--demo local server")
+        yield Credentials(url=cloud.url, token=cloud.token, proxy=None, timeout=30.0,
+                          source="--demo local server"), cloud
     finally:
         cloud.stop()
+
+
+def _holds_no_export(out_dir: str, storage_options: dict[str, str]) -> bool:
+    from oqtopus_data.dataset import Dataset
+
+    try:
+        return Dataset(out_dir, **storage_options).latest() is None
+    except (OqtopusDataError, OSError, ValueError):
+        return False  # the export run itself says what is wrong with the location
+
+
+def _demo_calibrations(cloud: Any, out_dir: str, storage_options: dict[str, str]) -> int:
+    """Commit the demo cloud's device snapshots once a week over its history (its calibrations change every few
+    hours), so that a first demo export joins its jobs to calibrations; returns the commit."""
+    from oqtopus_data.device_snapshot import record_snapshots
+
+    manifest, _ = record_snapshots(out_dir, cloud.history.device_snapshots(timedelta(days=7)), **storage_options)
+    return manifest.version
 
 
 def _demo_port(out_dir: str) -> int:

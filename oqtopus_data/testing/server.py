@@ -287,7 +287,7 @@ class FakeCloud:
                               "file_name": f"sselog_{job_id}.zip"})
 
     def _devices(self, h: Handler, device_id: str | None) -> None:
-        devices = self.history.devices()
+        devices = self.history.devices(legacy=self.legacy)
         if device_id is None:
             h.send_json(200, devices)
             return

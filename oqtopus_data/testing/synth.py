@@ -235,10 +235,17 @@ class History(JobStore):
             status[i] != REG and (name[i] in names or desc[i] in descs))]
 
     # ---- devices ------------------------------------------------------------------------------
-    def devices(self) -> list[dict[str, Any]]:
-        """The device list as GET /devices returns it; n_pending_jobs follows the history."""
+    def devices(self, at: datetime | None = None, *, legacy: bool = False) -> list[dict[str, Any]]:
+        """The device list as GET /devices returns it at `at` (default: the clock's now): each QPU's newest
+        calibration by then (older servers' shape if `legacy`); n_pending_jobs follows the history."""
         with self._lock:
             pending = [0] * len(DEVICES)
             for i in self._open:
                 pending[self._dev[i]] += 1
-        return device_records(self.seed, self.days * 86400 * S, pending, self.iso)
+        return device_records(self.seed, self.to_us(at or self.clock()), pending, self.iso, legacy=legacy)
+
+    def device_snapshots(self, every: timedelta) -> list[tuple[datetime, list[dict[str, Any]]]]:
+        """GET /devices every `every` from the history's start to its end, as a cron of `oqtopus-export
+        --devices-only` would have recorded it: (snapshot time, records)."""
+        times = [self.start + every * n for n in range(1, int(timedelta(days=self.days) / every) + 1)]
+        return [(at, self.devices(at)) for at in times]
