@@ -136,8 +136,11 @@ def check_selection(con: duckdb.DuckDBPyConnection, scope: Scope) -> None:
 
 
 def _suggest(value: str, known: list[str], what: str) -> str:
+    """The value meant (same letters in another case; for devices, a close spelling), else the values there are.
+    Statuses and job types are not guessed at: `cancelling` is not a misspelt `cancelled`."""
     same = [k for k in known if k.lower() == value.lower()]
-    close = same or difflib.get_close_matches(value.lower(), [k.lower() for k in known], n=1, cutoff=0.6)
+    close = same or (difflib.get_close_matches(value.lower(), [k.lower() for k in known], n=1, cutoff=0.6)
+                     if what == "device" else [])
     if close:
         guess = same[0] if same else next(k for k in known if k.lower() == close[0])
         return f"did you mean {guess}?"

@@ -117,8 +117,9 @@ class Context:
         self.first, self.last = (min(firsts), max(lasts)) if firsts else (None, None)
 
     def rows(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-        """Run `sql` with the selection's parameters (and `params`) and fetch every row."""
-        return self.con.execute(sql, {**self.scope.params, **params}).fetchall()
+        """Run `sql` with the selection's parameters (and `params`), those it names, and fetch every row."""
+        given = {**self.scope.params, **params}
+        return self.con.execute(sql, {k: v for k, v in given.items() if f"${k}" in sql}).fetchall()
 
     def group(self, device: str) -> str:
         """The device, or "other devices" when it has no colour of its own."""

@@ -50,6 +50,7 @@ def devices(r: Context) -> Section:
         ORDER BY device_id, calibrated_at""", wanted=wanted)
     if not history:
         return section.empty(NO_CALIBRATION)
+    history = [(*row[:3], *(None if v is None else float(v) for v in row[3:])) for row in history]  # DECIMAL too
     latest = {row[0]: row for row in history}  # ordered by time: the last row per device wins
     section.text(table(["device", "calibrated at", "qubits", "median T1", "median T2", "1q fidelity", "2q fidelity",
                         "readout error", "calibrations"],
@@ -160,7 +161,7 @@ def _totals(rows: list[dict[str, Any]], by: str, priced: bool) -> dict[str, list
         for k in ("jobs", "shots", "execution_seconds", "wasted_jobs", "wasted_seconds"):
             s[k] += row[k] or 0
         if priced and row.get("cost") is not None:
-            s["cost"][row["currency"] or ""] = s["cost"].get(row["currency"] or "", 0) + row["cost"]
+            s["cost"][row["currency"] or ""] = s["cost"].get(row["currency"] or "", 0.0) + float(row["cost"])
     ordered = sorted(sums.items(), key=lambda kv: (-kv[1]["jobs"], kv[0])) if by != "month" else sums.items()
     return {key: [f"{s['jobs']:,}", f"{s['shots']:,}", format_duration(s["execution_seconds"]),
                   f"{s['wasted_jobs']:,}", format_duration(s["wasted_seconds"])]
