@@ -18,7 +18,7 @@ from .svg import epoch
 TOP_BITSTRINGS = 8  # outcomes listed per recent sampling job
 DRIFT_CIRCUITS = 6  # circuits drawn
 DRIFT_DEVICES = 6  # panels per circuit (its busiest devices)
-DRIFT_NEWEST = 300  # runs drawn per circuit and device (the newest)
+DRIFT_NEWEST = 200  # runs drawn as points per circuit and device (the newest); trends use every run
 MAX_MARKS = 40  # recalibrations marked per panel; more would hide the points
 TRACE_SERIES = 6  # estimation series drawn
 TRACE_RUNS = 4  # optimisation runs drawn per stepped series (the newest)
@@ -67,7 +67,7 @@ def drift(r: Context) -> Section:
     section = Section("drift", "Drift of repeated circuits")
     with CircuitDrift(r.con, r.scope.where(), r.scope.params) as found:
         circuits = found.circuits(limit=DRIFT_CIRCUITS)
-        runs = found.runs(circuits, newest=DRIFT_NEWEST)
+        runs = found.runs(circuits)
     if not circuits:
         return section.empty(f"No circuit (the same OpenQASM program) ran at least {MIN_RUNS} times with counts "
                              "in this selection.")
@@ -83,7 +83,8 @@ def drift(r: Context) -> Section:
         mine = [run for run in runs if run.circuit == circuit.key]
         section.text(_circuit_heading(circuit))
         devices = sorted({run.device_id for run in mine}, key=lambda d: (-sum(x.device_id == d for x in mine), d))
-        solid = [run for run in mine if not run.low_shots] or mine
+        drawn = {id(x) for d in devices for x in [y for y in mine if y.device_id == d][-DRIFT_NEWEST:]}
+        solid = [x for x in mine if id(x) in drawn and not x.low_shots] or mine
         low = max(0.0, min(run.fidelity - run.stderr for run in solid))
         y_range = (max(0.0, low - 0.02 * (1 - low)), 1.0)
         x_range = (min(epoch(x.submitted_at) for x in mine), max(epoch(x.submitted_at) for x in mine))
@@ -91,8 +92,9 @@ def drift(r: Context) -> Section:
                                r.colors.get(device, charts.PALETTE[-1]), y_range, x_range)
                   for device in devices[:DRIFT_DEVICES]]
         hidden = len(devices) - DRIFT_DEVICES
-        section.panels(panels, f"{circuit.name}: one panel per device (its {DRIFT_NEWEST} newest runs at most"
-                               + (f"; {hidden} more device(s) not drawn" if hidden > 0 else "") + "). "
+        section.panels(panels, f"{circuit.name}: one panel per device; points for its {DRIFT_NEWEST} newest runs "
+                               "at most, the trend over all of them"
+                               + (f"; {hidden} more device(s) not drawn" if hidden > 0 else "") + ". "
                                "Hover a point for its job.")
     return section
 
@@ -110,7 +112,7 @@ def _drift_panel(device: str, runs: Sequence[Run], calibrations: Sequence[dateti
     points = [Point(epoch(x.submitted_at), x.fidelity, x.stderr,
                     f"{x.name} · {x.job_id}\n{minute(x.submitted_at)} · {x.shots:,} shots"
                     f"{' (low-shot: not in the trend)' if x.low_shots else ''}\n"
-                    f"F = {x.fidelity:.4f} ± {x.stderr:.4f}", x.low_shots) for x in runs]
+                    f"F = {x.fidelity:.4f} ± {x.stderr:.4f}", x.low_shots) for x in runs[-DRIFT_NEWEST:]]
     t0, t1 = x_range
     span = (t1 - t0) / 86400
     period = 86400 if span <= 60 else 7 * 86400 if span <= 730 else 30 * 86400
@@ -121,7 +123,8 @@ def _drift_panel(device: str, runs: Sequence[Run], calibrations: Sequence[dateti
     trend = [((k + 0.5) * period, weighted_mean(v) or 0.0) for k, v in sorted(buckets.items())]
     inside = [t for t in calibrations if t0 <= epoch(t) <= t1]
     marks = [Mark(epoch(t), f"{device} recalibrated {minute(t)}") for t in inside] if len(inside) <= MAX_MARKS else []
-    note = f"{len(runs):,} runs" + (f", {len(inside)} recalibrations (not marked)" if len(inside) > MAX_MARKS else "")
+    note = f"{len(runs):,} runs" + (f", {len(points)} newest drawn" if len(points) < len(runs) else "")
+    note += f", {len(inside)} recalibrations (not marked)" if len(inside) > MAX_MARKS else ""
     return charts.series_panel(device, [Series(device, color, points, trend=trend if len(trend) > 1 else [])],
                                note=note, y_range=y_range, y_format=lambda v: f"{v:.3g}", y_name="fidelity",
                                marks=marks, x_range=x_range)

@@ -159,9 +159,12 @@ _TIME_STEPS = (3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400,
 def time_ticks(t0: float, t1: float, width: float) -> list[tuple[float, str]]:
     """(epoch seconds, label) ticks on round UTC times between t0 and t1: the finest step whose labels fit `width`."""
     for step in _TIME_STEPS:
-        ticks = _time_ticks(t0, t1, step)
         chars = 4 if step >= 12 * _MONTH else 7 if step >= _MONTH else 10 if step >= 86400 else 11
-        if len(ticks) * (text_width("0" * chars, FONT) + 16) <= width:
+        room = width // (text_width("0" * chars, FONT) + 16)  # labels that fit
+        if (t1 - t0) / step > room + 1:  # far too many: do not even list them
+            continue
+        ticks = _time_ticks(t0, t1, step)
+        if len(ticks) <= room:
             return ticks
     return _time_ticks(t0, t1, _TIME_STEPS[-1])
 
