@@ -15,7 +15,7 @@ from demo_export import build_demo_export, demo_jobs, write_export
 import oqtopus_data
 from oqtopus_data.cli import main
 from oqtopus_data.errors import StoreError
-from oqtopus_data.report import Scope, SelectionError, build, render, write_report
+from oqtopus_data.report import SelectionError, build, write_report
 from oqtopus_data.report.drift import CircuitDrift
 from oqtopus_data.report.formats import format_count, format_duration, percent
 from oqtopus_data.report.results import DRIFT_CIRCUITS, DRIFT_NEWEST
@@ -145,31 +145,6 @@ def test_usage_without_the_usage_view_is_summed_from_jobs(export, full) -> None:
     assert "From the jobs of this selection." in part and "Cost appears when a price table is given" in part
 
 
-def calibrated_connection(export: Path):
-    """A connection with the calibration and usage views the calibration work provides, by the agreed columns."""
-    con = oqtopus_data.connect(export)
-    con.execute("""CREATE TEMP TABLE device_calibrations AS SELECT * FROM (VALUES
-        ('Kawasaki', TIMESTAMPTZ '2024-03-01 00:00:00+00', 64, 80.5, 60.25, 0.995, 0.97, 0.031),
-        ('Kawasaki', TIMESTAMPTZ '2024-06-01 00:00:00+00', 64, 90.5, 65.25, 0.9961, 0.975, 0.025),
-        ('Urchin', TIMESTAMPTZ '2024-04-15 06:00:00+00', 16, 70.0, 50.0, 0.99, 0.95, 0.05))
-        AS t(device_id, calibrated_at, n_qubits, median_t1, median_t2, median_fidelity_1q, median_fidelity_2q,
-             median_readout_error)""")
-    con.execute("""CREATE TEMP VIEW job_calibration AS
-        SELECT j.job_id, j.device_id, max(d.calibrated_at) AS calibrated_at, 0.03 AS mean_readout_error,
-               50.0 AS min_t1, 40.0 AS min_t2
-        FROM jobs AS j LEFT JOIN device_calibrations AS d
-            ON d.device_id = j.device_id AND d.calibrated_at <= j.submitted_at GROUP BY ALL""")
-    con.execute("""CREATE TEMP VIEW usage_monthly AS
-        SELECT submitted_month AS month, device_id, job_type, count(*) AS jobs, sum(shots) AS shots,
-               sum(execution_time) AS execution_seconds,
-               count(*) FILTER (status IN ('failed', 'cancelled')) AS wasted_jobs,
-               coalesce(sum(execution_time) FILTER (status IN ('failed', 'cancelled')), 0) AS wasted_seconds,
-               NULL AS median_queue_seconds, NULL AS p90_queue_seconds,
-               sum(shots) * 0.001 AS cost, 'JPY' AS currency
-        FROM jobs GROUP BY ALL""")
-    return con
-
-
 def test_devices_without_calibration_data_say_how_to_collect_it(export, full) -> None:
     part = sections(full[1])["devices"]
     assert ("No calibration data in this export (run oqtopus-export --devices-only regularly to collect it)."
@@ -179,32 +154,6 @@ def test_devices_without_calibration_data_say_how_to_collect_it(export, full) ->
             SELECT device_id, device_type, status, n_qubits FROM devices
             QUALIFY row_number() OVER (PARTITION BY device_id ORDER BY snapshot_at DESC) = 1
             ORDER BY CASE device_id WHEN 'SVSim' THEN 0 WHEN 'Kawasaki' THEN 1 WHEN 'qulacs' THEN 2 ELSE 3 END""")]
-
-
-def test_calibration_views_give_the_devices_their_latest_calibration_history_and_marks(export) -> None:
-    page = render(calibrated_connection(export), Scope(), "test").text
-    part = sections(page)["devices"]
-    assert table_rows(part, "calibration") == [
-        ["Kawasaki", "2024-06-01 00:00 UTC", "64", "90.5", "65.2", "0.9961", "0.975", "0.025", "2"],
-        ["Urchin", "2024-04-15 06:00 UTC", "16", "70", "50", "0.99", "0.95", "0.05", "1"]]
-    assert part.count("<svg") == 5  # T1, T2, 1q and 2q fidelity, readout error
-    assert "Kawasaki, calibrated 2024-03-01 00:00 UTC: median T1 80.5" in titles(part)
-    (known,), = calibrated_connection(export).execute(
-        "SELECT count(calibrated_at) FROM job_calibration").fetchall()
-    assert f"{known:,} of the 398 selected jobs ran under a known calibration" in part
-    marks = {t for t in titles(sections(page)["drift"]) if "recalibrated" in t}
-    assert "Kawasaki recalibrated 2024-06-01 00:00 UTC" in marks  # from device_calibrations, not the snapshots
-    assert not any(t.startswith("Kawasaki recalibrated 2024-04-30") for t in marks)
-
-
-def test_usage_from_the_usage_view_shows_its_costs(export) -> None:
-    part = sections(render(calibrated_connection(export), Scope(devices=("Kawasaki",)), "test").text)["usage"]
-    expected = sql(export, "SELECT submitted_month, count(*), sum(shots) FROM jobs WHERE device_id = 'Kawasaki' "
-                           "GROUP BY 1 ORDER BY 1")
-    rows = table_rows(part, "usage-months")
-    assert [(r[0], r[1], r[2], r[6]) for r in rows] == [(m, f"{n:,}", f"{s:,}", f"{s * 0.001:,.2f} JPY")
-                                                       for m, n, s in expected]
-    assert "From the <code>usage_monthly</code> view (whole months; every status counted)." in part
 
 
 def test_drift_draws_each_run_of_the_most_repeated_circuits(export, full) -> None:

@@ -193,10 +193,12 @@ class CircuitDrift:
 def calibration_times(con: duckdb.DuckDBPyConnection) -> dict[str, list[datetime]]:
     """Each device's known calibration times, oldest first: from the `device_calibrations` view when the export
     has calibration data, else the distinct `calibrated_at` of its device snapshots."""
-    source = "device_calibrations" if relations.exists(con, "device_calibrations", ("device_id", "calibrated_at")) \
-        else "devices"
-    rows = con.execute(f"SELECT DISTINCT device_id, calibrated_at FROM {source} WHERE calibrated_at IS NOT NULL "
-                       "ORDER BY device_id, calibrated_at").fetchall()
+    rows: list[tuple[str, datetime]] = []
+    sources = ("device_calibrations", "devices") if relations.exists(
+        con, "device_calibrations", ("device_id", "calibrated_at")) else ("devices",)
+    for source in sources:
+        rows = rows or con.execute(f"SELECT DISTINCT device_id, calibrated_at FROM {source} "
+                                   "WHERE calibrated_at IS NOT NULL ORDER BY device_id, calibrated_at").fetchall()
     out: dict[str, list[datetime]] = {}
     for device, at in rows:
         out.setdefault(device, []).append(at)
