@@ -92,7 +92,7 @@ def test_clicking_a_heading_sorts_the_jobs_by_that_column(page, export) -> None:
     assert shots.get_attribute("aria-sort") == "ascending"
     shots.click()
     assert [int(v) for v in cell_texts(page, 5) if v] == expected[::-1]
-    name = page.find_element(By.XPATH, "//table[@id='jobs-table']/thead//th[text()='name']")
+    name = page.find_element(By.XPATH, "//table[@id='jobs-table']/thead//th[text()='name and result']")
     name.click()
     names = cell_texts(page, 1)
     assert names == sorted(names, key=str.lower) and shots.get_attribute("aria-sort") == "none"

@@ -1,6 +1,6 @@
 """The job table: the newest jobs of the selection as a plain HTML table (readable with scripts off) that the
 page's script makes sortable and filterable; each row holds its job's counts, estimate or message in a
-`<details>` element that a click on the row opens."""
+`<details>` element under the job's name, which a click on the row opens (or, without scripts, on its summary)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from .formats import esc, format_duration, minute, number, short_bits
 
 TOP_OUTCOMES = 8  # outcomes shown when a job is opened
 FILTERS = (("device", "device", 2), ("status", "status", 3), ("type", "job type", 4))  # (name, label, column)
-COLUMNS = (("submitted (UTC)", "text"), ("name", "text"), ("device", "text"), ("status", "text"),
-           ("type", "text"), ("shots", "num"), ("queue", "num"), ("run", "num"), ("result", "text"))
+COLUMNS = (("submitted (UTC)", "text"), ("name and result", "text"), ("device", "text"), ("status", "text"),
+           ("type", "text"), ("shots", "num"), ("queue", "num"), ("run", "num"))
 
 
 def job_table(r: Context) -> Section:
@@ -88,11 +88,13 @@ def _row(job: tuple[Any, ...], outcomes: list[tuple[str, int]] | None, estimates
     """One row: the page's script sorts by `data-v` where a cell has one (exact numbers), else by its text."""
     job_id, name, device, status, kind, shots, submitted, queue, run, total, n_outcomes, message, _ = job
     cells = [
-        _cell(minute(submitted)[:16]), _cell(name or ""), _cell(device or ""), _cell(status or ""),
-        _cell(kind or ""), _cell("-" if shots is None else f"{shots:,}", "" if shots is None else str(shots)),
+        _cell(minute(submitted)[:16]),
+        f'<td data-v="{esc(name or "")}">{esc(name or "")}'  # the job's result opens under its name
+        f"{_details(job_id, status, total, n_outcomes, message, outcomes, estimates)}</td>",
+        _cell(device or ""), _cell(status or ""), _cell(kind or ""),
+        _cell("-" if shots is None else f"{shots:,}", "" if shots is None else str(shots)),
         _cell(format_duration(queue), "" if queue is None else f"{queue:.3f}"),
         _cell(format_duration(run), "" if run is None else f"{run:.3f}"),
-        f"<td>{_details(job_id, status, total, n_outcomes, message, outcomes, estimates)}</td>",
     ]
     return f"<tr>{''.join(cells)}</tr>"
 

@@ -52,8 +52,12 @@ svg circle:hover,svg rect:hover{stroke:#000}
 .controls select,.controls input{font:inherit;font-size:13px}.jobs-wrap{max-height:70vh;overflow:auto;
 border:1px solid #eee}table.jobs{margin:0;width:100%}table.jobs thead th{position:sticky;top:0;z-index:1}
 table.jobs th[data-sort]{cursor:pointer;white-space:nowrap}th[aria-sort=ascending]::after{content:" ▲"}
-th[aria-sort=descending]::after{content:" ▼"}table.jobs tbody tr{cursor:pointer}table.jobs tbody tr:hover{
-background:#f7faff}table.jobs td{word-break:break-word}details p{margin:2px 0}.message{color:#8a1c1c}
+th[aria-sort=descending]::after{content:" ▼"}table.jobs>tbody>tr{cursor:pointer}table.jobs>tbody>tr:hover{
+background:#f7faff}table.jobs>tbody>tr>td{white-space:nowrap;padding:3px 5px;font-size:12.5px}
+table.jobs>thead th{padding:3px 5px;font-size:12.5px}
+table.jobs>tbody>tr>td:nth-child(2){white-space:normal;word-break:break-word;min-width:9em}
+summary{color:#3465a4;font-size:12px}
+details p{margin:2px 0}.message{color:#8a1c1c}
 [hidden]{display:none!important}
 """.replace("FONTS", FONTS)
 
@@ -78,7 +82,8 @@ SCRIPT = """
         return !s.value || row.cells[+s.getAttribute("data-column")].textContent === s.value;
       });
       if (keep && q) {  // the name or the job id (in the row's details)
-        keep = (row.cells[1].textContent + " " + row.querySelector("code").textContent).toLowerCase().indexOf(q) !== -1;
+        var name = row.cells[1].getAttribute("data-v");
+        keep = (name + " " + row.querySelector("code").textContent).toLowerCase().indexOf(q) !== -1;
       }
       row.hidden = !keep;
       if (keep) { shown += 1; }
