@@ -147,7 +147,7 @@ def stacked_bars(frames: Sequence[tuple[str, str]], bands: Sequence[str],
     frames: (title, note) per frame; stacks[k]: (label, colour, values per band, tooltip per band) per layer;
     durations[k]: frame k counts seconds (its ticks are round minutes or hours).
     """
-    svg = Svg(width, height * 1, " / ".join(t for t, _ in frames))
+    svg = Svg(width, height, " / ".join(t for t, _ in frames))
     each = width / len(frames)
     for k, ((title, note), layers, fmt) in enumerate(zip(frames, stacks, formats, strict=True)):
         ox = k * each
