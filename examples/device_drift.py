@@ -1,89 +1,64 @@
-"""How one circuit's success probability moved across device calibrations, with polars.
+"""How one circuit's fidelity moved across device calibrations: the report's drift, as a table, with polars.
 
-    python examples/device_drift.py [EXPORT_DIR] [CIRCUIT_NAME]        # defaults: demo-out bell-pair
+    python examples/device_drift.py [EXPORT_DIR] [CIRCUIT]   # defaults: demo-out, the most repeated circuit
 
-Success = the probability of the outcomes the circuit should give: all zeros or all ones for GHZ-like circuits
-("00" + "11" for bell-pair), else the outcome most frequent over all runs. Set EXPECTED to choose them yourself.
-Each run belongs to the calibration in force when it was submitted: the newest `calibrated_at` of its device in
-the `devices` snapshots at or before its submission. Runs older than every known calibration are grouped by day.
+A circuit is what the jobs ran (their OpenQASM programs, comments and whitespace aside), whatever their names;
+CIRCUIT picks one by a name its jobs carry or by the start of its key. Each run's Hellinger fidelity to the
+circuit's reference distribution (its simulator runs pooled, else its runs on all devices) comes from
+oqtopus_data.report.drift, the function the report draws with. Each run belongs to the calibration in force when
+it was submitted: the newest `calibrated_at` of its device at or before its submission (from the calibration
+views when the export has them, else its device snapshots); runs older than every known calibration, and
+simulators, are grouped by UTC day. Means are weighted by shots and leave out low-shot runs, as the report does.
 """
 
+import dataclasses
 import sys
 
 import polars as pl
 
 import oqtopus_data
+from oqtopus_data.report.drift import CircuitDrift, calibration_times
 
 out = sys.argv[1] if len(sys.argv) > 1 else "demo-out"
-circuit = sys.argv[2] if len(sys.argv) > 2 else "bell-pair"
-EXPECTED: set[str] | None = None  # e.g. {"00", "11"}
+wanted = sys.argv[2] if len(sys.argv) > 2 else None
 
-# The circuit's finished runs, and only their counts (a semi join: the counts of other jobs are never read).
-runs = (
-    oqtopus_data.scan(out, "jobs")
-    .filter((pl.col("name") == circuit) & (pl.col("status") == "succeeded") & (pl.col("total_count") > 0))
-    .select("job_id", "device_id", "submitted_at", "total_count")
-    .collect()
-)
-if runs.is_empty():
-    sys.exit(f"no succeeded runs of {circuit!r} in {out}")
-counts = (
-    oqtopus_data.scan(out, "counts")
-    .join(runs.lazy().select("job_id"), on="job_id", how="semi")
-    .select("job_id", "bitstring", "n_bits", "count")
-    .collect()
-)
+con = oqtopus_data.connect(out)
+with CircuitDrift(con) as drift:
+    found = drift.circuits(limit=1, match=wanted, min_runs=1 if wanted else 2)
+    if not found:
+        sys.exit(f"no circuit {wanted!r} with counts in {out}" if wanted else f"no circuit ran twice in {out}")
+    circuit = found[0]
+    runs = pl.DataFrame([dataclasses.asdict(run) for run in drift.runs([circuit])]).sort("submitted_at")
 
-expected = EXPECTED
-if expected is None:
-    width = counts["n_bits"].max()
-    if circuit == "bell-pair" or circuit.startswith("ghz"):
-        expected = {"0" * width, "1" * width}
-    else:
-        totals = counts.group_by("bitstring").agg(pl.col("count").sum()).sort("count", descending=True)
-        expected = {totals["bitstring"][0]}
-
-# Success probability of every run: expected counts / all counts (0 when no expected outcome was measured).
-success = (
-    runs.join(
-        counts.filter(pl.col("bitstring").is_in(sorted(expected))).group_by("job_id").agg(pl.col("count").sum()),
-        on="job_id", how="left",
-    )
-    .with_columns(success=pl.col("count").fill_null(0) / pl.col("total_count"))
-    .sort("submitted_at")
-)
-
-# Known calibrations per device: every distinct calibrated_at seen in a device snapshot.
-calibrations = (
-    oqtopus_data.scan(out, "devices")
-    .select("device_id", "calibrated_at")
-    .drop_nulls()
-    .unique()
-    .sort("calibrated_at")
-    .collect()
-)
-success = success.join_asof(calibrations, left_on="submitted_at", right_on="calibrated_at", by="device_id",
-                            strategy="backward", check_sortedness=False)  # both sorted above
-success = success.with_columns(
+# Known calibrations per device, matched to each run (join_asof: the newest at or before its submission).
+calibrations = pl.DataFrame(
+    [(device, at) for device, times in calibration_times(con).items() for at in times],
+    schema={"device_id": pl.String, "calibrated_at": runs["submitted_at"].dtype}, orient="row",
+).sort("calibrated_at")
+runs = runs.join_asof(calibrations, left_on="submitted_at", right_on="calibrated_at", by="device_id",
+                      strategy="backward", check_sortedness=False)  # both sorted above
+runs = runs.with_columns(
     period=pl.when(pl.col("calibrated_at").is_not_null())
     .then(pl.lit("calibration ") + pl.col("calibrated_at").dt.strftime("%Y-%m-%d %H:%M"))
     .otherwise(pl.lit("day ") + pl.col("submitted_at").dt.strftime("%Y-%m-%d"))
 )
 
+counted = ~pl.col("low_shots")
 table = (
-    success.group_by("device_id", "period")
+    runs.group_by("device_id", "period")
     .agg(
         runs=pl.len(),
+        low_shot=pl.col("low_shots").sum(),
         first_run=pl.col("submitted_at").min().dt.strftime("%Y-%m-%d %H:%M"),
-        mean_success=pl.col("success").mean().round(4),
-        min_success=pl.col("success").min().round(4),
-        max_success=pl.col("success").max().round(4),
+        fidelity=((pl.col("fidelity") * pl.col("shots")).filter(counted).sum()
+                  / pl.col("shots").filter(counted).sum()).fill_nan(None).round(4),
+        min=pl.col("fidelity").filter(counted).min().round(4),
+        max=pl.col("fidelity").filter(counted).max().round(4),
     )
     .sort("device_id", "first_run")
 )
 
-print(f"{circuit}: success = P({' + '.join(sorted(expected))}), {runs.height} runs in {out}")
-if calibrations.is_empty() or success["calibrated_at"].is_null().all():
-    print("(no calibration recorded before these runs: grouped by UTC day)")
+print(f"{circuit.name} (circuit {circuit.key[:12]}): Hellinger fidelity to the pooled {circuit.reference} runs, "
+      f"{runs.height} runs in {out}")
 with pl.Config(tbl_rows=-1, tbl_width_chars=140):
     print(table)

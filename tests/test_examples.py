@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from demo_export import build_demo_export
+from demo_export import build_demo_export, demo_jobs, write_export
 
 import oqtopus_data
+from oqtopus_data.report.drift import CircuitDrift, calibration_times, circuit_key
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -52,16 +54,46 @@ def test_queue_times_sql_runs_through_the_sql_command(export) -> None:
                                                "WHERE queue_seconds IS NOT NULL"))
 
 
-def test_device_drift_groups_bell_pair_runs_by_calibration(export) -> None:
+def drift_table(out: str) -> list[tuple[str, str, int, int, float | None]]:
+    """(device, period, runs, low-shot runs, fidelity) rows of device_drift.py's table."""
+    rows = re.findall(r"│ (\S+)\s+┆ ((?:calibration|day) [\d: -]+?)\s+┆ (\d+)\s+┆ (\d+)\s+┆ [\d: -]+┆ ([\d.]+|null)",
+                      out)
+    return [(d, p, int(n), int(low), None if f == "null" else float(f)) for d, p, n, low, f in rows]
+
+
+def test_device_drift_defaults_to_the_most_repeated_circuit_grouped_by_calibration(export) -> None:
     out = run(EXAMPLES / "device_drift.py", export)
-    (runs,) = query(export, "SELECT count(*) FROM jobs WHERE name = 'bell-pair' AND status = 'succeeded' "
-                            "AND total_count > 0")[0]
-    assert out.startswith(f"bell-pair: success = P(00 + 11), {runs} runs in {export}\n")
-    assert re.search(r"Kawasaki\s+┆ calibration 2024-\d\d-\d\d \d\d:\d\d", out)  # QPUs have calibrations
-    assert re.search(r"SVSim\s+┆ day 2024-\d\d-\d\d", out)  # simulators have none: by day
-    means = [float(v) for v in re.findall(r"┆ ([\d.]+)\s+┆ [\d.]+\s+┆ [\d.]+\s+│", out)]  # mean_success column
-    assert len(means) == out.count("calibration 2024") + out.count("day 2024")
-    assert all(0.5 < v <= 1.0 for v in means)
+    with CircuitDrift(oqtopus_data.connect(export)) as drift:
+        top = drift.circuits(limit=1)[0]
+        runs = drift.runs([top])
+    assert out.startswith(f"{top.name} (circuit {top.key[:12]}): Hellinger fidelity to the pooled simulator runs, "
+                          f"{len(runs)} runs in {export}\n")
+    table = drift_table(out)
+    assert sum(n for _, _, n, _, _ in table) == len(runs) and len(table) > 5
+    assert {d for d, p, *_ in table if p.startswith("calibration 2024")} == {"Kawasaki", "Urchin"}  # QPUs
+    assert {d for d, p, *_ in table if p.startswith("day 2024")} >= {"SVSim", "qulacs"}  # simulators: by day
+    # The table's fidelity is the shot-weighted mean of the same function's runs, low-shot runs left out.
+    first_kawasaki = next(row for row in table if row[0] == "Kawasaki" and row[1].startswith("calibration"))
+    since = datetime.strptime(first_kawasaki[1][len("calibration "):], "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    later = [c for c in calibration_times(oqtopus_data.connect(export))["Kawasaki"] if c > since + timedelta(minutes=1)]
+    mine = [r for r in runs if r.device_id == "Kawasaki" and since <= r.submitted_at < (later or [datetime.max.replace(
+        tzinfo=UTC)])[0] and not r.low_shots]
+    assert first_kawasaki[4] == round(sum(r.fidelity * r.shots for r in mine) / sum(r.shots for r in mine), 4)
+    assert all(f is None or 0.5 < f <= 1.0 for *_, f in table)
+
+
+def test_device_drift_finds_circuits_on_an_export_without_the_demos_names(tmp_path) -> None:
+    jobs, devices = demo_jobs(150, seed=2)
+    for k, job in enumerate(jobs):
+        job["name"] = f"calib {k}"  # every job named differently: the circuit is the program
+    out_dir = write_export(jobs, tmp_path / "renamed", [(datetime(2025, 1, 1, tzinfo=UTC), devices)])
+    bell = circuit_key(jobs[0]["job_info"]["input"]["program"])  # the first job is a Bell pair
+    runs = sum(j["job_info"]["input"].get("program") == jobs[0]["job_info"]["input"]["program"]
+               and "result" in j["job_info"] for j in jobs)
+    header = (f"calib 0 (circuit {bell[:12]}): Hellinger fidelity to the pooled simulator runs, {runs} runs in "
+              f"{out_dir}\n")
+    assert run(EXAMPLES / "device_drift.py", out_dir).startswith(header)  # the most repeated circuit
+    assert run(EXAMPLES / "device_drift.py", out_dir, "calib 0").startswith(header)  # named by one of its jobs
 
 
 def test_vqe_trace_writes_a_png_of_the_largest_series(export, tmp_path) -> None:

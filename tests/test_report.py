@@ -1,21 +1,28 @@
-"""The HTML report: self-contained, every section present, narrowed by time and device, numbers as DuckDB has them."""
+"""The HTML report: self-contained, every section present, each section's numbers as SQL over the same export has
+them, the selection checked against the export."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from demo_export import build_demo_export, demo_jobs, write_export
 
 import oqtopus_data
+from oqtopus_data.cli import main
 from oqtopus_data.errors import StoreError
-from oqtopus_data.report import write_report
-from oqtopus_data.report_charts import format_count, format_duration
+from oqtopus_data.report import SelectionError, build, write_report
+from oqtopus_data.report.drift import CircuitDrift
+from oqtopus_data.report.formats import format_count, format_duration, percent
+from oqtopus_data.report.results import DRIFT_CIRCUITS, DRIFT_NEWEST
+from oqtopus_data.report.stats import wilson_interval
 
-CHART_SECTIONS = ("jobs-per-week", "timings", "status-rates", "usage", "drift", "estimation")
-ALL_SECTIONS = ("overview", *CHART_SECTIONS[:4], "top-bitstrings", *CHART_SECTIONS[4:])
+ALL_SECTIONS = ("overview", "jobs-per-week", "timings", "status-rates", "usage", "devices", "top-bitstrings", "drift",
+                "estimation", "jobs")
 
 
 @pytest.fixture(scope="session")
@@ -33,75 +40,224 @@ def sections(page: str) -> dict[str, str]:
     return dict(re.findall(r'<section id="([^"]+)">(.*?)</section>', page, flags=re.S))
 
 
-def scalar(export: Path, sql: str, params: dict | None = None):
-    return oqtopus_data.connect(export).execute(sql, params or {}).fetchone()[0]
+def titles(part: str) -> list[str]:
+    """The tooltips of a page part, unescaped."""
+    return [html.unescape(t) for t in re.findall(r"<title>(.*?)</title>", part, flags=re.S)]
+
+
+def table_rows(part: str, css: str) -> list[list[str]]:
+    body = re.search(rf'<table class="{css}">.*?<tbody>(.*?)</tbody>', part, flags=re.S).group(1)
+    return [[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)]
+
+
+def sql(export: Path, query: str, params: dict | None = None) -> list[tuple]:
+    return oqtopus_data.connect(export).execute(query, params or {}).fetchall()
 
 
 def test_report_is_one_file_that_needs_no_network(full) -> None:
     summary, page = full
     assert summary.path.name == "report.html" and page.startswith("<!DOCTYPE html>")
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, flags=re.I)
-    assert not re.search(r"url\((?!#)|@import|<script|<link|<img", page, flags=re.I)  # url(#id): in-file refs
+    assert not re.search(r"url\((?!#)|@import|<link|<img|<iframe|\bfetch\(|XMLHttpRequest", page, flags=re.I)
+    assert re.findall(r"<script[^>]*>", page) == ["<script>"]  # one inline script, no src
     assert not list(summary.path.parent.glob(".*.tmp"))
 
 
-def test_every_section_is_present_and_each_chart_section_has_its_svg(full) -> None:
+def test_every_section_is_present_with_its_charts(full) -> None:
     summary, page = full
     found = sections(page)
     assert tuple(found) == ALL_SECTIONS
-    for key in CHART_SECTIONS:
-        assert found[key].count("<svg") == 1, key
-        assert 'class="empty"' not in found[key], key
+    for key in ("jobs-per-week", "timings", "status-rates", "usage", "drift", "estimation"):
+        assert "<svg" in found[key] and 'class="empty"' not in found[key], key
+    assert summary.charts == page.count("<figure>")
     assert found["top-bitstrings"].count('class="card"') == 10
-    assert summary.charts == len(CHART_SECTIONS)
 
 
 def test_summary_counts_every_exported_job(export, full) -> None:
     summary, page = full
-    jobs = scalar(export, "SELECT count(*) FROM jobs")
+    (jobs,), = sql(export, "SELECT count(*) FROM jobs")
     assert summary.jobs == jobs
     assert f"<b>{jobs:,}</b><span>jobs</span>" in page
 
 
+def test_every_bar_and_point_has_a_tooltip(full) -> None:
+    for key, part in sections(full[1]).items():
+        for element in re.findall(r"<(?:rect|circle)\b[^>]*?(?:/>|>.*?</(?:rect|circle)>)", part, flags=re.S):
+            assert "<title>" in element, (key, element)
+
+
 def test_median_queue_and_run_times_are_duckdb_medians(export, full) -> None:
     timings = sections(full[1])["timings"]
-    rows = oqtopus_data.connect(export).execute(
-        "SELECT device_id, median(queue_seconds), median(run_seconds) FROM job_timings "
-        "WHERE queue_seconds IS NOT NULL GROUP BY 1").fetchall()
+    rows = sql(export, "SELECT device_id, median(queue_seconds), median(run_seconds) FROM job_timings "
+                       "WHERE queue_seconds IS NOT NULL GROUP BY 1")
     assert len(rows) == 4
     for device, queue, run in rows:
         row = re.search(rf"<tr><td>{device}</td>(.*?)</tr>", timings).group(1)
         cells = re.findall(r'data-seconds="([0-9.]+)"[^>]*>([^<]+)<', row)
         assert cells[0] == (f"{queue:.3f}", format_duration(queue))
         assert cells[2] == (f"{run:.3f}", format_duration(run))
-        assert format_duration(queue) in timings.split("<table")[0]  # the median label drawn on the chart
+        assert f">{format_duration(queue)}</text>" in timings  # the median written on its box
+
+
+def test_queue_time_per_month_is_the_median_and_90th_percentile_per_device(export, full) -> None:
+    drawn = {t for t in titles(sections(full[1])["timings"]) if "queue time" in t and " over " in t}
+    expected = set()
+    for device, month, n, p50, p90 in sql(export, """
+            SELECT device_id, submitted_month, count(*), median(queue_seconds), quantile_cont(queue_seconds, 0.9)
+            FROM job_timings WHERE queue_seconds IS NOT NULL GROUP BY ALL"""):
+        expected.add(f"{device}, {month}: median queue time {format_duration(p50)} over {n:,} jobs")
+        expected.add(f"{device}, {month}: 90th percentile queue time {format_duration(p90)} over {n:,} jobs")
+    assert drawn == expected and len(expected) > 20
+
+
+def test_success_rates_show_each_months_jobs_and_wilson_interval(export, full) -> None:
+    part = sections(full[1])["status-rates"]
+    rows = sql(export, """
+        SELECT device_id, submitted_month, count(*), count(*) FILTER (status = 'succeeded'),
+               count(*) FILTER (status = 'failed'), count(*) FILTER (status = 'cancelled')
+        FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY ALL""")
+    expected = set()
+    for device, month, n, ok, failed, cancelled in rows:
+        low, high = wilson_interval(ok, n)
+        expected.add(f"{device}, {month}: {ok:,} of {n:,} finished jobs succeeded ({percent(ok / n)}; 95% interval "
+                     f"{percent(low)}–{percent(high)}); {failed:,} failed, {cancelled:,} cancelled")
+    assert set(titles(part)) == expected
+    assert part.count("<svg") == 4 and part.count(">0%</text>") == 4 and part.count(">100%</text>") == 4
+    totals = sql(export, """
+        SELECT device_id, count(*), count(*) FILTER (status = 'succeeded') FROM jobs
+        WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY 1 ORDER BY 2 DESC, 1""")
+    table = table_rows(part, "rates")
+    assert [(r[0], r[1], r[2], r[5], r[6]) for r in table] == [
+        (d, f"{n:,}", f"{ok:,}", percent(ok / n), "–".join(map(percent, wilson_interval(ok, n))))
+        for d, n, ok in totals]
+
+
+def test_usage_without_the_usage_view_is_summed_from_jobs(export, full) -> None:
+    part = sections(full[1])["usage"]
+    expected = sql(export, """
+        SELECT submitted_month, count(*), sum(shots), sum(execution_time),
+               count(*) FILTER (status IN ('failed', 'cancelled')),
+               coalesce(sum(execution_time) FILTER (status IN ('failed', 'cancelled')), 0)
+        FROM jobs GROUP BY 1 ORDER BY 1""")
+    assert table_rows(part, "usage-months") == [
+        [m, f"{n:,}", f"{s:,}", format_duration(e), f"{w:,}", format_duration(ws)] for m, n, s, e, w, ws in expected]
+    assert "From the jobs of this selection." in part and "Cost appears when a price table is given" in part
+
+
+def test_devices_without_calibration_data_say_how_to_collect_it(export, full) -> None:
+    part = sections(full[1])["devices"]
+    assert ("No calibration data in this export (run oqtopus-export --devices-only regularly to collect it)."
+            in part)
+    assert [r[:4] for r in table_rows(part, "devices")] == [
+        [d, t, s, f"{q:,}"] for d, t, s, q in sql(export, """
+            SELECT device_id, device_type, status, n_qubits FROM devices
+            QUALIFY row_number() OVER (PARTITION BY device_id ORDER BY snapshot_at DESC) = 1
+            ORDER BY CASE device_id WHEN 'SVSim' THEN 0 WHEN 'Kawasaki' THEN 1 WHEN 'qulacs' THEN 2 ELSE 3 END""")]
+
+
+def test_drift_draws_each_run_of_the_most_repeated_circuits(export, full) -> None:
+    part = sections(full[1])["drift"]
+    con = oqtopus_data.connect(export)
+    with CircuitDrift(con) as drift:
+        circuits = drift.circuits(limit=DRIFT_CIRCUITS)
+        runs = drift.runs(circuits, newest=DRIFT_NEWEST)
+    assert re.findall(r'<h3 class="circuit">([^<]+)</h3>', part)[:2] == ["bell-pair", "ghz-5"]
+    assert len(re.findall(r'<h3 class="circuit">', part)) == len(circuits)
+    points = [t for t in titles(part) if "\nF = " in t]
+    assert len(points) == len(runs)
+    newest = max(runs, key=lambda x: (x.submitted_at, x.job_id))
+    assert (f"{newest.name} · {newest.job_id}\n{newest.submitted_at:%Y-%m-%d %H:%M} UTC · {newest.shots:,} shots"
+            f"{' (low-shot: not in the trend)' if newest.low_shots else ''}\n"
+            f"F = {newest.fidelity:.4f} ± {newest.stderr:.4f}") in points
+    marks = [t for t in titles(part) if "recalibrated" in t]
+    assert "Kawasaki recalibrated 2024-03-31 01:21 UTC" in marks  # from the monthly device snapshots
+
+
+def test_drift_finds_repeated_circuits_whatever_the_jobs_are_named(tmp_path) -> None:
+    jobs, devices = demo_jobs(240, seed=5)
+    for k, job in enumerate(jobs):
+        job["name"] = ("vqe-step-17", "calib 284", "量子実験 12")[k % 3]
+    summary = write_report(write_export(jobs, tmp_path / "out", [(datetime(2025, 1, 1, tzinfo=UTC), devices)]),
+                           tmp_path / "r.html")
+    part = sections(summary.path.read_text(encoding="utf-8"))["drift"]
+    assert 'class="empty"' not in part
+    names = re.findall(r'<h3 class="circuit">([^<(]+?)(?: \(and (\d) other names?\))?</h3>', part)
+    assert names and {n for n, _ in names} <= {"vqe-step-17", "calib 284", "量子実験 12"}
+    assert any(other for _, other in names)  # one circuit, several names
+
+
+def test_job_table_lists_the_newest_jobs_and_each_rows_results(export, tmp_path) -> None:
+    summary = write_report(export, tmp_path / "r.html", table_rows=50)
+    part = sections(summary.path.read_text(encoding="utf-8"))["jobs"]
+    newest = sql(export, "SELECT job_id, name, device_id, status, job_type FROM jobs "
+                         "ORDER BY submitted_at DESC NULLS LAST, job_id LIMIT 50")
+    row = (r'<tr><td>\d{4}-\d\d-\d\d \d\d:\d\d</td><td data-v="([^"]*)">.*?<p>job <code>([^<]+)</code>.*?'
+           r"</details></td>" + r"<td>(.*?)</td>" * 3)
+    rows = re.findall(row, part.split("<tbody>", 1)[1], flags=re.S)
+    assert [(i, html.unescape(n), d, s, t) for n, i, d, s, t in rows] == newest
+    assert "The newest 50 of the selection's 398 jobs, newest first (at most 50" in part
+    job_id, total = next((i, t) for i, t in sql(export, "SELECT job_id, total_count FROM jobs WHERE total_count > 0 "
+                                                        "ORDER BY submitted_at DESC NULLS LAST, job_id LIMIT 1"))
+    top = sql(export, "SELECT bitstring, count FROM counts WHERE job_id = $id ORDER BY count DESC, bitstring LIMIT 8",
+              {"id": job_id})
+    opened = part.split(f"<code>{job_id}</code>", 1)[1].split("</details>", 1)[0]
+    assert re.findall(r"<tr><td>([01]+)</td><td>([\d,]+)</td><td>([\d.]+)%</td></tr>", opened) == [
+        (b, f"{c:,}", f"{100 * c / total:.1f}") for b, c in top]
+    (est_id, value, stds), = sql(export, """
+        SELECT j.job_id, e.exp_value, e.stds FROM jobs AS j JOIN estimations AS e USING (job_id)
+        WHERE j.job_id IN (SELECT job_id FROM jobs ORDER BY submitted_at DESC NULLS LAST, job_id LIMIT 50)
+        ORDER BY j.submitted_at DESC LIMIT 1""")
+    assert f"exp_value = {value:.6g} ± {stds:.3g}" in part.split(f"<code>{est_id}</code>", 1)[1]
 
 
 def test_top_outcome_of_the_newest_sampling_job_matches_its_counts(export, full) -> None:
-    job_id, name, bits, p = oqtopus_data.connect(export).execute("""
+    (job_id, name, bits, p), = sql(export, """
         SELECT j.job_id, j.name, c.bitstring, c.count / j.total_count FROM jobs AS j JOIN counts AS c USING (job_id)
         WHERE j.job_type IN ('sampling', 'multi_manual') AND j.total_count > 0
-        ORDER BY j.submitted_at DESC, c.count DESC, c.bitstring LIMIT 1""").fetchone()
+        ORDER BY j.submitted_at DESC, c.count DESC, c.bitstring LIMIT 1""")
     first = sections(full[1])["top-bitstrings"].split('class="card"')[1]
     assert f"<h3>{name}</h3>" in first and job_id in first
     assert re.search(rf'<td class="bitstring">{bits}</td>.*?<td class="num">{100 * p:.1f}%</td>', first)
 
 
-def test_unknown_device_leaves_every_section_saying_there_is_no_data(export, tmp_path) -> None:
-    summary = write_report(export, tmp_path / "r.html", devices=["NoSuchDevice"])
+def test_a_device_the_export_lacks_is_refused_with_the_likely_one(export, tmp_path) -> None:
+    with pytest.raises(SelectionError) as caught:
+        write_report(export, tmp_path / "r.html", devices=["kawasaki", "Urchin"], statuses=["cancelling"],
+                     job_types=["estimaton"])
+    assert str(caught.value) == (
+        "no job in this export has device 'kawasaki'; did you mean Kawasaki?; no job in this export has status "
+        "'cancelling'; its statuses are: cancelled, failed, ready, running, submitted, succeeded; no job in this "
+        "export has job type 'estimaton'; its job types are: estimation, multi_manual, sampling, sse")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_a_selection_of_no_jobs_writes_nothing_and_exits_1(export, tmp_path) -> None:
+    with pytest.raises(SelectionError, match=r"^no jobs match this selection \(submitted at or after 2030-01-01 "
+                                             r"00:00 UTC; devices Kawasaki\): nothing to report$"):
+        write_report(export, tmp_path / "r.html", since=datetime(2030, 1, 1), devices=["Kawasaki"])
+    with pytest.raises(SelectionError, match=r"^this export holds no jobs: nothing to report$"):
+        write_report(write_export([], tmp_path / "empty"), tmp_path / "r.html")
+    done = CliRunner().invoke(main, ["report", str(export), str(tmp_path / "r.html"), "--device", "kawasaki"])
+    assert (done.exit_code, done.output) == (
+        1, "oqtopus-data: no job in this export has device 'kawasaki'; did you mean Kawasaki?\n")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_statuses_and_job_types_narrow_the_report(export, tmp_path) -> None:
+    summary = write_report(export, tmp_path / "r.html", statuses=["succeeded", "failed"], job_types=["sampling"])
+    (n,), = sql(export, "SELECT count(*) FROM jobs WHERE status IN ('succeeded', 'failed') AND job_type = 'sampling'")
+    assert summary.jobs == n
     page = summary.path.read_text(encoding="utf-8")
-    assert (summary.charts, summary.jobs) == (0, 0)
-    assert "<svg" not in page
-    for key, body in sections(page).items():
-        assert re.search(r'<p class="empty">[A-Z][^<]+\.</p>', body), key
-    assert "narrowed to devices NoSuchDevice" in page
+    assert "narrowed to statuses succeeded, failed; job types sampling." in page
+    assert "estimation 0" not in page and sections(page)["estimation"].count('class="empty"') == 1
 
 
 def test_since_and_until_narrow_the_jobs_covered(export, full, tmp_path) -> None:
     since, until = datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 5, 31, 23, 59, 59, tzinfo=UTC)
     summary = write_report(export, tmp_path / "r.html", since=since, until=until.replace(tzinfo=None))
-    expected = scalar(export, "SELECT count(*) FROM jobs WHERE submitted_at BETWEEN $a AND $b",
-                      {"a": since, "b": until})
+    (expected,), = sql(export, "SELECT count(*) FROM jobs WHERE submitted_at BETWEEN $a AND $b",
+                       {"a": since, "b": until})
     assert 0 < summary.jobs == expected < full[0].jobs
     page = summary.path.read_text(encoding="utf-8")
     assert "submitted at or after 2024-03-01 00:00 UTC; submitted at or before 2024-05-31 23:59 UTC" in page
@@ -111,14 +267,15 @@ def test_since_and_until_narrow_the_jobs_covered(export, full, tmp_path) -> None
 
 def test_device_filter_keeps_only_that_device(export, tmp_path) -> None:
     summary = write_report(export, tmp_path / "r.html", devices=["Kawasaki"], top_jobs=3)
-    assert summary.jobs == scalar(export, "SELECT count(*) FROM jobs WHERE device_id = 'Kawasaki'")
+    (expected,), = sql(export, "SELECT count(*) FROM jobs WHERE device_id = 'Kawasaki'")
+    assert summary.jobs == expected
     found = sections(summary.path.read_text(encoding="utf-8"))
     assert re.findall(r"<tr><td>([^<]+)</td>", found["timings"]) == ["Kawasaki"]
-    assert found["top-bitstrings"].count('class="card"') == 3
-    assert found["top-bitstrings"].count("Kawasaki ·") == 3
+    assert found["top-bitstrings"].count("Kawasaki ·") == 3 == found["top-bitstrings"].count('class="card"')
+    assert set(re.findall(r"</details></td><td>([^<]+)</td>", found["jobs"])) == {"Kawasaki"}
 
 
-def test_names_from_the_data_are_escaped_in_tables_and_charts(tmp_path) -> None:
+def test_names_from_the_data_are_escaped_in_tables_charts_and_tooltips(tmp_path) -> None:
     jobs, _ = demo_jobs(120, seed=3)
     nasty = "<script>alert('x')</script> $_{$ & _co"
     for job in jobs:
@@ -128,17 +285,52 @@ def test_names_from_the_data_are_escaped_in_tables_and_charts(tmp_path) -> None:
             job["device_id"] = "<i>Urchin</i>"
     summary = write_report(write_export(jobs, tmp_path / "out"), tmp_path / "r.html")
     page = summary.path.read_text(encoding="utf-8")
-    assert "<script" not in page and "<i>" not in page
+    assert page.count("<script") == 1 and "<i>" not in page
     found = sections(page)
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; $_{$ &amp; _co" in found["top-bitstrings"]
+    escaped = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; $_{$ &amp; _co"
+    assert escaped in found["top-bitstrings"] and escaped in found["jobs"]
     assert "&lt;i&gt;Urchin&lt;/i&gt;" in found["overview"]
-    assert "&lt;script&gt;alert('x')&lt;/script&gt; $_{$ &amp; _co on" in found["drift"]  # SVG text
+    assert f'<h3 class="circuit">{escaped}</h3>' in found["drift"]
+    assert any(t.startswith(nasty + " · ") for t in titles(found["drift"]))
 
 
-def test_empty_export_reports_no_data(tmp_path) -> None:
-    summary = write_report(write_export([], tmp_path / "out"), tmp_path / "r.html")
-    assert (summary.charts, summary.jobs) == (0, 0)
-    assert "No jobs in this selection." in summary.path.read_text(encoding="utf-8")
+def test_chart_text_is_at_least_10px_in_an_800px_window(full) -> None:
+    """Every chart is at most 760 units wide (a full-width figure) or 370 (a panel, two to a row), and its text
+    at least 11 units: at 800 px (752 px of content, 368 per panel) no text is under 10 px."""
+    page = full[1]
+    panels = re.findall(r'<div class="panel"><svg[^>]*viewBox="0 0 ([\d.]+) ', page)
+    widths = [float(w) for w in re.findall(r'<svg[^>]*viewBox="0 0 ([\d.]+) ', page)]
+    assert panels and max(float(w) for w in panels) <= 370 and max(widths) <= 760
+    sizes = [float(s) for s in re.findall(r'<text[^>]*font-size="([\d.]+)"', page)]
+    assert sizes and min(sizes) >= 11
+
+
+def test_cjk_names_get_a_cjk_font(full) -> None:
+    assert re.search(r'font:14px/1.45 [^;]*"Noto Sans CJK JP"[^;]*"Hiragino Sans"|font:14px/1.45 [^;]*"Hiragino Sans"'
+                     r'[^;]*"Noto Sans CJK JP"', full[1])
+    assert "svg text{font-family:inherit}" in full[1]
+
+
+def test_a_price_table_goes_to_connect_when_it_takes_one(export, tmp_path, monkeypatch) -> None:
+    prices = tmp_path / "prices.csv"
+    prices.write_text("device_id,per_shot,per_second,currency,valid_from\n")
+    seen = {}
+
+    def without_prices(location):
+        return oqtopus_data.connect(location)
+
+    monkeypatch.setattr(build, "connect", without_prices)
+    with pytest.raises(ValueError, match=r"a price table needs oqtopus_data.connect\(prices=...\)"):
+        write_report(export, tmp_path / "r.html", prices=prices)
+    done = CliRunner().invoke(main, ["report", str(export), str(tmp_path / "r.html"), "--prices", str(prices)])
+    assert done.exit_code == 2 and "run the report without --prices" in done.output
+
+    def with_prices(location, prices=None):
+        seen["prices"] = prices
+        return oqtopus_data.connect(location)
+
+    monkeypatch.setattr(build, "connect", with_prices)
+    assert write_report(export, tmp_path / "r.html", prices=prices).jobs == 398 and seen == {"prices": prices}
 
 
 def test_directory_without_an_export_raises_store_error(tmp_path) -> None:

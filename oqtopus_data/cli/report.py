@@ -9,33 +9,46 @@ import click
 
 import oqtopus_data.cli.options as opt
 
-from .failures import EXIT_USAGE, Command, fail
+from .failures import EXIT_FAILED, EXIT_USAGE, Command, fail
 
 
 @click.command("report", cls=Command)
 @click.argument("location", metavar="OUT_DIR")
 @click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
 @opt.date_range("jobs")
-@opt.devices("Only jobs on this device (repeatable).")
+@opt.devices("Only jobs on this device (repeatable; checked against the export).")
+@opt.statuses
+@opt.job_types
 @click.option("--top", "top_jobs", type=click.IntRange(1, 100), default=10, show_default=True,
               help="Recent sampling jobs whose top bitstrings are shown.")
+@click.option("--table-rows", type=click.IntRange(0, 5000), default=2000, show_default=True,
+              help="Newest jobs listed in the job table (0: no table).")
+@click.option("--prices", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Price table (CSV: device_id, per-shot and per-second price, currency, valid-from) for the "
+                   "usage costs.")
 @opt.storage_option
 def report_command(location: str, target: Path, since: datetime | None, until: datetime | None,
-                   devices: tuple[str, ...], top_jobs: int, storage_options: dict[str, str]) -> None:
-    """Write one self-contained HTML report (charts embedded) of an export: open it in any browser.
+                   devices: tuple[str, ...], statuses: tuple[str, ...], job_types: tuple[str, ...], top_jobs: int,
+                   table_rows: int, prices: Path | None, storage_options: dict[str, str]) -> None:
+    """Write one self-contained HTML report (charts and script embedded) of an export: open it in any browser.
 
-    OUT_DIR is the export (a directory or s3://bucket/prefix); TARGET the HTML file to write.
+    OUT_DIR is the export (a directory or s3://bucket/prefix); TARGET the HTML file to write. A selection that
+    matches no job writes nothing and exits with status 1.
 
     \b
     Examples:
       oqtopus-data report out/ report.html --since 2025-01-01 --device Kawasaki
+      oqtopus-data report out/ failures.html --status failed --job-type sampling
       oqtopus-data report s3://bucket/oqtopus report.html --storage-option region=eu-west-1
     """
-    from oqtopus_data.report import write_report
+    from oqtopus_data.report import SelectionError, write_report
 
     try:
-        summary = write_report(location, target, since=since, until=until, devices=devices, top_jobs=top_jobs,
+        summary = write_report(location, target, since=since, until=until, devices=devices, statuses=statuses,
+                               job_types=job_types, top_jobs=top_jobs, table_rows=table_rows, prices=prices,
                                storage_options=storage_options)
+    except SelectionError as exc:  # nothing to report: the work ran and found nothing
+        fail(str(exc), EXIT_FAILED)
     except ValueError as exc:  # a target that cannot be written, options that make no report
         fail(str(exc), EXIT_USAGE)
     click.echo(f"wrote {summary.path}: {summary.charts} charts over {summary.jobs:,} jobs")

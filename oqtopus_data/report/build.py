@@ -1,0 +1,158 @@
+"""`write_report`: check the selection against the export, run every section over one DuckDB connection, write
+one self-contained HTML file (inline SVG, inline script, nothing fetched) in place atomically."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from oqtopus_data import __version__
+from oqtopus_data.storage import open_storage
+from oqtopus_data.views import connect
+
+from .context import Context, Scope, Section
+from .fleet import devices, usage
+from .formats import day, minute
+from .jobtable import job_table
+from .overview import jobs_per_week, overview, success_rates, timings
+from .page import page
+from .results import drift, estimation, top_bitstrings
+
+TABLE_ROWS = 2000  # jobs in the job table (the newest)
+SECTIONS: tuple[Callable[[Context], Section], ...] = (
+    overview, jobs_per_week, timings, success_rates, usage, devices, top_bitstrings, drift, estimation, job_table)
+
+
+class SelectionError(ValueError):
+    """The selection names a device, status or job type the export does not have, or selects no job at all."""
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    """What `write_report` produced: the file, how many charts it drew and how many jobs it covers."""
+
+    path: Path
+    charts: int
+    jobs: int
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The page's text, its number of charts and the number of jobs it covers."""
+
+    text: str
+    charts: int
+    jobs: int
+
+
+def write_report(location: str | os.PathLike[str], target: str | os.PathLike[str], *, since: datetime | None = None,
+                 until: datetime | None = None, devices: Sequence[str] = (), statuses: Sequence[str] = (),
+                 job_types: Sequence[str] = (), top_jobs: int = 10, table_rows: int = TABLE_ROWS,
+                 prices: str | os.PathLike[str] | None = None,
+                 storage_options: dict[str, str] | None = None) -> ReportSummary:
+    """Write the HTML report of the export at `location` to `target`, narrowed to a time range, devices, statuses
+    and job types.
+
+    `location` is a directory or an s3:// URL (read with `storage_options`); `since` and `until` bound `submitted_at`
+    inclusively (naive times are UTC); `top_jobs` recent sampling jobs show their top outcomes; the job table lists
+    the newest `table_rows` jobs; `prices` (a price table file) is handed to `connect` for the usage costs.
+    Raises SelectionError when a device, status or job type is not in the export or nothing is selected,
+    StoreError when `location` holds no export, ConfigError on a bad storage option, ValueError on a bad target.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        raise ValueError(f"cannot write the report to {target}: the directory {target.parent} does not exist")
+    if target.is_dir():
+        raise ValueError(f"cannot write the report to {target}: it is a directory; name a file such as report.html")
+    if top_jobs < 0 or table_rows < 0:
+        raise ValueError("top_jobs and table_rows must be 0 or more")
+    scope = Scope(_utc(since), _utc(until), *(tuple(dict.fromkeys(v)) for v in (devices, statuses, job_types)))
+    if scope.since and scope.until and scope.since > scope.until:
+        raise ValueError("since is after until")
+    storage = open_storage(location, **(storage_options or {}))
+    con = _connect(storage, prices)
+    try:
+        rendered = render(con, scope, storage.uri(), top_jobs=top_jobs, table_rows=table_rows)
+    finally:
+        con.close()
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(rendered.text, encoding="utf-8")
+    os.replace(tmp, target)
+    return ReportSummary(path=target, charts=rendered.charts, jobs=rendered.jobs)
+
+
+def _connect(storage: object, prices: str | os.PathLike[str] | None) -> duckdb.DuckDBPyConnection:
+    if prices is None:
+        return connect(storage)  # type: ignore[arg-type]
+    if "prices" not in inspect.signature(connect).parameters:
+        raise ValueError("a price table needs oqtopus_data.connect(prices=...), which this version of oqtopus-data "
+                         "does not have yet: run the report without --prices")
+    return connect(storage, prices=prices)  # type: ignore[arg-type, call-arg]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def render(con: duckdb.DuckDBPyConnection, scope: Scope, source: str, *, top_jobs: int = 10,
+           table_rows: int = TABLE_ROWS) -> Rendered:
+    """The report of the export behind `con` (a connection with the views, and any other views the sections
+    read), for the jobs `scope` selects. Raises SelectionError when the selection has no job."""
+    con.execute("SET enable_progress_bar = false")  # the report's queries must not draw on the terminal
+    check_selection(con, scope)
+    r = Context(con, scope, top_jobs=top_jobs, table_rows=table_rows)
+    if not r.jobs:
+        narrowed = scope.described()
+        raise SelectionError(f"no jobs match this selection ({'; '.join(narrowed)}): nothing to report" if narrowed
+                             else "this export holds no jobs: nothing to report")
+    sections = [build(r) for build in SECTIONS]
+    return Rendered(_page(source, scope, r, sections), sum(s.charts for s in sections), r.jobs)
+
+
+def check_selection(con: duckdb.DuckDBPyConnection, scope: Scope) -> None:
+    """Raise SelectionError naming each device, status or job type of `scope` the export has no job with, and
+    the value it most likely meant ("did you mean Kawasaki?")."""
+    problems = []
+    for values, column, what in ((scope.devices, "device_id", "device"), (scope.statuses, "status", "status"),
+                                 (scope.job_types, "job_type", "job type")):
+        if not values:
+            continue
+        known = [v for (v,) in con.execute(f"SELECT DISTINCT {column} FROM jobs WHERE {column} IS NOT NULL "
+                                           "ORDER BY 1").fetchall()]
+        for value in values:
+            if value not in known:
+                problems.append(f"no job in this export has {what} {value!r}; " + _suggest(value, known, what))
+    if problems:
+        raise SelectionError("; ".join(problems))
+
+
+def _suggest(value: str, known: list[str], what: str) -> str:
+    """The value meant (same letters in another case; for devices, a close spelling), else the values there are.
+    Statuses and job types are not guessed at: `cancelling` is not a misspelt `cancelled`."""
+    same = [k for k in known if k.lower() == value.lower()]
+    close = same or (difflib.get_close_matches(value.lower(), [k.lower() for k in known], n=1, cutoff=0.6)
+                     if what == "device" else [])
+    if close:
+        guess = same[0] if same else next(k for k in known if k.lower() == close[0])
+        return f"did you mean {guess}?"
+    plural = "statuses" if what == "status" else f"{what}s"
+    shown = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
+    return f"its {plural} are: {shown}" if known else "it has no jobs"
+
+
+def _page(where: str, scope: Scope, r: Context, sections: list[Section]) -> str:
+    narrowed = scope.described()
+    span = f"Jobs submitted {day(r.first)} to {day(r.last)} (UTC)" if r.first else "No jobs"
+    lines = [span + ("; narrowed to " + "; ".join(narrowed) if narrowed else "") + ".",
+             f"Export {where}; report written {minute(datetime.now(UTC))} by oqtopus-data {__version__}."]
+    return page(f"OQTOPUS job history: {where.rstrip('/').rsplit('/', 1)[-1]}", "OQTOPUS job history", lines,
+                [(s.key, s.title, "".join(s.body)) for s in sections])
