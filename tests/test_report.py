@@ -15,11 +15,12 @@ from demo_export import build_demo_export, demo_jobs, write_export
 import oqtopus_data
 from oqtopus_data.cli import main
 from oqtopus_data.errors import StoreError
-from oqtopus_data.report import SelectionError, build, write_report
+from oqtopus_data.report import SelectionError, write_report
 from oqtopus_data.report.drift import CircuitDrift
 from oqtopus_data.report.formats import format_count, format_duration, percent
 from oqtopus_data.report.results import DRIFT_CIRCUITS, DRIFT_NEWEST
 from oqtopus_data.report.stats import wilson_interval
+from oqtopus_data.usage import usage_figures
 
 ALL_SECTIONS = ("overview", "jobs-per-week", "timings", "status-rates", "usage", "devices", "top-bitstrings", "drift",
                 "estimation", "jobs")
@@ -133,7 +134,7 @@ def test_success_rates_show_each_months_jobs_and_wilson_interval(export, full) -
         for d, n, ok in totals]
 
 
-def test_usage_without_the_usage_view_is_summed_from_jobs(export, full) -> None:
+def test_usage_comes_from_the_usage_view_and_matches_sums_over_jobs(export, full) -> None:
     part = sections(full[1])["usage"]
     expected = sql(export, """
         SELECT submitted_month, count(*), sum(shots), sum(execution_time),
@@ -142,7 +143,7 @@ def test_usage_without_the_usage_view_is_summed_from_jobs(export, full) -> None:
         FROM jobs GROUP BY 1 ORDER BY 1""")
     assert table_rows(part, "usage-months") == [
         [m, f"{n:,}", f"{s:,}", format_duration(e), f"{w:,}", format_duration(ws)] for m, n, s, e, w, ws in expected]
-    assert "From the jobs of this selection." in part and "Cost appears when a price table is given" in part
+    assert "From the <code>usage_monthly</code> view" in part and "Cost appears when a price table is given" in part
 
 
 def test_devices_without_calibration_data_say_how_to_collect_it(export, full) -> None:
@@ -311,26 +312,17 @@ def test_cjk_names_get_a_cjk_font(full) -> None:
     assert "svg text{font-family:inherit}" in full[1]
 
 
-def test_a_price_table_goes_to_connect_when_it_takes_one(export, tmp_path, monkeypatch) -> None:
+def test_a_price_table_turns_usage_into_costs(export, tmp_path) -> None:
     prices = tmp_path / "prices.csv"
-    prices.write_text("device_id,per_shot,per_second,currency,valid_from\n")
-    seen = {}
-
-    def without_prices(location):
-        return oqtopus_data.connect(location)
-
-    monkeypatch.setattr(build, "connect", without_prices)
-    with pytest.raises(ValueError, match=r"a price table needs oqtopus_data.connect\(prices=...\)"):
-        write_report(export, tmp_path / "r.html", prices=prices)
-    done = CliRunner().invoke(main, ["report", str(export), str(tmp_path / "r.html"), "--prices", str(prices)])
-    assert done.exit_code == 2 and "run the report without --prices" in done.output
-
-    def with_prices(location, prices=None):
-        seen["prices"] = prices
-        return oqtopus_data.connect(location)
-
-    monkeypatch.setattr(build, "connect", with_prices)
-    assert write_report(export, tmp_path / "r.html", prices=prices).jobs == 398 and seen == {"prices": prices}
+    prices.write_text("device_id,per_shot,per_second,currency,valid_from\nKawasaki,0.01,2.5,JPY,\n")
+    write_report(export, tmp_path / "r.html", prices=prices)
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    by_device = usage_figures(export, by="device", prices=prices).to_pylist()
+    kawasaki = next(row for row in by_device if row["device_id"] == "Kawasaki")
+    assert kawasaki["cost"] > 0 and kawasaki["currency"] == "JPY"
+    assert f"{kawasaki['cost']:,.2f} JPY" in page  # the device table's cost, as usage_figures computes it
+    result = CliRunner().invoke(main, ["report", str(export), str(tmp_path / "p.html"), "--prices", str(prices)])
+    assert result.exit_code == 0, result.output
 
 
 def test_directory_without_an_export_raises_store_error(tmp_path) -> None:

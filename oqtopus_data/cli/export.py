@@ -182,6 +182,9 @@ def _credentials(demo: bool, demo_jobs: int, url: str | None, profile: str | Non
     from oqtopus_data.testing import FakeCloud
 
     cloud = FakeCloud(n_jobs=demo_jobs)
+    # The demo history lies in the past: its server's clock stands at the history's end, so that the devices'
+    # current calibrations follow the jobs' time line rather than today's date.
+    cloud.set_clock(cloud.history.start + timedelta(days=cloud.history.days))
     try:
         cloud.start(port=_demo_port(out_dir))
     except OSError:  # that port is taken now: the run will say that the directory came from another server

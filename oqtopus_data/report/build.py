@@ -4,7 +4,6 @@ one self-contained HTML file (inline SVG, inline script, nothing fetched) in pla
 from __future__ import annotations
 
 import difflib
-import inspect
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -89,12 +88,7 @@ def write_report(location: str | os.PathLike[str], target: str | os.PathLike[str
 
 
 def _connect(storage: object, prices: str | os.PathLike[str] | None) -> duckdb.DuckDBPyConnection:
-    if prices is None:
-        return connect(storage)  # type: ignore[arg-type]
-    if "prices" not in inspect.signature(connect).parameters:
-        raise ValueError("a price table needs oqtopus_data.connect(prices=...), which this version of oqtopus-data "
-                         "does not have yet: run the report without --prices")
-    return connect(storage, prices=prices)  # type: ignore[arg-type, call-arg]
+    return connect(storage, prices=prices)  # type: ignore[arg-type]
 
 
 def _utc(moment: datetime | None) -> datetime | None:

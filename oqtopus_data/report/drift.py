@@ -27,8 +27,6 @@ from typing import Any
 
 import duckdb
 
-from . import relations
-
 MIN_RUNS = 5  # runs a circuit needs (in the selection) to count as repeated
 MIN_SHOTS = 100  # runs with fewer counted shots are low-shot
 
@@ -194,9 +192,7 @@ def calibration_times(con: duckdb.DuckDBPyConnection) -> dict[str, list[datetime
     """Each device's known calibration times, oldest first: from the `device_calibrations` view when the export
     has calibration data, else the distinct `calibrated_at` of its device snapshots."""
     rows: list[tuple[str, datetime]] = []
-    sources = ("device_calibrations", "devices") if relations.exists(
-        con, "device_calibrations", ("device_id", "calibrated_at")) else ("devices",)
-    for source in sources:
+    for source in ("device_calibrations", "devices"):
         rows = rows or con.execute(f"SELECT DISTINCT device_id, calibrated_at FROM {source} "
                                    "WHERE calibrated_at IS NOT NULL ORDER BY device_id, calibrated_at").fetchall()
     out: dict[str, list[datetime]] = {}

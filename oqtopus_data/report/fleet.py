@@ -42,8 +42,6 @@ def devices(r: Context) -> Section:
     section.text(table(["device", "type", "status", "qubits", "calibrated at", "last snapshot"],
                        [[d, t or "-", s or "-", "-" if q is None else f"{q:,}", minute(c), minute(at)]
                         for d, t, s, q, c, at in snapshots], css="devices"))
-    if not relations.exists(r.con, "device_calibrations", CALIBRATION):
-        return section.empty(NO_CALIBRATION)
     history = r.rows(f"""
         SELECT {', '.join(CALIBRATION)} FROM device_calibrations
         WHERE ($wanted IS NULL OR list_contains($wanted, device_id)) AND calibrated_at IS NOT NULL
@@ -77,9 +75,7 @@ def devices(r: Context) -> Section:
 
 
 def _known_calibration(r: Context, section: Section) -> None:
-    """How many selected jobs ran under a known calibration (the `job_calibration` view), when it exists."""
-    if not relations.exists(r.con, "job_calibration", ("job_id", "calibrated_at")):
-        return
+    """How many selected jobs ran under a known calibration (the `job_calibration` view)."""
     (known, total) = r.rows(f"""
         SELECT count(c.calibrated_at), count(*) FROM jobs AS j LEFT JOIN job_calibration AS c USING (job_id)
         WHERE {r.scope.where("j.")}""")[0]
@@ -89,9 +85,8 @@ def _known_calibration(r: Context, section: Section) -> None:
 
 def usage(r: Context) -> Section:
     section = Section("usage", "Usage")
-    from_view = relations.exists(r.con, "usage_monthly", USAGE)
-    priced = from_view and relations.exists(r.con, "usage_monthly", ("cost", "currency"))
-    rows = _view_usage(r, priced) if from_view else _jobs_usage(r)
+    priced = relations.exists(r.con, "usage_monthly", ("cost", "currency"))  # connect() was given prices
+    rows = _view_usage(r, priced)
     if not rows:
         return section.empty("No jobs in this selection.")
     months = sorted({row["month"] for row in rows})
@@ -116,8 +111,7 @@ def usage(r: Context) -> Section:
     by_device = _totals(rows, "device_id", priced)
     section.text(table(["device", *head], [[d, *cells] for d, cells in by_device.items()], numeric_from=1,
                        css="usage-devices"))
-    source = ("the <code>usage_monthly</code> view (whole months; every status counted)" if from_view
-              else "the jobs of this selection")
+    source = "the <code>usage_monthly</code> view (whole months; every status counted)"
     section.text(f'<p class="note">From {source}. Wasted = failed or cancelled jobs and their execution time.'
                  + ("" if priced else " Cost appears when a price table is given (<code>--prices</code>).") + "</p>")
     return section
@@ -142,15 +136,6 @@ def _view_usage(r: Context, priced: bool) -> list[dict[str, Any]]:
     low = day(r.scope.since)[:7] if r.scope.since else None
     high = day(r.scope.until)[:7] if r.scope.until else None
     return [row for row in out if (low is None or row["month"] >= low) and (high is None or row["month"] <= high)]
-
-
-def _jobs_usage(r: Context) -> list[dict[str, Any]]:
-    rows = r.rows(f"""
-        SELECT submitted_month, device_id, job_type, count(*), coalesce(sum(shots), 0),
-               coalesce(sum(execution_time), 0), count(*) FILTER (status IN ('failed', 'cancelled')),
-               coalesce(sum(execution_time) FILTER (status IN ('failed', 'cancelled')), 0)
-        FROM jobs WHERE {r.scope.where()} GROUP BY ALL ORDER BY ALL""")
-    return [dict(zip(USAGE, row, strict=True)) for row in rows]
 
 
 def _totals(rows: list[dict[str, Any]], by: str, priced: bool) -> dict[str, list[str]]:
