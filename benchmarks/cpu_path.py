@@ -110,6 +110,20 @@ def _write_heavy(path: Path, n_jobs: int) -> None:
                 fh.write(orjson.dumps(job) + b"\n")
 
 
+def convert(source: list[dict[str, Any]], out: Path) -> int:
+    """The exporter's CPU path on parsed jobs: result objects and flatten in batches of BATCH, one write_dataset."""
+    import pyarrow as pa
+
+    from oqtopus_data import flatten, result_from_raw, write_dataset
+
+    parts = []
+    for i in range(0, len(source), BATCH):
+        parts.append(flatten([result_from_raw(job) for job in source[i:i + BATCH]], exported_at=EXPORTED_AT))
+    tables = {name: pa.concat_tables([p[name] for p in parts]) for name in parts[0]}
+    write_dataset(tables, out)
+    return tables["jobs"].num_rows
+
+
 # ------------------------------------------------------------------------------------------ the child process
 def _child(dump: str, tmp: str) -> dict[str, Any]:
     import orjson
