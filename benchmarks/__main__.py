@@ -12,11 +12,11 @@ import time
 import traceback
 from typing import Any
 
-from . import cpu_path, export_vs_sdk, incremental, memory, profile, query, scale, transport, windows
+from . import cpu_path, export_vs_sdk, incremental, memory, profile, query, ratelimit, scale, transport, windows
 from .common import Mode, load_average, machine, print_machine
 
 BENCHMARKS = {m.NAME: m for m in (export_vs_sdk, cpu_path, incremental, memory, query, scale, windows,
-                                  transport, profile)}
+                                  transport, ratelimit, profile)}
 
 
 def main(argv: list[str] | None = None) -> int:
