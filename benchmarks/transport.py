@@ -1,7 +1,7 @@
 """Benchmark 8: client CPU per HTTP request, sequential GETs of archives from the local cloud (in its own process):
-the Transport as it is (direct connections through `oqtopus_data.wire`, on http.client), the same Transport made to
-go through requests (as before `wire`: a proxy or an adapter mounted by a test takes that road), requests with its
-per-request environment lookups, bare urllib3 and bare http.client."""
+the Transport as it is (direct connections through `oqtopus_data.wire`, its own HTTP/1.1 over sockets), the same
+Transport made to go through requests (as before `wire`: a proxy or an adapter mounted by a test takes that road),
+requests with its per-request environment lookups, bare urllib3 and bare http.client."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def run(mode: Mode) -> dict[str, Any]:
             return conn.getresponse().read()
 
         variants = {
-            "oqtopus_data.http.Transport, as it is (wire: http.client)": lambda u: as_is.get(u, kind="storage").body,
+            "oqtopus_data.http.Transport, as it is (oqtopus_data.wire)": lambda u: as_is.get(u, kind="storage").body,
             "Transport through requests (proxies, test adapters)":
                 lambda u: through_requests.get(u, kind="storage").body,
             "  the same with session.trust_env = True": lambda u: lookups.get(u, kind="storage").body,

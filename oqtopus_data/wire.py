@@ -1,17 +1,21 @@
-"""Direct connections without requests: GETs over `http.client` and a keep-alive pool, for the transport.
+"""Direct connections without requests: HTTP/1.1 GETs over a keep-alive pool of plain sockets, for the transport.
 
-requests and urllib3 spend about 0.9 ms of CPU on each GET (a prepared request, cookie jars, each URL re-encoded a
-character at a time, two layers of response objects); `http.client` alone about 0.17 ms (`python -m benchmarks
---only transport`). Nearly every request of an export is one such GET, so the transport sends the requests it can
-through `Wire`: direct http(s) connections to URLs made only of characters a URL may carry as they are. requests
-keeps everything else (proxies, redirects, adapters mounted by tests). Failures are raised as the requests
-exceptions that the retry policy (`http.classify`) and the set-up checks (`api`) already read.
+requests and urllib3 spend about 0.7 ms of CPU on each GET (a prepared request, cookie jars, each URL re-encoded a
+character at a time, two layers of response objects), `http.client` about 0.1 ms, most of it parsing headers with
+the e-mail parser; this module about half that (`python -m benchmarks --only transport`). Nearly every request of
+an export is such a GET, so the transport sends the requests it can through `Wire`: direct http(s) connections to
+URLs made only of characters a URL may carry as they are. requests keeps everything else (proxies, redirects,
+adapters mounted by tests).
+
+What is spoken: `GET target HTTP/1.1` with Host and the given headers; a response's status line and headers (at most
+MAX_HEADERS lines of at most MAX_LINE bytes), then its body framed by chunked transfer coding, Content-Length, or the
+end of the connection. Failures are raised as the requests exceptions that the retry policy (`http.classify`) and
+the set-up checks (`api`) already read.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import re
 import select
@@ -19,6 +23,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -28,23 +33,191 @@ from oqtopus_data.limits import Attempt
 #: URLs sent through `Wire`: printable ASCII that needs no quoting (what requests would send unchanged).
 PLAIN_URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_LINE = 65536  # bytes of a status, header or chunk-size line
+MAX_HEADERS = 100
 _IDLE_PER_HOST = 64  # idle connections kept per host; more are closed when given back
+_NO_BODY = frozenset({204, 304})
 
 
 class Redirected(Exception):
     """The server answered with a redirect: the transport asks again through requests, which follows it."""
 
 
+class _CutShort(Exception):
+    """The connection ended inside a response (raised as requests' ChunkedEncodingError or ConnectionError)."""
+
+
+class Headers(dict):
+    """Response headers by lower-case name; `get` takes any case (as requests' and http.client's do)."""
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return dict.get(self, name.lower(), default)
+
+    def __getitem__(self, name: str) -> Any:
+        return dict.__getitem__(self, name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and dict.__contains__(self, name.lower())
+
+
+class Connection:
+    """One socket to one host, with its buffered reader; `sock` is what the deadline watchdog shuts down."""
+
+    def __init__(self, scheme: str, host: str, port: int, timeout: float, context: ssl.SSLContext | None) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.sock: socket.socket | None = None
+        self.version = b"HTTP/1.1"
+        self._context = context if scheme == "https" else None
+        self._file: Any = None
+        default = 443 if scheme == "https" else 80
+        self.host_header = (f"[{host}]" if ":" in host else host) + ("" if port == default else f":{port}")
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._context is not None:
+                sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self._file = sock.makefile("rb")
+
+    def request(self, target: str, headers: dict[str, str]) -> None:
+        lines = [f"GET {target} HTTP/1.1", f"Host: {self.host_header}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if self.sock is None:
+            self.connect()
+        assert self.sock is not None
+        self.sock.sendall(data)
+
+    def response(self) -> tuple[int, Headers, Body]:
+        """The status, headers and body reader of the answer to the request just sent."""
+        while True:
+            status, headers = self._head()
+            if not 100 <= status < 200:
+                break  # an interim 1xx answer precedes the real one
+        return status, headers, Body(self._file, status, headers)
+
+    def reusable(self, headers: Headers, body: Body) -> bool:
+        """Whether the connection may carry another request once this answer is read."""
+        connection = headers.get("Connection", "").lower()
+        if self.version == b"HTTP/1.0":
+            return "keep-alive" in connection and not body.until_close
+        return "close" not in connection and not body.until_close
+
+    def _head(self) -> tuple[int, Headers]:
+        line = self._line()
+        if not line:
+            raise ConnectionResetError("the server closed the connection without answering")
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+            raise ConnectionError(f"not an HTTP answer: {line[:40]!r}")
+        self.version = parts[0]
+        headers = Headers()
+        last = None
+        for _ in range(MAX_HEADERS + 1):
+            line = self._line()
+            if line in (b"\r\n", b"\n", b""):
+                return int(parts[1]), headers
+            if line[:1] in (b" ", b"\t") and last is not None:  # an obsolete folded continuation
+                headers[last] += " " + line.strip().decode("latin-1")
+                continue
+            name, sep, value = line.decode("latin-1").partition(":")
+            if not sep:
+                raise ConnectionError(f"a malformed header line: {line[:40]!r}")
+            last = name.strip().lower()
+            value = value.strip()
+            headers[last] = f"{headers[last]}, {value}" if last in headers else value
+        raise ConnectionError(f"more than {MAX_HEADERS} header lines")
+
+    def _line(self) -> bytes:
+        line = self._file.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
+            raise ConnectionError("a header line is too long")
+        return line
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        file, self._file = self._file, None
+        for item in (file, sock):
+            if item is not None:
+                with contextlib.suppress(OSError):
+                    item.close()
+
+
+class Body:
+    """A response body as framed on the wire; `read(n)` gives at most n bytes, b"" at its end."""
+
+    def __init__(self, file: Any, status: int, headers: Headers) -> None:
+        self._file = file
+        coding = headers.get("Transfer-Encoding", "").lower()
+        self.chunked = "chunked" in coding
+        self.length: int | None = None
+        self.until_close = False
+        self.done = status in _NO_BODY
+        if not self.done and not self.chunked:
+            try:
+                self.length = int(headers.get("Content-Length", ""))
+            except ValueError:
+                self.until_close = True  # no framing: the body ends with the connection
+            else:
+                self.done = self.length <= 0
+        self._left = 0  # bytes left in the current chunk
+
+    def read(self, size: int) -> bytes:
+        if self.done:
+            return b""
+        if self.chunked:
+            return self._read_chunk(size)
+        if self.until_close:
+            data = self._file.read1(size)
+            self.done = not data
+            return data
+        assert self.length is not None
+        data = self._file.read(min(size, self.length))
+        if not data:
+            raise _CutShort(f"the connection closed {self.length} bytes before the end of the body")
+        self.length -= len(data)
+        self.done = self.length == 0
+        return data
+
+    def _read_chunk(self, size: int) -> bytes:
+        if self._left == 0:
+            line = self._file.readline(MAX_LINE + 1)
+            if not line:
+                raise _CutShort("the connection closed inside a chunked body")
+            try:
+                self._left = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _CutShort(f"a bad chunk size line {line[:40]!r}") from None
+            if self._left == 0:  # the last chunk: skip the trailer
+                while self._file.readline(MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
+                    pass
+                self.done = True
+                return b""
+        data = self._file.read(min(size, self._left))
+        if not data:
+            raise _CutShort("the connection closed inside a chunk")
+        self._left -= len(data)
+        if self._left == 0:
+            self._file.readline(MAX_LINE + 1)  # the CRLF after the chunk
+        return data
+
+
 class WireResponse:
     """A response as `body.read_body` and `http.classify` read it: status_code, headers, raw, content."""
 
-    def __init__(self, wire: Wire, key: tuple[str, str, int], conn: http.client.HTTPConnection,
-                 response: http.client.HTTPResponse) -> None:
-        self.status_code = response.status
-        self.headers = response.headers
-        self.raw = _Body(response)
+    def __init__(self, wire: Wire, key: tuple[str, str, int], conn: Connection, status: int, headers: Headers,
+                 body: Body) -> None:
+        self.status_code = status
+        self.headers = headers
+        self.raw = _Raw(body)
         self._content = b""
-        self._wire, self._key, self._conn, self._response = wire, key, conn, response
+        self._wire, self._key, self._conn, self._body = wire, key, conn, body
+        self._reusable = conn.reusable(headers, body)
 
     @property
     def content(self) -> bytes:
@@ -56,33 +229,27 @@ class WireResponse:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        response = self._response
-        if response.isclosed() and not response.will_close:
+        if self._body.done and self._reusable:
             self._wire.put(self._key, conn)
         else:
-            response.close()
             conn.close()
 
 
-class _Body:
-    """The body as read from the socket, with the errors of a cut-short body raised as requests raises them."""
+class _Raw:
+    """The body with the errors of a cut-short or broken connection raised as requests raises them."""
 
-    def __init__(self, response: http.client.HTTPResponse) -> None:
-        self._response = response
+    def __init__(self, body: Body) -> None:
+        self._body = body
 
     def read(self, size: int) -> bytes:
         try:
-            data = self._response.read(size)
-        except http.client.IncompleteRead as exc:
-            raise requests.exceptions.ChunkedEncodingError(f"the body ended early ({exc!r})") from None
+            return self._body.read(size)
+        except _CutShort as exc:
+            raise requests.exceptions.ChunkedEncodingError(str(exc)) from None
         except ssl.SSLError as exc:
             raise requests.exceptions.SSLError(exc) from None
-        except (OSError, http.client.HTTPException) as exc:  # socket.timeout, a reset, a bad chunk header
+        except OSError as exc:  # socket.timeout, a reset
             raise requests.exceptions.ConnectionError(exc) from None
-        if not data and self._response.length:  # the connection closed before Content-Length bytes came
-            raise requests.exceptions.ChunkedEncodingError(
-                f"the connection closed {self._response.length} bytes before the end of the body")
-        return data
 
 
 class Wire:
@@ -92,7 +259,7 @@ class Wire:
         self.timeout = timeout
         self._verify = verify  # read when the first TLS connection is made (the session's setting then)
         self._context: ssl.SSLContext | None = None
-        self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
+        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
         self._lock = threading.Lock()
 
     def get(self, url: str, headers: dict[str, str], watch: Attempt | None) -> WireResponse:
@@ -111,9 +278,9 @@ class Wire:
             if watch is not None:
                 watch.attach(conn)
             try:
-                conn.request("GET", target, headers=headers)
-                response = conn.getresponse()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                conn.request(target, headers)
+                status, response_headers, body = conn.response()
+            except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError) as exc:
                 conn.close()
                 if reused and not (watch is not None and watch.expired):
                     continue  # the server closed an idle connection just now: once more on a new one
@@ -122,17 +289,15 @@ class Wire:
                 connected = conn.sock is not None
                 conn.close()
                 raise _as_requests_error(exc, connected) from None
-            if response.status in REDIRECTS and response.headers.get("Location"):
-                response.close()
+            if status in REDIRECTS and response_headers.get("Location"):
                 conn.close()
-                raise Redirected(response.status)
-            return WireResponse(self, key, conn, response)
+                raise Redirected(status)
+            return WireResponse(self, key, conn, status, response_headers, body)
         raise AssertionError("unreachable")
 
-    def put(self, key: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
+    def put(self, key: tuple[str, str, int], conn: Connection) -> None:
         """Keep a connection whose last answer was read in full, for the next request to the host."""
-        with contextlib.suppress(AttributeError):
-            del conn._oqtopus_attempt  # type: ignore[attr-defined]
+        conn.__dict__.pop("_oqtopus_attempt", None)
         with self._lock:
             idle = self._idle.setdefault(key, [])
             if len(idle) < _IDLE_PER_HOST:
@@ -148,7 +313,7 @@ class Wire:
             for conn in conns:
                 conn.close()
 
-    def _take(self, key: tuple[str, str, int]) -> http.client.HTTPConnection | None:
+    def _take(self, key: tuple[str, str, int]) -> Connection | None:
         while True:
             with self._lock:
                 idle = self._idle.get(key)
@@ -159,15 +324,13 @@ class Wire:
                 return conn
             conn.close()
 
-    def _connection(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
-        if scheme == "http":
-            return http.client.HTTPConnection(host, port, timeout=self.timeout)
-        if self._context is None:
+    def _connection(self, scheme: str, host: str, port: int) -> Connection:
+        if scheme == "https" and self._context is None:
             self._context = _tls_context(self._verify())
-        return http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._context)
+        return Connection(scheme, host, port, self.timeout, self._context)
 
 
-def _dropped(conn: http.client.HTTPConnection) -> bool:
+def _dropped(conn: Connection) -> bool:
     """Whether an idle keep-alive connection was closed by the server (its socket reads as ready: EOF)."""
     sock = conn.sock
     if sock is None:
@@ -197,7 +360,7 @@ def _as_requests_error(exc: BaseException, connected: bool) -> BaseException:
         return requests.exceptions.SSLError(exc)
     if isinstance(exc, socket.timeout):
         return requests.exceptions.ReadTimeout(exc) if connected else requests.exceptions.ConnectTimeout(exc)
-    if isinstance(exc, OSError | http.client.HTTPException):
+    if isinstance(exc, OSError):
         return requests.exceptions.ConnectionError(exc)
     return exc
 
@@ -205,5 +368,3 @@ def _as_requests_error(exc: BaseException, connected: bool) -> BaseException:
 def direct(url: str) -> bool:
     """Whether `url` can go through `Wire` as it is (plain http(s), nothing to quote)."""
     return PLAIN_URL.fullmatch(url) is not None
-
-
