@@ -10,6 +10,7 @@ other table, so a bad job never leaves partial rows and never stops the batch. C
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -138,19 +139,24 @@ def _has(mapping: Mapping[str, Any] | None, key: str) -> bool:
 
 
 class _Columns:
-    """Column lists for the tables with one row per job (few rows: plain appends are fine)."""
+    """Rows of the tables with one row per job, as tuples in column order (taken from each row's dict in one C call),
+    turned into columns at the end (`zip` transposes them in C too)."""
 
     def __init__(self, table: S.Table) -> None:
         self.table = table
-        self.data: dict[str, list[Any]] = {name: [] for name in table.column_names}
+        names = table.column_names
+        self._take = operator.itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+        self.rows: list[tuple[Any, ...]] = []
 
-    def append(self, row: Mapping[str, Any]) -> None:
-        for name, values in self.data.items():
-            values.append(row.get(name))
+    def append(self, row: dict[str, Any]) -> None:
+        """Add a row: a dict with every column of the table."""
+        self.rows.append(self._take(row))
 
     def build(self) -> pa.Table:
         fields = self.table.schema
-        return pa.table({f.name: pa.array(self.data[f.name], f.type) for f in fields}, schema=fields)
+        columns = list(zip(*self.rows, strict=True)) if self.rows else [() for _ in fields]
+        return pa.table({f.name: pa.array(list(values), f.type) for f, values in zip(fields, columns, strict=True)},
+                        schema=fields)
 
 
 # ---------------------------------------------------------------------------------------------------- jobs
@@ -187,6 +193,8 @@ def _job_row(result: OqtopusJobResult, exported_at: datetime) -> dict[str, Any]:
                                                  "virtual_physical_mapping"),
         "transpile_stats": st.json_text(transpile.get("stats"), "transpile_stats"),
         "normalised": st.strings(result.normalised, "normalised"),
+        "n_outcomes": None,  # set from the counts, when the job has them
+        "total_count": None,
         "exported_at": exported_at,
         "extra": st.json_text(result.extra or None, "extra"),
     }

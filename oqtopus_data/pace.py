@@ -23,6 +23,7 @@ WINDOW = 1.0  # seconds over which accepted answers are counted, and the least t
 CUT = 0.9  # the pace after a throttled answer, as a share of the rate the server accepted
 RAISE = 1.1  # the pace after a window without one, as a share of the pace before
 MIN_MEASURE = 2  # fewer accepted answers in the window than this: too few to measure a rate (no pace is set)
+MAX_COUNTED = 8192  # accepted answers remembered: rates above this many a second are measured as this
 
 
 class Pace:
@@ -37,18 +38,21 @@ class Pace:
         self._clock = clock
         self._lock = threading.Lock()
         self._next = 0.0  # the earliest time the next request may start, at the current pace
-        self._accepted: deque[float] = deque()
+        self._accepted: deque[float] = deque(maxlen=MAX_COUNTED)
         self._changed = 0.0  # when the pace last changed
         self._cut_at = -WINDOW  # when it was last cut
 
     def turn(self, served: float = 0.0) -> float:
         """Wait for this request's turn and return when it started. `served`: the end of a pause the calling
         thread has already waited out (it waited for its own Retry-After)."""
+        now = self._clock()
+        if self.rate is None and (self.paused_until <= served or self.paused_until <= now):
+            return now  # nothing to wait for (the usual case): no lock taken
         with self._lock:
             now = self._clock()
             start = now
             if self.paused_until > served:
-                start = self.paused_until
+                start = max(start, self.paused_until)
             if self.rate is not None:
                 start = max(start, self._next)
                 self._next = start + 1.0 / self.rate
@@ -58,9 +62,11 @@ class Pace:
 
     def accepted(self) -> None:
         """An answer the server did not throttle."""
+        now = self._clock()
+        self._accepted.append(now)  # atomic; the deque's length bounds it, the window is cut when measuring
+        if self.rate is None:
+            return
         with self._lock:
-            now = self._clock()
-            self._accepted.append(now)
             self._forget(now)
             if self.rate is not None and now - self._changed >= WINDOW:
                 self._changed = now
@@ -90,5 +96,6 @@ class Pace:
             return until
 
     def _forget(self, now: float) -> None:
+        """Drop answers older than the window (called with the lock held; appends may race in at the right end)."""
         while self._accepted and self._accepted[0] <= now - WINDOW:
             self._accepted.popleft()
