@@ -87,7 +87,12 @@ class Connection:
     def request(self, target: str, headers: dict[str, str]) -> None:
         lines = [f"GET {target} HTTP/1.1", f"Host: {self.host_header}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
-        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if any("\r" in line or "\n" in line for line in lines):  # a header must not smuggle in another one
+            raise requests.exceptions.InvalidHeader("a request header holds a line break")
+        try:
+            data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        except UnicodeEncodeError:
+            raise requests.exceptions.InvalidHeader("a request header holds a character HTTP cannot carry") from None
         if self.sock is None:
             self.connect()
         assert self.sock is not None
@@ -356,6 +361,8 @@ def _tls_context(verify: bool | str) -> ssl.SSLContext:
 
 def _as_requests_error(exc: BaseException, connected: bool) -> BaseException:
     """A failure to connect or to read the answer's head, as the requests exception that means the same."""
+    if isinstance(exc, requests.RequestException):  # already one (an IOError too: let it through as it is)
+        return exc
     if isinstance(exc, ssl.SSLError):
         return requests.exceptions.SSLError(exc)
     if isinstance(exc, socket.timeout):
