@@ -12,11 +12,24 @@ import time
 import traceback
 from typing import Any
 
-from . import calibration, cpu_path, export_vs_sdk, incremental, memory, query, report, scale, transport, windows
+from . import (
+    calibration,
+    cpu_path,
+    export_vs_sdk,
+    incremental,
+    memory,
+    profile,
+    query,
+    ratelimit,
+    report,
+    scale,
+    transport,
+    windows,
+)
 from .common import Mode, load_average, machine, print_machine
 
 BENCHMARKS = {m.NAME: m for m in (export_vs_sdk, cpu_path, incremental, memory, query, calibration, scale, windows,
-                                  transport, report)}
+                                  transport, ratelimit, report, profile)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,17 +15,20 @@ from .cloud import CloudProcess
 from .common import Mode, mib, run_child, scratch, table
 
 NAME = "memory"
+COMPACT_AFTER = 1  # compaction on: every run ends by merging its files (the automatic trigger at its lowest)
 
 
 def run(mode: Mode) -> dict[str, Any]:
     from oqtopus_data.export import ExportOptions
 
-    small, large = mode.pick((5_000, 50_000), (20_000, 200_000))
+    # The small run fills the write buffer (500,000 count rows: about 18,000 jobs) as the large one does.
+    small, large = mode.pick((20_000, 50_000), (20_000, 200_000))
     figures = []
     for n in (small, large):
         with CloudProcess(n, latency=0.0, legacy=True) as cloud, scratch("memory") as tmp:
             child = run_child(["benchmarks.tasks", "export", json.dumps(
-                {"url": cloud.url, "token": cloud.token, "out": str(tmp / "out")})])
+                {"url": cloud.url, "token": cloud.token, "out": str(tmp / "out"),
+                 "compact_after_files": COMPACT_AFTER})])
             figures.append((n, child))
     rows = [[f"{n:,} jobs", c.value["exported"], c.value["rows"].get("counts", 0), c.wall, mib(c.peak_rss),
              *_quarters(c.value["rss_samples"]), c.value["version"], "yes" if c.value.get("compacted") else "no"]
@@ -37,11 +40,12 @@ def run(mode: Mode) -> dict[str, Any]:
            "commits", "auto-compacted"], rows,
           note="RSS sampled every 0.5 s in the export process, max per quarter of its run: it levels off once the "
                f"write buffer ({ExportOptions().flush_rows:,} count rows, or a fixed number of batches of "
-               f"{ExportOptions().batch_jobs} jobs) is full, then saws between flushes. A run that leaves enough "
-               "small files ends with an automatic compaction, which reads each table partition's files whole: that "
-               "is the peak when it happens.")
+               f"{ExportOptions().batch_jobs} jobs) is full, then saws between flushes. Each run ends with a "
+               f"compaction (compact_after_files={COMPACT_AFTER}), which streams each partition's files into one, one "
+               "input file at a time.")
     table("   target", ["", "value", "target", "met"],
-          [[f"peak RSS {large:,} / {small:,} jobs", f"{ratio:.2f}", "< 1.3", "yes" if ratio < 1.3 else "NO"]])
+          [[f"peak RSS {large:,} / {small:,} jobs, compaction on", f"{ratio:.2f}", "<= 1.3",
+            "yes" if ratio <= 1.3 else "NO"]])
     return {"sizes": [small, large], "peak_rss": [c.peak_rss for _, c in figures],
             "seconds": [c.wall for _, c in figures], "ratio": ratio}
 

@@ -1,19 +1,20 @@
-"""Benchmark 8: client CPU per HTTP request, the figure that decides how close an export gets to the request
-floor (one Python process sustains at most 1 / CPU-per-request requests per second). Sequential GETs of archive
-URLs from the local cloud (latency 0): oqtopus-data's Transport as it is (it switches off requests' per-request
-environment lookups when no proxy variable or netrc file needs them), the same with them on (`session.trust_env =
-True`: proxy variables, CA bundle variables and ~/.netrc re-read on every request, as before commit 1b6f4a2), and
-bare urllib3 (what requests is built on)."""
+"""Benchmark 8: client CPU per HTTP request, sequential GETs of archives from the local cloud (in its own process):
+the Transport as it is (direct connections through `oqtopus_data.wire`, its own HTTP/1.1 over sockets), the same
+Transport made to go through requests (as before `wire`: a proxy or an adapter mounted by a test takes that road),
+requests with its per-request environment lookups, bare urllib3 and bare http.client."""
 
 from __future__ import annotations
 
+import http.client
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from .cloud import CloudProcess
 from .common import Mode, table
 
 NAME = "transport"
+PAGE = 100  # the server's largest page
 
 
 def run(mode: Mode) -> dict[str, Any]:
@@ -28,20 +29,36 @@ def run(mode: Mode) -> dict[str, Any]:
                          max_backoff=1.0, sleep=time.sleep, user_agent="oqtopus-data-benchmark")
 
     with CloudProcess(n + 200, latency=0.0) as cloud:
-        listed = requests.get(f"{cloud.url}/jobs", params={"size": n + 200}, headers={"q-api-token": cloud.token},
-                              timeout=60).json()
-        urls = [j["job_info"]["input"] for j in listed if isinstance(j.get("job_info"), dict)
-                and "input" in j["job_info"]][:n]
+        urls: list[str] = []
+        for page in range(1, (n + 200) // PAGE + 1):
+            listed = requests.get(f"{cloud.url}/jobs", params={"size": PAGE, "page": page},
+                                  headers={"q-api-token": cloud.token}, timeout=60).json()
+            urls += [j["job_info"]["input"] for j in listed if isinstance(j.get("job_info"), dict)
+                     and "input" in j["job_info"]]
+        urls = urls[:n]
         as_is = transport()
+        through_requests = transport()
+        through_requests._wire = None  # what a proxy (or a test's adapter) makes it do
         lookups = transport()
+        lookups._wire = None
         lookups.session.trust_env = True
         lookups.session.verify = True
         pool = urllib3.PoolManager(maxsize=4)
+        parts = urlsplit(urls[0])
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port)
+
+        def bare(url: str) -> bytes:
+            target = urlsplit(url)
+            conn.request("GET", f"{target.path}?{target.query}", headers={"Accept-Encoding": "gzip, deflate"})
+            return conn.getresponse().read()
+
         variants = {
-            f"oqtopus_data.http.Transport, as it is (trust_env {as_is.session.trust_env})":
-                lambda u: as_is.get(u, kind="storage").body,
-            "Transport with session.trust_env = True": lambda u: lookups.get(u, kind="storage").body,
+            "oqtopus_data.http.Transport, as it is (oqtopus_data.wire)": lambda u: as_is.get(u, kind="storage").body,
+            "Transport through requests (proxies, test adapters)":
+                lambda u: through_requests.get(u, kind="storage").body,
+            "  the same with session.trust_env = True": lambda u: lookups.get(u, kind="storage").body,
             "urllib3.PoolManager.request (no requests)": lambda u: pool.request("GET", u).data,
+            "http.client.HTTPConnection (no pool, no checks)": bare,
         }
         best = dict.fromkeys(variants, float("inf"))
         for get in variants.values():  # warm: connections opened, archives built and cached by the server

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -32,6 +32,13 @@ def read_files(storage: Storage, table: str, entries: Iterable[FileEntry],
     if not parts:
         return S.empty_table(table)
     return pa.concat_tables(parts)
+
+
+def iter_files(storage: Storage, table: str, entries: Iterable[FileEntry],
+               manifest: Manifest | None = None) -> Iterator[pa.Table]:
+    """Rows of `table` file by file (declared schema): one file in memory at a time, as compaction merges them."""
+    for entry in entries:
+        yield _read_entry(storage, entry, manifest)
 
 
 def column_values(storage: Storage, entries: Iterable[FileEntry], column: str,

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator
 import pyarrow as pa
 
 from . import schema as S
-from .datafiles import read_files, where
+from .datafiles import iter_files, read_files, where
 from .errors import StoreError
 from .manifest import (
     LOG_DIR,
@@ -57,6 +57,9 @@ from .manifest import (
 from .storage import Storage, open_storage
 from .storage.common import META_DIR
 from .writer import Writer
+
+ROW_GROUP_ROWS = 1 << 17  # rows a compacted file's row group aims at
+ROW_GROUP_BYTES = 16 * 2**20  # or bytes of Arrow data, whichever comes first
 
 __all__ = ["Dataset", "compact", "excess_file_count", "write_dataset"]
 
@@ -205,9 +208,10 @@ def compact(location: str | os.PathLike[str] | Dataset, *, min_files: int = 2,
             for batch in _batches(group, target_rows, target_bytes):
                 if len(batch) < 2:
                     continue
-                merged = dataset.read_table(table, batch)
+                # Streamed: one input file (or a few small ones, up to a row group) in memory at a time.
+                parts = _row_groups(iter_files(dataset.storage, table, batch, base))
                 writer.drop(batch)
-                writer.write(table, merged, final=True)
+                writer.write_parts(table, parts, batch[0].partition)
                 changed = True
         if not changed:
             return None
@@ -215,6 +219,26 @@ def compact(location: str | os.PathLike[str] | Dataset, *, min_files: int = 2,
         for table, entries in base.files.items():
             writer.files.setdefault(table, []).extend(e for e in entries if not e.final)
         return writer.commit(state=dict(base.state), info={"compacted_from": base.version})
+
+
+def _row_groups(parts: Iterable[pa.Table]) -> Iterator[pa.Table]:
+    """Consecutive small parts joined up to a row group's size (many tiny row groups slow readers down); a big part
+    goes on alone. Memory holds at most one row group plus one part."""
+    pending: list[pa.Table] = []
+    held = size = 0
+    pool = pa.default_memory_pool()
+    for part in parts:
+        # Arrow's allocator (mimalloc) keeps what it freed for reuse: without this, reading files one by one
+        # grows resident memory as if they were all held (measured: 238 MiB vs 148 for a 50,000-job dataset).
+        pool.release_unused()
+        pending.append(part)
+        held += part.num_rows
+        size += part.nbytes
+        if held >= ROW_GROUP_ROWS or size >= ROW_GROUP_BYTES:
+            yield pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+            pending, held, size = [], 0, 0
+    if pending:
+        yield pa.concat_tables(pending) if len(pending) > 1 else pending[0]
 
 
 def _groups(manifest: Manifest) -> Iterator[tuple[str, list[FileEntry]]]:
@@ -228,8 +252,8 @@ def _groups(manifest: Manifest) -> Iterator[tuple[str, list[FileEntry]]]:
 
 
 def _batches(group: list[FileEntry], target_rows: int, target_bytes: int) -> Iterator[list[FileEntry]]:
-    """Files to merge together: at most `target_rows` rows and `target_bytes` of Parquet, since each batch is read
-    into memory whole (a partition of the jobs table holds kilobytes of program text per row)."""
+    """Files to merge together: at most `target_rows` rows and `target_bytes` of Parquet per merged file (files of
+    a size readers and object stores handle well; memory does not depend on it, the merge streams)."""
     batch: list[FileEntry] = []
     rows = size = 0
     for entry in sorted(group, key=lambda e: e.path):

@@ -120,12 +120,18 @@ def _outcomes_chunk(chunk: pa.StringArray) -> pa.Array:
     values = np.zeros(n, dtype=np.uint64)
     # Rows of one width form a (rows, width) matrix of 0/1 bytes; packbits turns each row, left-padded to 64
     # bits, into 8 big-endian bytes. Widths are few (a job's bitstrings share one), so this loop is short.
-    for width in np.unique(lengths).tolist():
+    widths = np.unique(lengths).tolist()
+    for width in widths:
         if not 0 < width <= 64:
             continue  # past 64 bits: null (masked below)
-        rows = np.flatnonzero(lengths == width)
-        bits = np.zeros((len(rows), 64), dtype=np.uint8)
-        bits[:, 64 - width:] = data[offsets[rows, None] + np.arange(width)] - _ZERO
+        if len(widths) == 1:  # one width (the usual case): the rows lie back to back, a matrix without gathering
+            rows = slice(None)
+            matrix = data[offsets[0]:offsets[0] + n * width].reshape(n, width)
+        else:
+            rows = np.flatnonzero(lengths == width)
+            matrix = data[offsets[rows, None] + np.arange(width)]
+        bits = np.zeros((matrix.shape[0], 64), dtype=np.uint8)
+        np.subtract(matrix, _ZERO, out=bits[:, 64 - width:])
         values[rows] = np.packbits(bits, axis=1).view(">u8").ravel()
     return pa.array(values, pa.uint64(), mask=lengths > 64)
 

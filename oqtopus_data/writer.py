@@ -7,8 +7,9 @@ what makes garbage collection safe: no other writer has files in flight.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,7 +142,28 @@ class Writer:
         self.files.setdefault(table, []).extend(written)
         return written
 
-    def _write_file(self, table: str, data: pa.Table, final: bool, month: str | None) -> FileEntry:
+    def write_parts(self, table: str, parts: Iterable[pa.Table], month: str | None) -> FileEntry:
+        """Write one final file of `table` (partition `month`) from `parts` (declared schema, that partition only),
+        one part in memory at a time: compaction's streaming merge."""
+        spec = S.TABLES[table]
+        rows = 0
+
+        def conformed() -> Iterator[pa.Table]:
+            nonlocal rows
+            for part in parts:
+                part = S.conform(table, part)
+                if spec.partitioned:
+                    part = part.drop_columns([S.PARTITION_COLUMN])
+                rows += part.num_rows
+                yield part
+
+        entry = self._write_file(table, conformed(), True, month)
+        entry = replace(entry, rows=rows)
+        self.files.setdefault(table, []).append(entry)
+        return entry
+
+    def _write_file(self, table: str, data: pa.Table | Iterable[pa.Table], final: bool,
+                    month: str | None) -> FileEntry:
         self._seq += 1
         directory = table_directory(table, month)
         name = f"part-{self.version:06d}-{self._token}-{self._seq:05d}.parquet"
@@ -149,7 +171,7 @@ class Writer:
         staged = self.storage.staged_name(rel)
         size = self.storage.write_parquet(staged, data)
         self._staged[rel] = staged
-        return FileEntry(table, rel, data.num_rows, size, final, month)
+        return FileEntry(table, rel, data.num_rows if isinstance(data, pa.Table) else 0, size, final, month)
 
     def _publish(self, pairs: dict[str, str]) -> None:
         """Rename this commit's staged files to their final names (what Spark and Trino list)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
@@ -43,8 +44,9 @@ class Storage(Protocol):
         """The path of `rel` on `arrow_filesystem()`."""
         ...
 
-    def write_parquet(self, rel: str, table: pa.Table) -> int:
-        """Write `table` as Parquet at `rel` durably and atomically; return its size in bytes."""
+    def write_parquet(self, rel: str, table: pa.Table | Iterable[pa.Table]) -> int:
+        """Write `table` as Parquet at `rel` durably and atomically; return its size in bytes. An iterable of tables
+        of one schema is written part by part (`common.write_parquet_into`)."""
         ...
 
     def write_bytes(self, rel: str, data: bytes) -> None:

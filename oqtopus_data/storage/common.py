@@ -3,9 +3,34 @@ and the staged files go, how Parquet is written, and how storage options are che
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from ..errors import ConfigError, StoreError
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "use_dictionary": True, "write_statistics": True}
+
+
+def write_parquet_into(sink: Any, data: pa.Table | Iterable[pa.Table]) -> None:
+    """Write `data` as Parquet into `sink`: a table, or tables of one schema written one after another (each its
+    own row groups), so that a merge holds one part in memory at a time (compaction)."""
+    if isinstance(data, pa.Table):
+        pq.write_table(data, sink, **PARQUET_OPTIONS)
+        return
+    writer = None
+    try:
+        for part in data:
+            if writer is None:
+                writer = pq.ParquetWriter(sink, part.schema, **PARQUET_OPTIONS)
+            writer.write_table(part)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise ValueError("no table to write")
 META_DIR = "_oqtopus"  # the dataset's own files: manifests and the writer lock
 LOCK = f"{META_DIR}/lock"
 _STAGED = ".staged"

@@ -11,15 +11,14 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..errors import LockError, StoreError
-from .common import LOCK, META_DIR, PARQUET_OPTIONS, check_options, inside, is_staged, staged_name
+from .common import LOCK, META_DIR, check_options, inside, is_staged, staged_name, write_parquet_into
 
 #: A local directory takes no storage options.
 OPTIONS: tuple[str, ...] = ()
@@ -58,8 +57,8 @@ class LocalStorage:
             raise StoreError(f"cannot create directory {path.parent}: {exc.strerror or exc}") from exc
         return path
 
-    def write_parquet(self, rel: str, table: pa.Table) -> int:
-        path = self._durable_temp(rel, lambda fh: pq.write_table(table, fh, **PARQUET_OPTIONS), os.replace)
+    def write_parquet(self, rel: str, table: pa.Table | Iterable[pa.Table]) -> int:
+        path = self._durable_temp(rel, lambda fh: write_parquet_into(fh, table), os.replace)
         return path.stat().st_size
 
     def write_bytes(self, rel: str, data: bytes) -> None:

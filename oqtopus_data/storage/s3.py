@@ -18,15 +18,14 @@ import functools
 import io
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..errors import ConfigError, StoreError
-from .common import LOCK, PARQUET_OPTIONS, check_options, inside, is_staged, staged_name
+from .common import LOCK, check_options, inside, is_staged, staged_name, write_parquet_into
 from .s3_lease import DEFAULT_LEASE_SECONDS, MISSING, Lease, error_code
 
 MULTIPART_BYTES = 64 * 1024 * 1024  # bigger files go up in parts (a single PUT is limited to 5 GiB)
@@ -111,9 +110,9 @@ class S3Storage:
             self._lease.check(action)
 
     # ------------------------------------------------------------------------------------- Storage
-    def write_parquet(self, rel: str, table: pa.Table) -> int:
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, **PARQUET_OPTIONS)
+    def write_parquet(self, rel: str, table: pa.Table | Iterable[pa.Table]) -> int:
+        sink = pa.BufferOutputStream()  # compressed Parquet only: a fraction of the tables it is written from
+        write_parquet_into(sink, table)
         data = sink.getvalue().to_pybytes()
         self.write_bytes(rel, data)
         return len(data)

@@ -6,6 +6,7 @@ import functools
 import io
 import json
 import struct
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -39,6 +40,9 @@ class Faults:
     latency: float = 0.0  # seconds slept before answering any request
     rate_limit_every: int = 0  # 429 (storage: 503 SlowDown) with Retry-After: retry_after
     retry_after: float = 0.0
+    # At most this many requests per second (a bucket of one second's worth, refilled evenly, as API gateways
+    # throttle); the others answer as rate_limit_every's do, without Retry-After, and use up nothing.
+    rate_limit: float = 0.0
     error_every: int = 0  # 500
     drop_every: int = 0  # close the connection without answering
     expire_first_download: bool = False  # first download of each archive answers 403 expired
@@ -55,6 +59,27 @@ class Faults:
         unknown = sorted(set(self.malformed.values()) - set(MALFORMED_KINDS))
         if unknown:
             raise ValueError(f"unknown malformed kinds: {unknown}")
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `rate` (one second's burst) kept; `take` spends one if there is one."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tokens = 0.0
+        self._at: float | None = None
+
+    def take(self, rate: float) -> bool:
+        with self._lock:
+            now = self._clock()
+            elapsed = 0.0 if self._at is None else now - self._at
+            self._tokens = rate if self._at is None else min(rate, self._tokens + elapsed * rate)
+            self._at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
 
 
 def malform_job(job: dict[str, Any], kind: str) -> dict[str, Any]:

@@ -20,7 +20,14 @@ from urllib.parse import parse_qs, urlsplit
 from oqtopus_data.testing import extras
 from oqtopus_data.testing.behaviour import ApiBehaviour, ListQuery, Refusal, behaviour, parse_list_query
 from oqtopus_data.testing.catalog import ARCHIVE_KEYS
-from oqtopus_data.testing.faults import COUNTS_KINDS, JOB_KINDS, Faults, malform_job, malform_result
+from oqtopus_data.testing.faults import (
+    COUNTS_KINDS,
+    JOB_KINDS,
+    Faults,
+    TokenBucket,
+    malform_job,
+    malform_result,
+)
 from oqtopus_data.testing.httpd import Handler, RequestCounts, Server, s3_error
 from oqtopus_data.testing.jobmeta import with_job_info
 from oqtopus_data.testing.storage import PresignedStorage, amz_date, archive_keys
@@ -73,6 +80,7 @@ class FakeCloud:
         self._url = ""
         self._thread: threading.Thread | None = None
         self.storage = PresignedStorage(self)
+        self._bucket = TokenBucket(time.monotonic)  # Faults.rate_limit
 
     def __repr__(self) -> str:
         where = self._server and self.url
@@ -173,8 +181,9 @@ class FakeCloud:
         storage = kind == "storage"
         if f.drop_every and n % f.drop_every == 0:
             h.drop()
-        elif f.rate_limit_every and n % f.rate_limit_every == 0:
-            retry = {"Retry-After": f"{f.retry_after:g}"}
+        elif (periodic := bool(f.rate_limit_every and n % f.rate_limit_every == 0)) or (
+                f.rate_limit > 0 and not self._bucket.take(f.rate_limit)):
+            retry = {"Retry-After": f"{f.retry_after:g}"} if periodic else {}
             if storage:
                 h.send(503, s3_error("SlowDown", "Please reduce your request rate."),
                        "application/xml", retry)

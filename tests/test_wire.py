@@ -1,0 +1,113 @@
+"""The transport's own HTTP/1.1 (`oqtopus_data.wire`): framing, keep-alive and refusals, against scripted sockets."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from oqtopus_data.errors import ApiError
+from oqtopus_data.http import Transport
+
+
+class Scripted:
+    """A server on 127.0.0.1 answering each connection's requests with the next raw answers, then closing it."""
+
+    def __init__(self, *connections: list[bytes]) -> None:
+        self.connections = list(connections)
+        self.requests: list[bytes] = []
+        self.accepted = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        for answers in self.connections:
+            conn, _ = self.sock.accept()
+            self.accepted += 1
+            with conn:
+                for answer in answers:
+                    self.requests.append(_read_request(conn))
+                    conn.sendall(answer)
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def transport(**options: object) -> Transport:
+    settings = {"token": "t" * 12, "proxy": None, "pool_size": 4, "timeout": 5.0, "max_tries": 2, "backoff": 0.001,
+                "max_backoff": 0.01, "sleep": time.sleep, "user_agent": "test", **options}
+    return Transport(**settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def within() -> Iterator[None]:
+    started = time.monotonic()
+    yield
+    assert time.monotonic() - started < 20  # hang guard only
+
+
+def test_a_chunked_body_with_extensions_and_a_trailer_is_read_whole(within: None) -> None:
+    body = b"4;ext=1\r\nabcd\r\n3\r\nefg\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    server = Scripted([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
+                       b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"])
+    t = transport()
+    assert t.get(server.url + "/a", kind="storage").body == b"abcdefg"
+    assert t.get(server.url + "/b", kind="storage").body == b"hi"  # the same connection, kept alive
+    assert server.accepted == 1
+
+
+def test_a_body_ending_before_its_length_is_retried_on_a_new_connection(within: None) -> None:
+    server = Scripted([b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"],
+                      [b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789"])
+    t = transport()
+    assert t.get(server.url + "/a", kind="storage").body == b"0123456789"
+    assert (server.accepted, t.stats.snapshot()["retries"]) == (2, 1)
+
+
+def test_an_http_1_0_answer_without_keep_alive_is_not_reused(within: None) -> None:
+    server = Scripted([b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\na"],
+                      [b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nb"])
+    t = transport()
+    assert [t.get(server.url + p, kind="storage").body for p in ("/a", "/b")] == [b"a", b"b"]
+    assert (server.accepted, t.stats.snapshot()["retries"]) == (2, 0)
+
+
+def test_an_idle_connection_the_server_closed_is_replaced_without_a_retry(within: None) -> None:
+    server = Scripted([b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"],
+                      [b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"])
+    t = transport()
+    assert t.get(server.url + "/a", kind="storage").body == b"a"
+    time.sleep(0.2)  # the server has closed the first connection by now
+    assert t.get(server.url + "/b", kind="storage").body == b"b"
+    assert t.stats.snapshot()["retries"] == 0
+
+
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(within: None) -> None:
+    server = Scripted([b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"])
+    t = transport(user_agent="ua\r\nX-Smuggled: 1")
+    with pytest.raises(ApiError, match="a request header holds a line break"):
+        t.get(server.url + "/a", kind="storage")
+    assert (server.requests, t.stats.snapshot()["requests"]["storage"]) == ([], 1)
+
+
+def test_the_request_names_the_host_and_sends_the_token_only_to_the_api(within: None) -> None:
+    server = Scripted([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]",
+                       b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz"])
+    t = transport()
+    t.get(server.url + "/jobs", kind="list", params={"size": 1, "start_time": "2024-01-01T00:00:00Z"})
+    t.get(server.url + "/s?X-Amz-Signature=abc", kind="storage")
+    api, storage = (r.decode() for r in server.requests)
+    assert api.startswith("GET /jobs?size=1&start_time=2024-01-01T00%3A00%3A00Z HTTP/1.1\r\n")
+    assert f"Host: {server.url.removeprefix('http://')}\r\n" in api and "q-api-token: tttttttttttt\r\n" in api
+    assert storage.startswith("GET /s?X-Amz-Signature=abc HTTP/1.1\r\n") and "q-api-token" not in storage
