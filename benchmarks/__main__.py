@@ -17,6 +17,7 @@ from . import (
     cpu_path,
     export_vs_sdk,
     incremental,
+    listing,
     memory,
     profile,
     query,
@@ -28,8 +29,8 @@ from . import (
 )
 from .common import Mode, load_average, machine, print_machine
 
-BENCHMARKS = {m.NAME: m for m in (export_vs_sdk, cpu_path, incremental, memory, query, calibration, scale, windows,
-                                  transport, ratelimit, report, profile)}
+BENCHMARKS = {m.NAME: m for m in (export_vs_sdk, cpu_path, incremental, listing, memory, query, calibration, scale,
+                                  windows, transport, ratelimit, report, profile)}
 
 
 def main(argv: list[str] | None = None) -> int:
