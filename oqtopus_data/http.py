@@ -373,10 +373,10 @@ class Transport:
 
     def _delay(self, retry: int, wait: float | None, throttled: bool = False) -> float:
         """Retry-After when the server gave one, else full jitter; clamped to max_backoff. A throttled request
-        without Retry-After waits only for its turn once the shared pace is set."""
+        without Retry-After waits only for its turn once the shared pace is set (and above its floor)."""
         if wait is not None:
             return min(wait, self.max_backoff)
-        if throttled and self.pace.rate is not None:
+        if throttled and self.pace.rate is not None and not self.pace.at_floor:
             return 0.0
         return self._rng.uniform(0, min(self.max_backoff, self.backoff * 2 ** (retry - 1)))
 

@@ -7,6 +7,10 @@ their tries, and a server that counts refused requests too never recovers. With 
 - the first throttled answer (429, or 503: S3's SlowDown) of a window cuts the pace of all workers to 90 % of what
   the server accepted in the last second, and each second without one raises it by 10 % again, so the pace settles
   just under the server's limit (the adaptive idea of the AWS SDKs' retry mode, in a few lines);
+- a cut needs a few throttled answers in the window (one stray 429 while the workers ask little, say during the
+  listing, would measure their demand, not the server's limit), and the pace never falls below half of what the
+  server accepted at the first cut: a gateway that refuses a share of requests however slowly it is asked would
+  otherwise cut it every second, down to a crawl. At that floor, refused requests back off one by one again;
 - answers to requests sent before a cut are old news and cut nothing.
 
 Until a server throttles, there is no pace: workers go as fast as they can.
@@ -24,6 +28,8 @@ CUT = 0.9  # the pace after a throttled answer, as a share of the rate the serve
 RAISE = 1.1  # the pace after a window without one, as a share of the pace before
 MIN_MEASURE = 2  # fewer accepted answers in the window than this: too few to measure a rate (no pace is set)
 MAX_COUNTED = 8192  # accepted answers remembered: rates above this many a second are measured as this
+FLOOR = 0.5  # the least pace, as a share of the rate the server accepted at the first cut
+MIN_THROTTLED = 3  # throttled answers in the window before the pace is cut
 
 
 class Pace:
@@ -39,8 +45,15 @@ class Pace:
         self._lock = threading.Lock()
         self._next = 0.0  # the earliest time the next request may start, at the current pace
         self._accepted: deque[float] = deque(maxlen=MAX_COUNTED)
+        self._throttled: deque[float] = deque(maxlen=MAX_COUNTED)
         self._changed = 0.0  # when the pace last changed
         self._cut_at = -WINDOW  # when it was last cut
+        self._floor = 0.0  # the least pace (FLOOR x the rate accepted at the first cut)
+
+    @property
+    def at_floor(self) -> bool:
+        """True when the pace is set and as low as it goes: throttled requests then back off one by one."""
+        return self.rate is not None and self.rate <= self._floor
 
     def turn(self, served: float = 0.0) -> float:
         """Wait for this request's turn and return when it started. `served`: the end of a pause the calling
@@ -80,12 +93,17 @@ class Pace:
         Returns the end of the pause it asked for (0 without one)."""
         with self._lock:
             now = self._clock()
+            self._throttled.append(now)
             self._forget(now)
             measured = len(self._accepted) / WINDOW
             # Sent at the current pace (older requests are old news), a window after the last cut (the server's
-            # own budget needs that long to show the new pace), with enough answers counted to measure a rate.
-            if sent >= self._cut_at and now - self._cut_at >= WINDOW and measured >= MIN_MEASURE:
-                self.rate = CUT * (measured if self.rate is None else min(self.rate, measured))
+            # own budget needs that long to show the new pace), with enough answers counted to measure a rate and
+            # enough refused to show a limit.
+            if (sent >= self._cut_at and now - self._cut_at >= WINDOW and measured >= MIN_MEASURE
+                    and len(self._throttled) >= MIN_THROTTLED):
+                if not self.cuts:
+                    self._floor = FLOOR * measured
+                self.rate = max(self._floor, CUT * (measured if self.rate is None else min(self.rate, measured)))
                 self._changed = self._cut_at = now
                 self._next = now
                 self.cuts += 1
@@ -97,5 +115,6 @@ class Pace:
 
     def _forget(self, now: float) -> None:
         """Drop answers older than the window (called with the lock held; appends may race in at the right end)."""
-        while self._accepted and self._accepted[0] <= now - WINDOW:
-            self._accepted.popleft()
+        for seen in (self._accepted, self._throttled):
+            while seen and seen[0] <= now - WINDOW:
+                seen.popleft()

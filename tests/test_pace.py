@@ -8,7 +8,7 @@ import threading
 from oqtopus_data.api import ApiClient
 from oqtopus_data.config import Credentials
 from oqtopus_data.export import ExportOptions, export
-from oqtopus_data.pace import Pace
+from oqtopus_data.pace import MIN_THROTTLED, Pace
 from oqtopus_data.testing import FakeCloud, Faults
 
 
@@ -62,10 +62,21 @@ def test_a_throttled_answer_paces_every_worker_under_what_the_server_accepted() 
         p.turn()
         p.accepted()
         clock.now += 0.005
-    p.throttled(p.turn(), None)
+    for sent in [p.turn() for _ in range(MIN_THROTTLED)]:  # workers in flight together, refused together
+        p.throttled(sent, None)
     assert p.rate == 90.0
     starts = [p.turn() for _ in range(4)]
     assert [round(b - a, 6) for a, b in itertools.pairwise(starts)] == [round(1 / 90, 6)] * 3
+
+
+def test_one_stray_refusal_while_the_workers_ask_little_sets_no_pace() -> None:
+    p, clock = pace()
+    for _ in range(4):  # the listing's first answers: the workers' demand, not the server's limit
+        p.turn()
+        p.accepted()
+        clock.now += 0.1
+    assert p.throttled(p.turn(), None) == 0.0
+    assert (p.rate, p.cuts) == (None, 0)
 
 
 def test_answers_to_requests_sent_before_a_cut_cut_nothing_more() -> None:
@@ -84,7 +95,8 @@ def test_the_pace_rises_again_after_a_second_without_throttling() -> None:
     for _ in range(100):
         p.accepted()
         clock.now += 0.005
-    p.throttled(p.turn(), None)
+    for sent in [p.turn() for _ in range(MIN_THROTTLED)]:
+        p.throttled(sent, None)
     for _ in range(92):  # a second at the new pace
         p.turn()
         p.accepted()
@@ -116,3 +128,24 @@ def test_one_shared_pause_holds_back_threads_that_were_waiting_for_their_turn() 
     for thread in threads:
         thread.join(10)
     assert len(started) == 4 and min(started) >= p.paused_until
+
+
+def test_a_server_refusing_a_share_of_requests_whatever_the_pace_does_not_drive_it_to_a_crawl() -> None:
+    # A gateway that answers 429 to one request in seven however slowly it is asked: cutting on every throttled
+    # answer would shrink the pace by a tenth each second, towards two requests a second (seen: an export of 300 jobs
+    # took two minutes instead of two seconds). The pace keeps at least half of what the server first accepted.
+    p, clock = pace()
+    for _ in range(100):  # 100 answers in the first second, before any throttling
+        p.turn()
+        p.accepted()
+        clock.now += 0.01
+    for n in range(60 * 100):  # a minute of requests at whatever pace is set
+        sent = p.turn()
+        if n % 7 == 6:
+            p.throttled(sent, None)
+        else:
+            p.accepted()
+        if p.rate is None:
+            clock.now += 0.01
+    assert p.cuts >= 2
+    assert p.rate is None or p.rate >= 0.5 * 90
