@@ -104,7 +104,7 @@ def test_the_pace_rises_again_after_a_second_without_throttling() -> None:
 
 
 def test_an_export_against_a_rate_limited_server_respects_the_limit_without_errors(tmp_path) -> None:
-    with FakeCloud(n_jobs=120, seed=3, faults=Faults(rate_limit=150)) as cloud:
+    with FakeCloud(n_jobs=120, seed=3, faults=Faults(rate_limit=60)) as cloud:
         api = ApiClient(Credentials(url=cloud.url, token=cloud.token, source="test"), workers=16)
         with api:
             report = export(api, tmp_path / "out", ExportOptions(workers=16))
@@ -113,9 +113,9 @@ def test_an_export_against_a_rate_limited_server_respects_the_limit_without_erro
         exportable = [i for i in cloud.history.job_ids() if cloud.history.job(i)["status"] != "registered"]
     assert report.errors == []
     assert report.exported == len(exportable)
-    # The burst that finds the limit is refused; after it the shared pace keeps refusals rare (each worker backing
-    # off alone makes hundreds here, and some jobs fail after six tries).
-    assert stats["retries"] < 0.1 * requests
+    # The burst that finds the limit is refused; after it the shared pace keeps refusals rare: measured 8 % of the
+    # requests with the pace, 31 % with each worker backing off alone (and more when the machine is loaded).
+    assert stats["retries"] < 0.15 * requests
 
 
 def test_one_shared_pause_holds_back_threads_that_were_waiting_for_their_turn() -> None:
