@@ -72,7 +72,8 @@ def write_report(location: str | os.PathLike[str], target: str | os.PathLike[str
         raise ValueError(f"cannot write the report to {target}: it is a directory; name a file such as report.html")
     if top_jobs < 0 or table_rows < 0:
         raise ValueError("top_jobs and table_rows must be 0 or more")
-    scope = Scope(_utc(since), _utc(until), *(tuple(dict.fromkeys(v)) for v in (devices, statuses, job_types)))
+    scope = Scope(_utc(since), _utc(until), statuses=tuple(dict.fromkeys(statuses)),
+                  job_types=tuple(dict.fromkeys(job_types)), devices=tuple(dict.fromkeys(devices)))
     if scope.since and scope.until and scope.since > scope.until:
         raise ValueError("since is after until")
     storage = open_storage(location, **(storage_options or {}))

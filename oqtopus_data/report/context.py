@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import duckdb
+
+from oqtopus_data.selection import Filters
 
 from . import charts
 from .formats import esc
@@ -17,14 +18,9 @@ OTHER = "other devices"
 
 
 @dataclass(frozen=True)
-class Scope:
-    """The report's selection: submission time (inclusive at both ends), devices, statuses and job types."""
-
-    since: datetime | None = None
-    until: datetime | None = None
-    devices: tuple[str, ...] = ()
-    statuses: tuple[str, ...] = ()
-    job_types: tuple[str, ...] = ()
+class Scope(Filters):
+    """The report's selection (the export's `Filters`: submission time inclusive at both ends, statuses, job types,
+    devices) as SQL over the jobs columns and as words."""
 
     def where(self, alias: str = "") -> str:
         """A condition on the jobs columns of the relation named `alias` ("" or "j.")."""
