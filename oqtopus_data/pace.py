@@ -4,13 +4,13 @@ Without it, a 429 slows only the worker that got it: the fifteen others keep ask
 their tries, and a server that counts refused requests too never recovers. With it:
 
 - a Retry-After pauses every worker until it has passed;
-- the first throttled answer (429, or 503: S3's SlowDown) of a window cuts the pace of all workers to 90 % of what
+- a few throttled answers (429, or 503: S3's SlowDown) in a window cut the pace of all workers to 90 % of what
   the server accepted in the last second, and each second without one raises it by 10 % again, so the pace settles
-  just under the server's limit (the adaptive idea of the AWS SDKs' retry mode, in a few lines);
-- a cut needs a few throttled answers in the window (one stray 429 while the workers ask little, say during the
-  listing, would measure their demand, not the server's limit), and the pace never falls below half of what the
-  server accepted at the first cut: a gateway that refuses a share of requests however slowly it is asked would
-  otherwise cut it every second, down to a crawl. At that floor, refused requests back off one by one again;
+  just under the server's limit (the adaptive idea of the AWS SDKs' retry mode, in a few lines). One stray 429
+  while the workers ask little, say during the listing, cuts nothing: it would measure their demand, not the limit;
+- the pace never falls below half of what the server accepted at the first cut: a gateway that refuses a share of
+  requests however slowly it is asked would otherwise cut it every second, down to a crawl. At that floor, refused
+  requests back off one by one again;
 - answers to requests sent before a cut are old news and cut nothing.
 
 Until a server throttles, there is no pace: workers go as fast as they can.
