@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from demo_export import build_demo_export, demo_jobs, write_export
+from report_html import sections, table_rows, titles
 
 import oqtopus_data
 from oqtopus_data.cli import main
@@ -35,21 +36,6 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def full(export: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[oqtopus_data.report.ReportSummary, str]:
     summary = write_report(export, tmp_path_factory.mktemp("html") / "report.html")
     return summary, summary.path.read_text(encoding="utf-8")
-
-
-def sections(page: str) -> dict[str, str]:
-    return dict(re.findall(r'<section id="([^"]+)">(.*?)</section>', page, flags=re.S))
-
-
-def titles(part: str) -> list[str]:
-    """The tooltips of a page part, unescaped."""
-    return [html.unescape(t) for t in re.findall(r"<title>(.*?)</title>", part, flags=re.S)]
-
-
-def table_rows(part: str, css: str) -> list[list[str]]:
-    body = re.search(rf'<table class="{css}">.*?<tbody>(.*?)</tbody>', part, flags=re.S).group(1)
-    return [[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)]
-            for row in re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)]
 
 
 def sql(export: Path, query: str, params: dict | None = None) -> list[tuple]:

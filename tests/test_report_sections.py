@@ -3,12 +3,11 @@ drift sections over the calibration and usage views (made here by the columns th
 
 from __future__ import annotations
 
-import html
-import re
 from pathlib import Path
 
 import pytest
 from demo_export import build_demo_export
+from report_html import sections, table_rows, titles
 
 import oqtopus_data
 from oqtopus_data.report import Scope, render
@@ -24,20 +23,6 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def page(export: Path) -> str:
     return render(oqtopus_data.connect(export), Scope(), "test").text
-
-
-def sections(text: str) -> dict[str, str]:
-    return dict(re.findall(r'<section id="([^"]+)">(.*?)</section>', text, flags=re.S))
-
-
-def titles(part: str) -> list[str]:
-    return [html.unescape(t) for t in re.findall(r"<title>(.*?)</title>", part, flags=re.S)]
-
-
-def table_rows(part: str, css: str) -> list[list[str]]:
-    body = re.search(rf'<table class="{css}">.*?<tbody>(.*?)</tbody>', part, flags=re.S).group(1)
-    return [[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)]
-            for row in re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)]
 
 
 def sql(export: Path, query: str) -> list[tuple]:
