@@ -84,6 +84,16 @@ def print_machine(info: dict[str, Any]) -> None:
     print("packages: " + "  ".join(f"{k} {v}" for k, v in info["packages"].items()))
 
 
+def met(ok: bool) -> str:
+    """A target's verdict in a table: "yes", or "NO" to stand out."""
+    return "yes" if ok else "NO"
+
+
+def by_kind(counts: dict[str, int]) -> str:
+    """Request counters (`RequestCounts.snapshot()`) as "list 3, job 8, ...": the kinds that were asked, no total."""
+    return ", ".join(f"{k} {v}" for k, v in counts.items() if v and k != "total")
+
+
 def table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]], note: str = "") -> None:
     """Print an aligned table of figures (numbers right-aligned)."""
     cells = [[_cell(v) for v in row] for row in rows]

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .common import Mode, dir_bytes, run_child, scratch, table
+from .common import Mode, dir_bytes, met, run_child, scratch, table
 
 NAME = "cpu"
 BATCH = 500  # jobs per flatten call, as the exporter does
@@ -70,13 +70,13 @@ def run(mode: Mode) -> dict[str, Any]:
     heavy_floor = heavy["ours"]["total"] / heavy["floor_results"]
     table("   targets", ["", "value", "target", "met"], [
         ["history: CPU per job (result_from_raw + flatten + write_dataset)", f"{per_job:.0f} us", "<= 40 us",
-         _yes(per_job <= 40)],
+         met(per_job <= 40)],
         ["history: oqtopus-data / DuckDB script", f"{hist['ours']['total'] / hist['duckdb']['seconds']:.2f}x", "< 1x",
-         _yes(hist["ours"]["total"] < hist["duckdb"]["seconds"])],
-        ["count-heavy: oqtopus-data / parse floor", f"{heavy_floor:.1f}x", "<= 3x", _yes(heavy_floor <= 3)],
+         met(hist["ours"]["total"] < hist["duckdb"]["seconds"])],
+        ["count-heavy: oqtopus-data / parse floor", f"{heavy_floor:.1f}x", "<= 3x", met(heavy_floor <= 3)],
         ["count-heavy: oqtopus-data / DuckDB script",
          f"{heavy['ours']['total'] / heavy['duckdb']['seconds']:.2f}x", "< 1x",
-         _yes(heavy["ours"]["total"] < heavy["duckdb"]["seconds"])],
+         met(heavy["ours"]["total"] < heavy["duckdb"]["seconds"])],
         ["history: oqtopus-data / parse floor (for reference)",
          f"{hist['ours']['total'] / hist['floor_results']:.1f}x", "", ""],
     ], note=f"cost model fitted on both inputs: {a * 1e6:.0f} us per job + {b * 1e6:.2f} us per count row. Run "
@@ -87,10 +87,6 @@ def run(mode: Mode) -> dict[str, Any]:
 
 def r_jobs(r: dict[str, Any]) -> str:
     return f"{r['jobs']:,}"
-
-
-def _yes(ok: bool) -> str:
-    return "yes" if ok else "NO"
 
 
 def _cost_model(hist: dict[str, Any], heavy: dict[str, Any]) -> tuple[float, float]:

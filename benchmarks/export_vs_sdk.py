@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from .cloud import CloudProcess
-from .common import Mode, mib, run_child, scratch, table
+from .common import Mode, met, mib, run_child, scratch, table
 from .sdk_script import PAGE_SIZE as PAGE
 
 NAME = "export"
@@ -69,8 +69,8 @@ def run(mode: Mode) -> dict[str, Any]:
     to_floor = ours.wall / floor
     per_request_cpu = ours.cpu / our_requests * 1000
     table("   ratios", ["", "value", "target", "met"], [
-        ["SDK (extrapolated) / oqtopus-data", f"{speedup:.1f}x", ">= 10x", _yes(speedup >= 10)],
-        ["oqtopus-data / request floor (process)", f"{to_floor:.2f}x", "<= 1.25x", _yes(to_floor <= 1.25)],
+        ["SDK (extrapolated) / oqtopus-data", f"{speedup:.1f}x", ">= 10x", met(speedup >= 10)],
+        ["oqtopus-data / request floor (process)", f"{to_floor:.2f}x", "<= 1.25x", met(to_floor <= 1.25)],
         ["export() alone / request floor", f"{o['seconds'] / floor:.2f}x", "", ""],
     ], note=_overhead(ours_server["requests"], needed)
             + f"SDK: list_jobs(size={PAGE}) page by page ({s['list_seconds']:.1f} s), then get_job for each job in "
@@ -112,7 +112,7 @@ def _realistic(mode: Mode) -> dict[str, Any]:
            ["request floor = sum of needed requests x their latency / workers", o["exported"], floor, needed["total"],
             "", ""]])
     table("   ratio", ["", "value", "target", "met"], [
-        ["oqtopus-data / request floor (process)", f"{ratio:.2f}x", "<= 1.25x", _yes(ratio <= 1.25)],
+        ["oqtopus-data / request floor (process)", f"{ratio:.2f}x", "<= 1.25x", met(ratio <= 1.25)],
         ["export() alone / request floor", f"{o['seconds'] / floor:.2f}x", "", ""],
     ], note=_overhead(made, needed))
     return {"jobs": n, "seconds": ours.wall, "export_seconds": o["seconds"], "floor_seconds": floor,
@@ -126,7 +126,3 @@ def _overhead(made: dict[str, int], needed: dict[str, int]) -> str:
     return (f"Listing overhead: {made.get('list', 0):,} listing requests for the {needed['list']:,} pages needed "
             f"(+{extra_list:,}: each window walked twice, the newest page of a window to plan its split); other "
             f"requests beyond the archives and GET /devices: {others:,} (the account check, retries). ")
-
-
-def _yes(ok: bool) -> str:
-    return "yes" if ok else "NO"

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from .cloud import CloudProcess
-from .common import ROOT, Mode, run_child, scratch, table
+from .common import ROOT, Mode, by_kind, met, run_child, scratch, table
 
 NAME = "incremental"
 LATENCY = 0.02
@@ -45,8 +45,8 @@ def run(mode: Mode) -> dict[str, Any]:
     budget = 10 + pending
     rows = [
         ["first run (setup, latency 0)", first.value["exported"], first.value["seconds"], "", ""],
-        ["second run: export() call", s["exported"], s["seconds"], lib_requests["total"], _kinds(lib_requests)],
-        ["second run: `oqtopus-export -q OUT` process", "", cli_wall, cli_requests["total"], _kinds(cli_requests)],
+        ["second run: export() call", s["exported"], s["seconds"], lib_requests["total"], by_kind(lib_requests)],
+        ["second run: `oqtopus-export -q OUT` process", "", cli_wall, cli_requests["total"], by_kind(cli_requests)],
         ["   of which starting Python and importing", "", import_wall, "", ""],
     ]
     table(f"3. incremental: second run over {n:,} jobs, nothing new, {LATENCY * 1000:.0f} ms per request "
@@ -54,18 +54,10 @@ def run(mode: Mode) -> dict[str, Any]:
           note=f"""jobs not terminal after the first run (fetched again by id): {pending}; listed again (overlap of
 10 minutes before the bookmark, skipped as already final): {s['listed']}; CLI exit status {cli.returncode}.""")
     table("   targets", ["", "value", "target", "met"], [
-        ["export() seconds", f"{s['seconds']:.2f}", "< 1 s", _yes(s["seconds"] < 1)],
-        ["CLI process seconds (Python start + imports included)", f"{cli_wall:.2f}", "< 1 s", _yes(cli_wall < 1)],
+        ["export() seconds", f"{s['seconds']:.2f}", "< 1 s", met(s["seconds"] < 1)],
+        ["CLI process seconds (Python start + imports included)", f"{cli_wall:.2f}", "< 1 s", met(cli_wall < 1)],
         ["requests", lib_requests["total"], f"< {budget} (10 + {pending} pending)",
-         _yes(lib_requests["total"] < budget)],
+         met(lib_requests["total"] < budget)],
     ])
     return {"jobs": n, "pending": pending, "seconds": s["seconds"], "requests": lib_requests,
             "cli_seconds": cli_wall, "import_seconds": import_wall, "first_run_seconds": first.value["seconds"]}
-
-
-def _kinds(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in counts.items() if v and k != "total")
-
-
-def _yes(ok: bool) -> str:
-    return "yes" if ok else "NO"

@@ -13,7 +13,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from .common import Mode, scratch, table
+from .common import Mode, by_kind, met, scratch, table
 
 NAME = "listing"
 BURST = 300
@@ -46,8 +46,8 @@ def run(mode: Mode) -> dict[str, Any]:
                 ids = [r[0] for r in con.execute("SELECT job_id FROM jobs").fetchall()]
             whole = len(ids) == len(set(ids)) == len(expected) and set(ids) == expected
             rows.append([label, len(live), len(live) - len(expected), result.exported, seconds, counts["total"],
-                         counts["list"], ", ".join(f"{k} {v}" for k, v in counts.items() if v and k != "total"),
-                         "yes" if whole and result.ok else "NO"])
+                         counts["list"], by_kind(counts),
+                         met(whole and result.ok)])
             figures[label] = {"jobs": len(live), "submitted": len(expected), "requests": counts, "seconds": seconds,
                               "exact": whole}
 

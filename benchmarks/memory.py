@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from .cloud import CloudProcess
-from .common import Mode, mib, run_child, scratch, table
+from .common import Mode, met, mib, run_child, scratch, table
 
 NAME = "memory"
 COMPACT_AFTER = 1  # compaction on: every run ends by merging its files (the automatic trigger at its lowest)
@@ -45,7 +45,7 @@ def run(mode: Mode) -> dict[str, Any]:
                "input file at a time.")
     table("   target", ["", "value", "target", "met"],
           [[f"peak RSS {large:,} / {small:,} jobs, compaction on", f"{ratio:.2f}", "<= 1.3",
-            "yes" if ratio <= 1.3 else "NO"]])
+            met(ratio <= 1.3)]])
     return {"sizes": [small, large], "peak_rss": [c.peak_rss for _, c in figures],
             "seconds": [c.wall for _, c in figures], "ratio": ratio}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .common import Mode, mib, run_child, scratch, table
+from .common import Mode, met, mib, run_child, scratch, table
 from .queries import QUERIES
 
 NAME = "query"
@@ -35,4 +35,4 @@ Built with result_from_raw + flatten + write_dataset in batches of 1,000,000 cou
 
 def _agree(engines: dict[str, Any]) -> str:
     digests = [{q: c.value["queries"][q]["digest"] for q in QUERIES} for c in engines.values()]
-    return "yes" if all(d == digests[0] for d in digests) else "NO"
+    return met(all(d == digests[0] for d in digests))

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from .cloud import CloudProcess
-from .common import Mode, run_child, scratch, table
+from .common import Mode, met, run_child, scratch, table
 
 NAME = "ratelimit"
 LATENCY = 0.02
@@ -36,7 +36,7 @@ def run(mode: Mode) -> dict[str, Any]:
           [["oqtopus-data export (process)", o["exported"], ours.wall, made["total"], throttled, o["errors"]],
            [f"floor = requests needed / {RATE:.0f} per second", "", floor, needed["total"], "", ""]])
     table("   ratio", ["", "value", "target", "met"], [
-        ["oqtopus-data / (requests needed / rate)", f"{ratio:.2f}x", "<= 1.2x", "yes" if ratio <= 1.2 else "NO"],
+        ["oqtopus-data / (requests needed / rate)", f"{ratio:.2f}x", "<= 1.2x", met(ratio <= 1.2)],
     ], note=f"{made['total'] / ours.wall:.0f} requests/s made, {(made['total'] - throttled) / ours.wall:.0f}/s "
             f"answered; requests refused with 429/503 and asked again: {throttled:,} "
             f"({throttled / max(1, made['total']):.1%}).")
