@@ -14,14 +14,10 @@ from .selection import Filters
 
 
 @dataclass(frozen=True)
-class ExportOptions:
-    """What to export and how; the CLI maps its flags one to one onto these fields."""
+class ExportOptions(Filters):
+    """What to export (the `Filters` fields: since, until, statuses, job_types, devices) and how; the CLI maps its
+    flags one to one onto these fields."""
 
-    since: datetime | None = None
-    until: datetime | None = None
-    statuses: tuple[str, ...] = ()
-    job_types: tuple[str, ...] = ()
-    devices: tuple[str, ...] = ()
     workers: int = 16
     page_size: int = 100
     full_refresh: bool = False
