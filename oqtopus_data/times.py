@@ -45,16 +45,6 @@ def parse_datetime(value: object, name: str = "date-time", *, as_given: bool = F
         raise TimeError(f"{name} {value.isoformat()} is out of range") from None
 
 
-def is_naive_text(value: object) -> bool:
-    """Whether `value` is date-time text that names no time zone (the rule of NAIVE_AS_UTC applies)."""
-    if not isinstance(value, str):
-        return False
-    try:
-        return datetime.fromisoformat(value).tzinfo is None
-    except ValueError:
-        return False
-
-
 def parse_time(value: object) -> datetime | None:
     """An API date-time as an aware UTC datetime; None when absent or unparseable (for lenient readers)."""
     try:

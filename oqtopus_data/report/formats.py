@@ -58,12 +58,6 @@ def number(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
 
 
-def clip(text: Any, limit: int) -> str:
-    """Text cut to `limit` characters, with an ellipsis when it was longer."""
-    out = "" if text is None else str(text)
-    return out if len(out) <= limit else out[: limit - 1] + "…"
-
-
 def short_bits(bits: str, keep: int = 24) -> str:
     """A long bitstring cut in the middle so that it fits a column."""
     return bits if len(bits) <= keep else f"{bits[: keep // 2]}…{bits[-keep // 2:]}"
