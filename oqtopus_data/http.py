@@ -44,6 +44,7 @@ from oqtopus_data.limits import (
 )
 from oqtopus_data.pace import Pace
 from oqtopus_data.redact import MESSAGE_LIMIT, redact_url, scrub
+from oqtopus_data.times import to_utc
 from oqtopus_data.wire import Redirected, Wire, direct
 
 # Re-exported: their homes are `body` and `redact`.
@@ -123,9 +124,7 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
+        seconds = (to_utc(when) - now).total_seconds()
     return max(0.0, seconds) if seconds == seconds else None  # NaN is unusable
 
 

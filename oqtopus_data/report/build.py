@@ -14,6 +14,7 @@ import duckdb
 
 from oqtopus_data import __version__
 from oqtopus_data.storage import open_storage
+from oqtopus_data.times import to_utc
 from oqtopus_data.views import connect
 
 from .context import Context, Scope, Section
@@ -72,7 +73,7 @@ def write_report(location: str | os.PathLike[str], target: str | os.PathLike[str
         raise ValueError(f"cannot write the report to {target}: it is a directory; name a file such as report.html")
     if top_jobs < 0 or table_rows < 0:
         raise ValueError("top_jobs and table_rows must be 0 or more")
-    scope = Scope(_utc(since), _utc(until), statuses=tuple(dict.fromkeys(statuses)),
+    scope = Scope(since and to_utc(since), until and to_utc(until), statuses=tuple(dict.fromkeys(statuses)),
                   job_types=tuple(dict.fromkeys(job_types)), devices=tuple(dict.fromkeys(devices)))
     if scope.since and scope.until and scope.since > scope.until:
         raise ValueError("since is after until")
@@ -90,12 +91,6 @@ def write_report(location: str | os.PathLike[str], target: str | os.PathLike[str
 
 def _connect(storage: object, prices: str | os.PathLike[str] | None) -> duckdb.DuckDBPyConnection:
     return connect(storage, prices=prices)  # type: ignore[arg-type]
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def render(con: duckdb.DuckDBPyConnection, scope: Scope, source: str, *, top_jobs: int = 10,

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from oqtopus_data.times import to_utc
+
 from .formats import esc, fit, format_duration, text_width
 
 FONT = 11  # tick labels, notes
@@ -271,4 +273,4 @@ class Frame:
 
 def epoch(moment: datetime) -> float:
     """A datetime as epoch seconds (naive times are UTC)."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    return to_utc(moment).timestamp()
