@@ -12,9 +12,10 @@ GET /jobs/{id}/sselog. Change one switch with `dataclasses.replace(SERVER_API, t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from oqtopus_data.testing.catalog import JOB_FIELDS, STATUSES
+from oqtopus_data.times import to_utc
 
 INTERNAL_ERROR = "Internal Server Error"
 
@@ -118,10 +119,9 @@ def _time(api: ApiBehaviour, query: dict[str, str], name: str) -> datetime | Non
         when = datetime.fromisoformat(text)
     except ValueError:
         raise Refusal(api.refusal, f"Invalid isoformat string: {text[:64]!r}") from None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
     # The server converts the bound to Asia/Tokyo and compares its wall-clock time with the naive
     # UTC created_at: in effect the bound moves later by the zone's offset.
-    return when.astimezone(UTC) + api.tz_shift
+    return to_utc(when) + api.tz_shift
 
 
 def _fields(text: str | None, strict: bool) -> frozenset[str] | None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from oqtopus_data.testing.catalog import S
+from oqtopus_data.times import to_utc
 
 NO_TIME = -(2**63)  # the submitted_at of a job that is not submitted (registered)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -60,8 +61,7 @@ def submission_delay(rng: random.Random, two_step: float, max_delay_us: int) -> 
 
 def to_us(when: datetime, epoch_us: int) -> int:
     """`when` (naive = UTC) as microseconds after the instant `epoch_us` (us since 1970)."""
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return (when - EPOCH) // timedelta(microseconds=1) - epoch_us
+    return (to_utc(when) - EPOCH) // timedelta(microseconds=1) - epoch_us
 
 
 def from_us(us: int, epoch_us: int) -> datetime:
