@@ -384,8 +384,8 @@ def _estimation_row(result: Any, estimation: Mapping[str, Any]) -> dict[str, Any
     values = {}
     for key in ("exp_value", "stds"):
         value = estimation.get(key)
-        if isinstance(value, list | tuple):  # a valid [re, im] was read by the result object already
-            raise BadJob(f"{key} is a list of {len(value)} values, not a number or [re, im]")
+        if isinstance(value, list | tuple):  # a valid [x] or [re, im] was read by the result object already
+            raise BadJob(f"{key} is a list of {len(value)} values, not a number, [x] or [re, im]")
         values[key] = st.float64(value, key)
     imag = getattr(result, "exp_value_imag", None)
     operator = result.operator

@@ -3,7 +3,8 @@
 - Bitstring keys are read as the official SDK reads them (blanks, `_` and one `0b` prefix ignored), one at a time
   or vectorised over an Arrow column.
 - Older encodings are read, never dropped, each with a note (a result's `normalised`): counts sent as JSON text,
-  `[re, im]` pairs for exp_value, stds and operator coefficients, a lone program string.
+  `[re, im]` pairs for exp_value, stds and operator coefficients, a lone program string. The server's schema
+  declares exp_value and a coefficient as a list of 1 or 2 numbers: `[x]` is read as x (imaginary part 0), noted.
 - The input's program and operator are read when their shape is known; otherwise they are left out with a note and
   kept as sent in the extra keys (an operator with one term that is not a `{pauli, coeff}` mapping is left out whole:
   a partial observable would be a wrong one).
@@ -180,14 +181,26 @@ def as_float(value: Any) -> Any:
 
 
 def complex_pair(value: Any) -> tuple[Any, Any] | None:
-    """`(re, im)` when `value` is a two-number list (an older complex encoding), else None."""
-    if isinstance(value, list | tuple) and len(value) == 2 and _real(value[0]) and _real(value[1]):
-        return as_float(value[0]), as_float(value[1])
-    return None
+    """`(re, im)` when `value` is a list of two numbers (`[re, im]`), `(x, None)` for a list of one (`[x]`, a real
+    number as the server's schema allows it); None for anything else."""
+    if not isinstance(value, list | tuple) or not 1 <= len(value) <= 2 or not all(map(_real, value)):
+        return None
+    return (as_float(value[0]), as_float(value[1])) if len(value) == 2 else (as_float(value[0]), None)
 
 
-def _pair_text(pair: tuple[Any, Any]) -> str:
-    return "[" + ", ".join(repr(x) if isinstance(x, float) else "<a number beyond float range>" for x in pair) + "]"
+def pair_note(what: str, pair: tuple[Any, Any], kept: str) -> str:
+    """The `normalised` note of a number sent as a list: `[x]` read as x, or `[re, im]` with where im went."""
+    if pair[1] is None:
+        return f"{what}: [x] {_pair_text(pair[:1])}, read as {_number_text(pair[0])} (imaginary part 0)"
+    return f"{what}: [re, im] {_pair_text(pair)}, kept re, {kept}"
+
+
+def _number_text(x: Any) -> str:
+    return repr(x) if isinstance(x, float) else "<a number beyond float range>"
+
+
+def _pair_text(pair: tuple[Any, ...]) -> str:
+    return "[" + ", ".join(map(_number_text, pair)) + "]"
 
 
 def normalise_result(result: Any, notes: list[str]) -> tuple[Any, Any]:
@@ -217,9 +230,7 @@ def normalise_result(result: Any, notes: list[str]) -> tuple[Any, Any]:
             estimation[key] = pair[0]
             if key == "exp_value":
                 imag = pair[1]
-                notes.append(f"exp_value: [re, im] {_pair_text(pair)}, kept re, im in exp_value_imag")
-            else:
-                notes.append(f"stds: [re, im] {_pair_text(pair)}, kept re, dropped im")
+            notes.append(pair_note(key, pair, "im in exp_value_imag" if key == "exp_value" else "dropped im"))
         result["estimation"] = estimation
     return result, imag
 
@@ -261,7 +272,7 @@ def read_operator(source: Any, notes: list[str], extra: dict[str, Any]) -> tuple
         return None, None
     if not isinstance(source, list | tuple):
         return _unread_operator(source, f"{_shape(source)} rather than a list of terms", notes, extra)
-    terms, imags, pair_notes = [], [], []
+    terms, imags, pair_notes, complex_terms = [], [], [], False
     for i, item in enumerate(source):
         item = plain(item)
         if not isinstance(item, Mapping):
@@ -271,8 +282,9 @@ def read_operator(source: Any, notes: list[str], extra: dict[str, Any]) -> tuple
             return _unread_operator(source, f"term {i} has no pauli string", notes, extra)
         pair = complex_pair(coeff)
         if pair is not None:
-            pair_notes.append(f"operator[{i}].coeff: [re, im] {_pair_text(pair)}, kept re, im in operator_coeff_imag")
+            pair_notes.append(pair_note(f"operator[{i}].coeff", pair, "im in operator_coeff_imag"))
             coeff, imag = pair
+            complex_terms |= imag is not None
         elif _real(coeff):
             coeff = as_float(coeff)
         elif coeff is not None:
@@ -280,7 +292,7 @@ def read_operator(source: Any, notes: list[str], extra: dict[str, Any]) -> tuple
         terms.append({"pauli": pauli, "coeff": coeff})
         imags.append(imag)
     notes += pair_notes
-    return terms, imags if pair_notes else None
+    return terms, imags if complex_terms else None
 
 
 def _unread_operator(source: Any, why: str, notes: list[str], extra: dict[str, Any]) -> tuple[None, None]:

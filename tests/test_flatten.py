@@ -134,6 +134,19 @@ def test_legacy_forms_are_read_and_noted():
     assert tables["counts"].num_rows == len(result("tolerant_counts_json_string").get_counts())
 
 
+def test_an_exp_value_of_one_number_in_a_list_is_written_not_refused():
+    """`[0.42]` is what the server's schema allows (a list of 1 or 2 numbers): a row, not an `errors` row."""
+    tables = flatten([result("tolerant_exp_value_list_of_one")], exported_at=AT)
+    assert tables["errors"].num_rows == 0
+    (est,) = tables["estimations"].to_pylist()
+    assert (est["exp_value"], est["exp_value_imag"], est["stds"]) == (0.42, None, 0.0231)
+    assert est["operator"] == [{"pauli": "X 0 X 1", "coeff": 1.0}, {"pauli": "Z 0 Z 1", "coeff": 0.5}]
+    assert est["operator_coeff_imag"] is None
+    (job,) = tables["jobs"].to_pylist()
+    assert job["normalised"] == ["exp_value: [x] [0.42], read as 0.42 (imaginary part 0)",
+                                 "operator[0].coeff: [x] [1.0], read as 1.0 (imaginary part 0)"]
+
+
 def test_the_official_sdk_results_flatten_like_ours():
     from oqtopus_client import rest as models
     from oqtopus_client.services.job_results import OqtopusEstimationJobResult, OqtopusSamplingJobResult

@@ -112,6 +112,19 @@ def test_complex_exp_value_keeps_the_real_part_and_exposes_the_imaginary_one() -
     assert result.operator_coeff_imag == [0.0]
 
 
+def test_a_list_of_one_number_is_read_as_that_real_number() -> None:
+    """The server's schema declares exp_value and an operator coeff as a list of 1 or 2 numbers: `[x]` is x."""
+    result = result_from_raw(load("tolerant_exp_value_list_of_one"))
+    assert (result.exp_value, result.exp_value_imag, result.stds) == (0.42, None, 0.0231)
+    assert result.estimation == {"exp_value": 0.42, "stds": 0.0231}
+    assert result.normalised == [
+        "exp_value: [x] [0.42], read as 0.42 (imaginary part 0)",
+        "operator[0].coeff: [x] [1.0], read as 1.0 (imaginary part 0)",
+    ]
+    assert result.operator == [{"pauli": "X 0 X 1", "coeff": 1.0}, {"pauli": "Z 0 Z 1", "coeff": 0.5}]
+    assert result.operator_coeff_imag is None
+
+
 def test_plain_payloads_carry_no_notes_and_no_imaginary_part() -> None:
     result = result_from_raw(load("estimation_current"))
     assert result.normalised == []
