@@ -1,7 +1,7 @@
 """Benchmark 2: the CPU path (result_from_raw -> flatten -> write_dataset) on in-memory payloads, against the
 parse floor (orjson.loads of the same JSON) and against a DuckDB script that builds the same tables from a
-JSON-lines dump. Targets: at most 40 us of CPU per history job and faster than the DuckDB script there; at most 3x the
-parse floor on count-heavy jobs.
+JSON-lines dump. Targets (issue 24): at most 60 us of CPU per history job and faster than the DuckDB script there; at
+most 5x the parse floor on count-heavy jobs. A missed target says by how much.
 
 Two inputs: the synthetic history (all job types, about 28 count rows per job: per-job costs dominate) and
 count-heavy sampling jobs (1,000 count rows per job: per-row costs dominate). From the two, the cost model
@@ -24,6 +24,8 @@ from .common import Mode, dir_bytes, met, run_child, scratch, table
 NAME = "cpu"
 BATCH = 500  # jobs per flatten call, as the exporter does
 EXPORTED_AT = datetime(2025, 1, 1, tzinfo=UTC)
+US_PER_JOB = 60  # target: CPU us per history job (result_from_raw + flatten + write_dataset)
+HEAVY_X_FLOOR = 5  # target: count-heavy jobs, oqtopus-data / parse floor
 
 
 def run(mode: Mode) -> dict[str, Any]:
@@ -68,21 +70,29 @@ def run(mode: Mode) -> dict[str, Any]:
     a, b = _cost_model(hist, heavy)
     per_job = hist["ours"]["cpu"] / hist["jobs"] * 1e6
     heavy_floor = heavy["ours"]["total"] / heavy["floor_results"]
-    table("   targets", ["", "value", "target", "met"], [
-        ["history: CPU per job (result_from_raw + flatten + write_dataset)", f"{per_job:.0f} us", "<= 40 us",
-         met(per_job <= 40)],
-        ["history: oqtopus-data / DuckDB script", f"{hist['ours']['total'] / hist['duckdb']['seconds']:.2f}x", "< 1x",
-         met(hist["ours"]["total"] < hist["duckdb"]["seconds"])],
-        ["count-heavy: oqtopus-data / parse floor", f"{heavy_floor:.1f}x", "<= 3x", met(heavy_floor <= 3)],
-        ["count-heavy: oqtopus-data / DuckDB script",
-         f"{heavy['ours']['total'] / heavy['duckdb']['seconds']:.2f}x", "< 1x",
-         met(heavy["ours"]["total"] < heavy["duckdb"]["seconds"])],
+    vs_duckdb = hist["ours"]["total"] / hist["duckdb"]["seconds"]
+    heavy_duckdb = heavy["ours"]["total"] / heavy["duckdb"]["seconds"]
+    table("   targets", ["", "value", "target", "met", "missed by"], [
+        ["history: CPU per job (result_from_raw + flatten + write_dataset)", f"{per_job:.0f} us",
+         f"<= {US_PER_JOB} us", met(per_job <= US_PER_JOB), _missed(per_job, US_PER_JOB)],
+        ["history: oqtopus-data / DuckDB script", f"{vs_duckdb:.2f}x", "< 1x", met(vs_duckdb < 1),
+         _missed(vs_duckdb, 1)],
+        ["count-heavy: oqtopus-data / parse floor", f"{heavy_floor:.1f}x", f"<= {HEAVY_X_FLOOR}x",
+         met(heavy_floor <= HEAVY_X_FLOOR), _missed(heavy_floor, HEAVY_X_FLOOR)],
+        ["count-heavy: oqtopus-data / DuckDB script", f"{heavy_duckdb:.2f}x", "< 1x", met(heavy_duckdb < 1),
+         _missed(heavy_duckdb, 1)],
         ["history: oqtopus-data / parse floor (for reference)",
-         f"{hist['ours']['total'] / hist['floor_results']:.1f}x", "", ""],
+         f"{hist['ours']['total'] / hist['floor_results']:.1f}x", "", "", ""],
     ], note=f"cost model fitted on both inputs: {a * 1e6:.0f} us per job + {b * 1e6:.2f} us per count row. Run "
             "alone: `python -m benchmarks --only cpu` (the DuckDB script uses every core: a loaded machine slows it "
             "more than the one-threaded path).")
-    return {"history": hist, "heavy": heavy, "us_per_job": a * 1e6, "us_per_count_row": b * 1e6}
+    return {"history": hist, "heavy": heavy, "us_per_job": a * 1e6, "us_per_count_row": b * 1e6,
+            "cpu_us_per_history_job": per_job, "heavy_x_floor": heavy_floor}
+
+
+def _missed(value: float, target: float) -> str:
+    """By how much a figure misses its upper target ("" when it meets it): the excess as a factor of the target."""
+    return "" if value <= target else f"{value / target:.2f}x the target"
 
 
 def r_jobs(r: dict[str, Any]) -> str:
