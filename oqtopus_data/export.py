@@ -35,7 +35,7 @@ from .devices import check_device_names, fetch_devices
 from .enums import TERMINAL
 from .errors import ConfigError, OqtopusDataError
 from .fetch import fetch_jobs, refetch_jobs, refetch_sse_logs
-from .flatten import flatten
+from .flatten import flatten_batch
 from .listing import Lister
 from .manifest import Manifest
 from .pages import job_identity
@@ -316,14 +316,11 @@ class _Run:
         """Rows of a batch: final ones buffered, volatile ones kept for the commit, failures recorded."""
         if not results:
             return
-        tables = flatten(results, exported_at=self.now)
+        flat = flatten_batch(results, exported_at=self.now)
+        tables, final_ids = flat.tables, flat.final_ids
         self.volatile.drop([r.job_id for r in results])
-        raw = {escaped(r.job_id)[0]: r.job_id for r in results if isinstance(r.job_id, str)}
-        for job_id, _stage, message in zip(*(tables["errors"][c].to_pylist() for c in ("job_id", "stage", "message")),
-                                           strict=True):
-            self._error(raw.get(job_id, job_id), "flatten", message)
-        statuses = dict(zip(tables["jobs"]["job_id"].to_pylist(), tables["jobs"]["status"].to_pylist(), strict=True))
-        final_ids = [j for j, status in statuses.items() if status in TERMINAL]
+        for job_id, message in flat.errors:
+            self._error(job_id, "flatten", message)
         self.report.rows.update(self.rows.add(tables, final_ids))
         for row in tables["jobs"].select(["job_type", "status"]).to_pylist():
             self.report.jobs_by_type_status[(row["job_type"], row["status"])] += 1

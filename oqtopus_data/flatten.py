@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 
 from . import schema as S
 from . import storable as st
+from .enums import TERMINAL
 from .payload import clean_bitstrings, outcomes, short_repr
 from .results import OqtopusJobResult, result_from_raw
 from .times import parse_datetime
@@ -40,17 +42,35 @@ class BadJob(ValueError):
     """Raised inside the flattener for one job; turned into an `errors` row."""
 
 
+@dataclass(frozen=True)
+class Flattened:
+    """A batch flattened: its tables and, beside them as values (never read back from Arrow), the jobs that failed
+    and the ids of the jobs written with a terminal status (their rows are final)."""
+
+    tables: dict[str, pa.Table]
+    #: (job_id, message) of each job left out: the id as sent when it is text, its repr otherwise, None when absent.
+    errors: list[tuple[str | None, str]]
+    final_ids: list[str]
+
+
 def flatten(results: Iterable[Any], *, exported_at: datetime | None = None) -> dict[str, pa.Table]:
     """Flatten results (oqtopus-data's or the official SDK's, duck-typed) into the dataset's tables.
 
     Returns `jobs`, `counts`, `divided_counts`, `estimations` and `errors`, each with its declared schema.
     """
+    return flatten_batch(results, exported_at=exported_at).tables
+
+
+def flatten_batch(results: Iterable[Any], *, exported_at: datetime | None = None) -> Flattened:
+    """`flatten`, with the failed jobs and the final ids handed back as values beside the tables (the exporter's
+    view: it records the errors and keeps the final rows apart without reading either back from Arrow)."""
     exported_at = exported_at or datetime.now(UTC)
     jobs = _Columns(S.JOBS)
     estimations = _Columns(S.ESTIMATIONS)
     counts = _CountsBuilder()
     divided = _CountsBuilder(divided=True)
     errors: list[tuple[Any, str]] = []
+    final: list[str] = []
 
     for item in results:
         try:
@@ -74,6 +94,8 @@ def flatten(results: Iterable[Any], *, exported_at: datetime | None = None) -> d
             est_row["job_id"], est_row[S.PARTITION_COLUMN] = job_id, month
             estimations.append(est_row)
         jobs.append(row)
+        if row["status"] in TERMINAL:
+            final.append(job_id)
 
     counts_table, bad_counts = counts.build()
     divided_table, bad_divided = divided.build()
@@ -91,7 +113,13 @@ def flatten(results: Iterable[Any], *, exported_at: datetime | None = None) -> d
         for name in ("jobs", "counts", "divided_counts", "estimations"):
             t = tables[name]
             tables[name] = t.filter(pc.invert(pc.is_in(t["job_id"], value_set=drop)))
-    return tables
+        final = [job_id for job_id in final if job_id not in bad]
+    return Flattened(tables, [(_error_id(job_id), message) for job_id, message in errors], final)
+
+
+def _error_id(job_id: Any) -> str | None:
+    """A failed job's id as the errors table names it, unescaped: text as sent, anything else as its repr."""
+    return job_id if job_id is None or isinstance(job_id, str) else repr(job_id)
 
 
 def error_rows(errors: Iterable[tuple[Any, str, str]], recorded_at: datetime) -> pa.Table:
@@ -104,7 +132,7 @@ def error_rows(errors: Iterable[tuple[Any, str, str]], recorded_at: datetime) ->
     for job_id, stage, message in errors:
         note = ""
         if job_id is not None:
-            job_id, fixed = st.escaped(job_id if isinstance(job_id, str) else repr(job_id))
+            job_id, fixed = st.escaped(_error_id(job_id))
             note = " (job_id is not valid UTF-8: stored with \\u escapes)" if fixed else ""
         message, fixed = st.escaped(str(message))
         note += " (message text not valid UTF-8 stored with \\u escapes)" if fixed else ""

@@ -199,3 +199,29 @@ def test_vectorised_parser_agrees_with_the_sdk_rule(keys):
     else:
         got = {r["bitstring"]: r["outcome"] for r in tables["counts"].to_pylist()}
         assert got == valid
+
+
+def test_flatten_batch_hands_back_errors_and_final_ids_as_values_beside_the_tables():
+    """The exporter reads failures and final ids from values, not back from the Arrow tables."""
+    from oqtopus_data.flatten import flatten_batch
+
+    running = load_payload("sampling_current")
+    running.update(job_id="running-job", status="running")
+    bad_count = load_payload("sampling_current")
+    bad_count["job_id"] = "bad-count"
+    bad_count["job_info"]["result"]["sampling"]["counts"] = {"00": -1}
+    bad_key = load_payload("sampling_current")
+    bad_key["job_id"] = "bad-key"
+    bad_key["job_info"]["result"]["sampling"]["counts"] = {"0x2": 5}
+    items = [result("sampling_current"), result_from_raw(running), result_from_raw(bad_count),
+             result_from_raw(bad_key), {"job_id": 7}]
+    flat = flatten_batch(items, exported_at=AT)
+    assert flat.final_ids == [result("sampling_current").job_id]
+    assert flat.errors == [
+        ("bad-count", "counts has a negative count: -1"),
+        ("7", "Job payload is missing required fields: job_type, status, name, device_id, shots, job_info"),
+        ("bad-key", "invalid bitstring '0x2' in counts"),
+    ]
+    assert flat.tables == flatten(items, exported_at=AT)
+    assert [(r["job_id"], r["message"]) for r in flat.tables["errors"].to_pylist()] == flat.errors
+    assert flat.tables["jobs"]["job_id"].to_pylist() == [result("sampling_current").job_id, "running-job"]

@@ -92,7 +92,7 @@ def test_full_refresh_shows_the_old_dataset_until_the_new_one_is_committed(tmp_p
     before = connect(out).execute("SELECT job_id, status FROM jobs ORDER BY 1").fetchall()
     import oqtopus_data.export as export_module
 
-    real = export_module.flatten
+    real = export_module.flatten_batch
     calls = {"n": 0}
 
     def failing(results, **kw):
@@ -101,7 +101,7 @@ def test_full_refresh_shows_the_old_dataset_until_the_new_one_is_committed(tmp_p
             raise RuntimeError("killed mid-way")
         return real(results, **kw)
 
-    monkeypatch.setattr(export_module, "flatten", failing)
+    monkeypatch.setattr(export_module, "flatten_batch", failing)
     with pytest.raises(RuntimeError):
         run(cloud, out, full_refresh=True, batch_jobs=50)
     monkeypatch.undo()
