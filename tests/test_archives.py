@@ -120,3 +120,25 @@ def test_zip_bomb_that_understates_its_size_never_inflates_past_the_limit() -> N
     data = understate_size(bomb(16 << 20), 100)
     with pytest.raises(ArchiveError, match="corrupt archive"):
         read_archive(data, key="result", limit=LIMIT)
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"sampling": {"counts": {"00": 5, "11": 3}}, "estimation": {"exp_value": [0.42], "stds": 1.5e-320}}',
+    b'\xef\xbb\xbf{"bom": true}',  # a byte-order mark
+    b'{"nan": NaN, "inf": 1e400, "big": 123456789012345678901234567890, "neg": -9223372036854775809}',
+    b'{"lone": "\\udc00", "pair": "\\ud83d\\ude00", "dup": 1, "dup": 2}',
+    b'{"deep": ' + b"[" * 50 + b"]" * 50 + b"}",
+])
+def test_json_is_read_as_the_standard_library_reads_it(payload: bytes) -> None:
+    """msgspec decodes the entry; what it refuses (a BOM, NaN, huge numbers, a lone surrogate) is read again by the
+    standard library, so the value is the same whichever decoder read it."""
+    value = read_archive(make_zip({"result.json": payload}), key="result", limit=LIMIT)
+    expected = json.loads(payload.decode("utf-8-sig"))
+    assert repr(value) == repr(expected)
+
+
+def test_invalid_json_keeps_the_standard_library_s_wording() -> None:
+    data = make_zip({"result.json": b'{"a": 1,}'})
+    wording = r"invalid JSON \(Expecting property name enclosed in double quotes at line 1 column 9\)"
+    with pytest.raises(ArchiveError, match=wording):
+        read_archive(data, key="result", limit=LIMIT)
