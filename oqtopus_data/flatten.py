@@ -14,6 +14,7 @@ import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -86,7 +87,7 @@ def flatten_batch(results: Iterable[Any], *, exported_at: datetime | None = None
             continue
         job_id, month = row["job_id"], row[S.PARTITION_COLUMN]
         if job_counts is not None:
-            row["n_outcomes"], row["total_count"] = len(job_counts[0]), job_counts[2]
+            row["n_outcomes"], row["total_count"] = len(job_counts[0]), job_counts[1]
             counts.add(job_id, month, job_counts)
         for sub, sub_counts, label in job_divided or ():
             divided.add(job_id, month, sub_counts, sub, label)
@@ -247,36 +248,36 @@ def _enum_value(value: Any) -> Any:
 # -------------------------------------------------------------------------------------------------- counts
 
 
-_Pairs = tuple[list[str], list[int], int, str]
+_Pairs = tuple[Mapping[str, int], int, str]  # one counts mapping (checked), its total, its keys joined by NULs
 
 
 def _count_pairs(value: Any, what: str) -> _Pairs:
-    """Keys, values, total and the keys joined by NULs of one counts mapping, checked: string keys, counts that are
-    non-negative 64-bit integers, a total that fits too (it is `total_count`)."""
+    """One counts mapping checked (string keys, counts that are non-negative 64-bit integers, a total that fits too:
+    it is `total_count`), with its total and its keys joined by NULs. Its keys and values are read in place (no list
+    copies: count-heavy jobs have thousands)."""
     if not isinstance(value, Mapping):
         if isinstance(value, str):  # the result objects parse JSON text; this one was not a JSON object
             raise BadJob(f"{what} is a string that is not a JSON object")
         raise BadJob(f"{what} is not a mapping of bitstring to count: {type(value).__name__}")
-    keys = list(value.keys())
-    vals = list(value.values())
+    vals = value.values()
     # join fails on a key that is not a string (str subclasses pass, as isinstance let them); what it makes is how
     # the counts builder turns all keys into one Arrow column at C speed.
     try:
-        joined = _SEPARATOR.join(keys)
+        joined = _SEPARATOR.join(value)
     except TypeError:
         raise BadJob(f"{what} has a key that is not a string") from None
     # set(map(type, ...)) runs in C: half the cost of a generator over every count (bool is not int here)
     if not set(map(type, vals)) <= _INT:
         bad = next(v for v in vals if type(v) is not int)
         raise BadJob(f"{what} has a count that is not an integer: {short_repr(bad)}")
-    if vals and min(vals) < 0:
+    if value and min(vals) < 0:
         raise BadJob(f"{what} has a negative count: {short_repr(min(vals))}")
     total = sum(vals)
     if total > st.INT64_MAX:  # counts are >= 0, so a total that fits means every count fits
         st.int64(max(vals), f"a count in {what}")
         if what == "counts":
             raise BadJob(f"the sum of {what} does not fit a 64-bit integer (total_count)")
-    return keys, vals, total, joined
+    return value, total, joined
 
 
 def _divided_of(value: Any) -> list[tuple[int, _Pairs, str]]:
@@ -301,7 +302,7 @@ class _CountsBuilder:
     def __init__(self, *, divided: bool = False) -> None:
         self.divided = divided
         self.table = S.DIVIDED_COUNTS if divided else S.COUNTS
-        self.keys: list[str] = []
+        self.counts: list[Mapping[str, int]] = []  # each add()'s mapping: its keys, for the rare general conversion
         self.joined: list[str] = []  # each add()'s keys joined by NULs (non-empty ones only)
         self.values: list[int] = []
         self.job_ids: list[str] = []
@@ -311,23 +312,23 @@ class _CountsBuilder:
         self.labels: list[str] = []
 
     def add(self, job_id: str, month: str, pairs: _Pairs, sub: int = 0, label: str = "counts") -> None:
-        keys, values, _, joined = pairs
-        self.keys += keys
-        if keys:
+        counts, _, joined = pairs
+        if counts:
             self.joined.append(joined)
-        self.values += values
+        self.counts.append(counts)
+        self.values += counts.values()
         self.job_ids.append(job_id)
         self.months.append(month)
         self.subs.append(sub)
-        self.lengths.append(len(keys))
+        self.lengths.append(len(counts))
         self.labels.append(label)
 
     def build(self) -> tuple[pa.Table, dict[str, str]]:
         """The table, and the jobs whose bitstrings are invalid (job_id -> message), left out of it."""
         try:
-            bitstrings = _strings(_SEPARATOR.join(self.joined), len(self.keys))
+            bitstrings = _strings(_SEPARATOR.join(self.joined), len(self.values))
             if bitstrings is None:  # not plain ASCII (or a key holds the separator): the general conversion
-                bitstrings = pa.array(self.keys, pa.string())
+                bitstrings = pa.array(list(chain.from_iterable(self.counts)), pa.string())
         except (UnicodeEncodeError, pa.ArrowInvalid):  # a lone surrogate in a key: rare, so looked for only now
             unencodable = self._unencodable()
             table, bad = self._without(set(unencodable)).build()
@@ -357,18 +358,11 @@ class _CountsBuilder:
             table = table.filter(pa.array(keep))
         return table, bad
 
-    def _entries(self) -> Iterable[tuple[int, int, int]]:
-        """(entry, first key row, end key row) of every add()."""
-        start = 0
-        for entry, length in enumerate(self.lengths):
-            yield entry, start, start + length
-            start += length
-
     def _unencodable(self) -> dict[str, str]:
         """The jobs with a key that is not valid UTF-8, and what is wrong."""
         bad: dict[str, str] = {}
-        for entry, start, end in self._entries():
-            for key in self.keys[start:end]:
+        for entry, counts in enumerate(self.counts):
+            for key in counts:
                 try:
                     st.utf8(key, f"a bitstring in {self.labels[entry]}")
                 except st.Unstorable as exc:
@@ -378,12 +372,10 @@ class _CountsBuilder:
 
     def _without(self, job_ids: set[str]) -> _CountsBuilder:
         kept = _CountsBuilder(divided=self.divided)
-        for entry, start, end in self._entries():
+        for entry, counts in enumerate(self.counts):
             if self.job_ids[entry] not in job_ids:
-                keys = self.keys[start:end]
-                kept.add(self.job_ids[entry], self.months[entry],
-                         (keys, self.values[start:end], 0, _SEPARATOR.join(keys)), self.subs[entry],
-                         self.labels[entry])
+                kept.add(self.job_ids[entry], self.months[entry], (counts, 0, _SEPARATOR.join(counts)),
+                         self.subs[entry], self.labels[entry])
         return kept
 
 
