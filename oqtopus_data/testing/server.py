@@ -1,8 +1,9 @@
 """A local OQTOPUS Cloud: the user API over a synthetic history, quirks and faults included.
 
 Standard library only. `FakeCloud` serves GET /jobs, /jobs/{id}, /jobs/{id}/status,
-/jobs/{id}/sselog (spec API only), /users/me, /devices, /devices/{id} (token in `q-api-token`) and
-the presigned /storage/{job_id}/{key}.zip archives that job_info points at (signed, expiring, no
+/jobs/{id}/sselog (spec API and inline job_info only; 400 for a job that is not a finished SSE
+job, as the server's code), /users/me, /devices, /devices/{id} (token in `q-api-token`) and the
+presigned /storage/{job_id}/{key}.zip archives that job_info points at (signed, expiring, no
 token). By default it behaves like the OQTOPUS Cloud server's code (see behaviour.py).
 """
 
@@ -46,9 +47,10 @@ class FakeCloud:
 
     `api`: "server" (default, like the server's code), "spec" (the older behaviours) or an
     ApiBehaviour. Archive URLs live `url_ttl` seconds on the clock of `now()`, which is also the
-    history's clock. `legacy=True` serves job_info inline (old servers). `account`: what GET
-    /users/me answers (None: 404, servers without it). `undeclared`: jobs carry keys no schema
-    declares (for a generated history). `faults` can be changed while serving.
+    history's clock. `legacy=True` serves job_info inline (old servers, which also answer GET
+    /jobs/{id}/sselog). `account`: what GET /users/me answers (None: 404, servers without it).
+    `undeclared`: jobs carry keys no schema declares (for a generated history). `faults` can be
+    changed while serving.
     """
 
     def __init__(self, n_jobs: int = 500, *, seed: int = 0, token: str = DEMO_TOKEN,
@@ -277,7 +279,7 @@ class FakeCloud:
         return job
 
     def _job(self, h: Handler, kind: str, job_id: str) -> None:
-        if kind == "sselog" and not self.api.sselog_endpoint:
+        if kind == "sselog" and not (self.api.sselog_endpoint or self.legacy):
             h.send_json(404, {"message": "Not Found"})
             return
         idx = self.history.index(job_id)
@@ -287,6 +289,8 @@ class FakeCloud:
             h.send_json(200, self._render(idx, None))
         elif kind == "status":
             h.send_json(200, self._render(idx, frozenset({"job_id", "status"})))
+        elif (refused := _sselog_refusal(self.history.meta(idx).job)) is not None:
+            h.send_json(400, {"message": refused})
         elif "sse_log" not in self.history.meta(idx).keys:
             h.send_json(404, {"message": "log file not found"})
         elif job_id in self.faults.sse_log_errors:
@@ -334,6 +338,16 @@ def serve_forever(cloud: FakeCloud, *, echo: Callable[[str], Any] = print,
         pass
     finally:
         cloud.stop()
+
+
+def _sselog_refusal(job: Mapping[str, Any]) -> str | None:
+    """Why the server's GET /jobs/{id}/sselog refuses a job with 400 (only succeeded and failed SSE jobs have
+    logs to ask for), or None."""
+    if job.get("job_type") != "sse":
+        return "job is not an SSE job"
+    if job.get("status") not in ("succeeded", "failed"):
+        return "job has not finished yet"
+    return None
 
 
 def _route(parts: list[str]) -> str:
