@@ -45,12 +45,12 @@ DEFAULT_ACCOUNT: Mapping[str, Any] = {
 class FakeCloud:
     """The OQTOPUS Cloud user API on 127.0.0.1 over a synthetic `History`; a context manager.
 
-    `api`: "server" (default, like the server's code), "spec" (the older behaviours) or an
-    ApiBehaviour. Archive URLs live `url_ttl` seconds on the clock of `now()`, which is also the
-    history's clock. `legacy=True` serves job_info inline (old servers, which also answer GET
-    /jobs/{id}/sselog). `account`: what GET /users/me answers (None: 404, servers without it).
-    `undeclared`: jobs carry keys no schema declares (for a generated history). `faults` can be
-    changed while serving.
+    `api`: "server" (default, like the server's code), "newest" (its newest generation: windows on
+    submitted_at in UTC, a status filter), "spec" (the older behaviours) or an ApiBehaviour.
+    Archive URLs live `url_ttl` seconds on the clock of `now()`, which is also the history's clock.
+    `legacy=True` serves job_info inline (old servers, which also answer GET /jobs/{id}/sselog).
+    `account`: what GET /users/me answers (None: 404, servers without it). `undeclared`: jobs carry
+    keys no schema declares (for a generated history). `faults` can be changed while serving.
     """
 
     def __init__(self, n_jobs: int = 500, *, seed: int = 0, token: str = DEMO_TOKEN,
@@ -246,7 +246,8 @@ class FakeCloud:
         start = None if args.start is None else history.to_us(args.start)
         end = None if args.end is None else history.to_us(args.end)
         idxs, _ = history.list_page(
-            by="created" if api.order_by == "created_at" else "submitted", start_us=start,
+            by="created" if api.order_by == "created_at" else "submitted",
+            window="created" if api.window_on == "created_at" else "submitted", start_us=start,
             end_us=end, status=args.status, q=args.q, q_in_id=api.q_matches_id, desc=args.desc,
             page=args.page, size=args.size, repeat_last=api.past_end == "repeat")
         return idxs
