@@ -4,13 +4,14 @@ start_time/end_time compare with submitted_at in UTC (a job never submitted is n
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from fakecloud_client import TOKEN, api, listed_ids, walk
 
-from oqtopus_data.testing import FakeCloud, generate_history
+from oqtopus_data.testing import EXP_VALUE_FORMS, FakeCloud, generate_history
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -66,3 +67,20 @@ def test_the_status_filter_applies(cloud):
     failed = walk(cloud, status="failed")
     assert failed and failed == [j for j in cloud.history.job_ids() if cloud.history.status(j) == "failed"]
     assert api(cloud, "/jobs", size=101).status_code == 500
+
+
+def test_estimation_results_write_exp_value_as_the_servers_schema_allows():
+    """A number (older payloads), `[x]` or `[re, im]`: the default mix holds numbers and pairs; `[x]` on request."""
+    def forms(history) -> Counter:
+        seen: Counter = Counter()
+        for job in history.jobs():
+            value = ((job.get("job_info") or {}).get("result") or {}).get("estimation", {}).get("exp_value")
+            if value is not None:
+                seen["number" if isinstance(value, float) else ("single", "pair")[len(value) - 1]] += 1
+                assert isinstance(value, float) or all(isinstance(v, float) for v in value)
+        return seen
+
+    assert set(forms(generate_history(600, seed=3))) == {"number", "pair"}
+    assert set(forms(generate_history(600, seed=3, exp_value_forms=EXP_VALUE_FORMS))) == set(EXP_VALUE_FORMS)
+    with pytest.raises(ValueError, match="exp_value_forms"):
+        generate_history(5, exp_value_forms=("triple",))

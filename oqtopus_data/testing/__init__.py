@@ -8,8 +8,9 @@
 
 from oqtopus_data.testing.behaviour import NEWEST_API, SERVER_API, SPEC_API, ApiBehaviour
 from oqtopus_data.testing.faults import MALFORMED_KINDS, Faults
+from oqtopus_data.testing.payloads import EXP_VALUE_FORMS
 from oqtopus_data.testing.server import DEFAULT_ACCOUNT, FakeCloud, RequestCounts, serve_forever
 from oqtopus_data.testing.synth import History, generate_history
 
-__all__ = ["DEFAULT_ACCOUNT", "MALFORMED_KINDS", "NEWEST_API", "SERVER_API", "SPEC_API", "ApiBehaviour", "FakeCloud",
-           "Faults", "History", "RequestCounts", "generate_history", "serve_forever"]
+__all__ = ["DEFAULT_ACCOUNT", "EXP_VALUE_FORMS", "MALFORMED_KINDS", "NEWEST_API", "SERVER_API", "SPEC_API",
+           "ApiBehaviour", "FakeCloud", "Faults", "History", "RequestCounts", "generate_history", "serve_forever"]

@@ -21,22 +21,25 @@ from oqtopus_data.testing.index import JobOrder
 from oqtopus_data.testing.index import window as window_of
 from oqtopus_data.testing.jobmeta import Meta, submitted_job, with_job_info
 from oqtopus_data.testing.jobstore import DEFAULT_START, JobStore
-from oqtopus_data.testing.payloads import JobPayloads
+from oqtopus_data.testing.payloads import DEFAULT_EXP_VALUE_FORMS, JobPayloads
 from oqtopus_data.testing.timeline import from_us
 
 
 def generate_history(n_jobs: int, *, seed: int = 0, start: datetime = DEFAULT_START,
                      days: int = 300, bursts: Sequence[int] = (), two_step: float = 0.15,
                      max_submit_delay: timedelta = timedelta(days=1),
-                     undeclared: bool = False) -> History:
+                     undeclared: bool = False,
+                     exp_value_forms: Sequence[str] = DEFAULT_EXP_VALUE_FORMS) -> History:
     """Build a deterministic history of `n_jobs` jobs created over `days` days from `start`.
 
     `bursts`: sizes of batches created within one second each; `two_step`: the share of jobs
     registered first and submitted 5 s..`max_submit_delay` later; `undeclared`: some jobs carry
-    keys no schema declares (see extras.py).
+    keys no schema declares (see extras.py); `exp_value_forms`: how estimation results write exp_value,
+    drawn per job among these (payloads.EXP_VALUE_FORMS).
     """
     return History(n_jobs, seed=seed, start=start, days=days, bursts=bursts, two_step=two_step,
-                   max_submit_delay=max_submit_delay, undeclared=undeclared)
+                   max_submit_delay=max_submit_delay, undeclared=undeclared,
+                   exp_value_forms=exp_value_forms)
 
 
 class History(JobStore):
@@ -150,7 +153,8 @@ class History(JobStore):
         return JobPayloads(seed=self.seed, idx=idx, job_type=self._type[idx],
                            width=self._width[idx], name=self._name[idx], device=self._dev[idx],
                            submitted_us=self._sub[idx], shots=self.meta(idx).job["shots"],
-                           failed=self._status[idx] == FAIL, iso=self.iso)
+                           failed=self._status[idx] == FAIL, iso=self.iso,
+                           exp_value_forms=self.exp_value_forms)
 
     def sselog_files(self, job_id: str) -> dict[str, str]:
         """The text files of an SSE job's log archive (sse_log.log, sometimes user_program.log),
