@@ -4,13 +4,18 @@ start_time/end_time compare with submitted_at in UTC (a job never submitted is n
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
+from click.testing import CliRunner
 from fakecloud_client import TOKEN, api, listed_ids, walk
 
+from oqtopus_data.cli import main
 from oqtopus_data.testing import EXP_VALUE_FORMS, FakeCloud, generate_history
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -84,3 +89,20 @@ def test_estimation_results_write_exp_value_as_the_servers_schema_allows():
     assert set(forms(generate_history(600, seed=3, exp_value_forms=EXP_VALUE_FORMS))) == set(EXP_VALUE_FORMS)
     with pytest.raises(ValueError, match="exp_value_forms"):
         generate_history(5, exp_value_forms=("triple",))
+
+
+def test_the_fake_cloud_command_serves_the_newest_generation_with_newest_api():
+    server = subprocess.Popen([sys.executable, "-c", "from oqtopus_data.cli import main; main()", "fake-cloud",
+                               "--jobs", "60", "--port", "0", "--newest-api"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().strip().removeprefix("OQTOPUS_URL=")
+        token = server.stdout.readline().strip().removeprefix("OQTOPUS_API_TOKEN=")
+        reply = requests.get(f"{url}/jobs", params={"status": "failed"}, headers={"q-api-token": token}, timeout=10)
+        assert reply.status_code == 200 and reply.json()
+        assert {job["status"] for job in reply.json()} == {"failed"}  # the default server has no status filter
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    refused = CliRunner().invoke(main, ["fake-cloud", "--spec-api", "--newest-api"])
+    assert refused.exit_code == 2 and "choose one of --spec-api and --newest-api" in refused.output
