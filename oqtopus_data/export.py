@@ -117,7 +117,8 @@ class _Run:
             self._retry_logs(sorted(self.state.log_retry - refreshed))
             if self.options.sse_logs:  # --sse-logs added on a later run: the logs of the jobs exported without
                 self._logs_done(*self.logs.backfill(self.api, self.state, workers=self.options.workers,
-                                                    progress=self.progress, notice=self._notice))
+                                                    progress=self.progress, notice=self._notice,
+                                                    stop=self.stop.is_set))
             root = self._root()
             known = self._final_ids(root.start) if self.previous else set()
             self._list(root, known | refreshed)

@@ -131,13 +131,14 @@ class LogStep:
         return self._indexed
 
     def backfill(self, api: ApiClient, state: SyncState, *, workers: int,
-                 progress: Callable[[str, int], None],
-                 notice: Callable[[str], None]) -> tuple[int, list[tuple[str, str]]]:
+                 progress: Callable[[str, int], None], notice: Callable[[str], None],
+                 stop: Callable[[], bool] = lambda: False) -> tuple[int, list[tuple[str, str]]]:
         """Fetch the logs of the finished SSE jobs exported without them (by runs without `--sse-logs`), unless
         `state` says every exported job's log was looked for: (index rows written, [(job_id, problem)]).
 
         Jobs whose log is saved, was found missing (`state.log_none`) or awaits a retry (`state.log_retry`) are not
-        asked again; each job asked is one `progress("logs", 1)`."""
+        asked again; each job asked is one `progress("logs", 1)`. When `stop()` turns true the logs saved so far
+        are kept and the rest is left to the next run."""
         self.backfilled = True
         if state.logs_complete:
             return 0, []
@@ -149,18 +150,25 @@ class LogStep:
         notice(f"fetching the logs of {len(owed):,} SSE job(s) exported without their log (by runs without "
                "--sse-logs)")
         written, errors, logs = 0, [], []
-        for job_id, data, error in refetch_sse_logs(api, owed, workers=workers):
-            progress("logs", 1)
-            if error is not None:
-                errors.append((job_id, error.problem))
-            elif data is None:
-                self.none.add(job_id)
-            else:
-                logs.append((job_id, data))
-            if len(logs) >= SAVE_EVERY:
-                done, failed = self.save(logs)
-                written, logs = written + done, []
-                errors += failed
+        fetched = refetch_sse_logs(api, owed, workers=workers)
+        try:
+            for job_id, data, error in fetched:
+                if stop():
+                    self.backfilled = False  # the next run goes on where this one stopped
+                    break
+                progress("logs", 1)
+                if error is not None:
+                    errors.append((job_id, error.problem))
+                elif data is None:
+                    self.none.add(job_id)
+                else:
+                    logs.append((job_id, data))
+                if len(logs) >= SAVE_EVERY:
+                    done, failed = self.save(logs)
+                    written, logs = written + done, []
+                    errors += failed
+        finally:
+            fetched.close()
         done, failed = self.save(logs)
         return written + done, errors + failed
 

@@ -3,7 +3,9 @@ later runs never ask again for a job whose log is saved or that was found to hav
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
 import zipfile
 from collections import Counter
 
@@ -14,6 +16,7 @@ from oqtopus_data.api import ApiClient
 from oqtopus_data.config import Credentials
 from oqtopus_data.enums import TERMINAL
 from oqtopus_data.export import ExportOptions, export
+from oqtopus_data.runinfo import Interrupted
 from oqtopus_data.testing import FakeCloud
 
 FAST = {"max_tries": 3, "backoff": 0.001, "max_backoff": 0.01}
@@ -98,3 +101,27 @@ def test_a_run_without_sse_logs_in_between_leaves_only_its_own_jobs_to_fetch(tmp
         assert events["logs"] == len(added)  # the jobs of the run without --sse-logs, not the earlier ones
         assert saved_logs(out) == expected_logs(cloud)
         assert cloud.requests["job"] <= len(added) + pending(cloud)
+
+
+def test_a_backfill_stopped_on_request_keeps_its_logs_and_the_next_run_goes_on(tmp_path):
+    out = tmp_path / "out"
+    with FakeCloud(n_jobs=400, seed=15) as cloud:
+        assert run(cloud, out).ok
+        stop = threading.Event()
+        events: Counter = Counter()
+
+        def progress(event: str, n: int) -> None:
+            events.update({event: n})
+            if events["logs"] >= 5:
+                stop.set()
+
+        with (ApiClient(Credentials(url=cloud.url, token=cloud.token), workers=2, **FAST) as api,
+              contextlib.suppress(Interrupted)):  # it commits what it has, then stops
+            export(api, out, ExportOptions(devices_snapshot=False, sse_logs=True, workers=2), progress=progress,
+                   stop=stop)
+        first = saved_logs(out)
+        assert 0 < len(first) < len(expected_logs(cloud))
+        rest: Counter = Counter()
+        assert run(cloud, out, rest, sse_logs=True).ok
+        assert saved_logs(out) == expected_logs(cloud)
+        assert rest["logs"] == len(finished_sse(cloud)) - events["logs"]  # none asked twice
