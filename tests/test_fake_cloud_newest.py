@@ -106,3 +106,9 @@ def test_the_fake_cloud_command_serves_the_newest_generation_with_newest_api():
         server.wait(timeout=10)
     refused = CliRunner().invoke(main, ["fake-cloud", "--spec-api", "--newest-api"])
     assert refused.exit_code == 2 and "choose one of --spec-api and --newest-api" in refused.output
+
+
+def test_an_unknown_status_is_422_and_q_searches_ids_too(cloud):
+    assert api(cloud, "/jobs", status="exploded").status_code == 422
+    job_id = cloud.history.job_ids()[7]
+    assert listed_ids(cloud, q=job_id[-12:]) == [job_id]
