@@ -115,7 +115,7 @@ class _Run:
             self._repair(writer)
             refreshed = self._refresh(sorted(self.state.pending | self.state.retry))
             self._retry_logs(sorted(self.state.log_retry - refreshed))
-            if self.options.sse_logs:  # --sse-logs added on a later run: the logs of the jobs exported without
+            if self.options.sse_logs:  # the logs of jobs exported by runs without --sse-logs, once
                 self._logs_done(*self.logs.backfill(self.api, self.state, workers=self.options.workers,
                                                     progress=self.progress, notice=self._notice,
                                                     stop=self.stop.is_set))
