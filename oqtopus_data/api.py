@@ -265,12 +265,13 @@ class ApiClient:
 
     def _sselog_endpoint(self, job_id: str) -> bytes | None:
         """GET /jobs/{id}/sselog of older servers: {"file": base64 zip, ...}; None on a 404 (no log, or no such
-        endpoint)."""
+        endpoint) and on a 400 (the server's code refuses any job but a succeeded or failed SSE job with 400 "job
+        has not finished yet" or "job is not an SSE job": a cancelled job, say, has no log to give)."""
         path = f"/jobs/{_segment(job_id)}/sselog"
         try:  # base64 makes the archive a third larger
             reply = self._api(path, "sselog", limit=self.archive_limit // 3 * 4 + 2**16)
         except ApiError as exc:
-            if exc.status == 404:
+            if exc.status in (400, 404):
                 return None
             raise
         encoded = reply.get("file") if isinstance(reply, dict) else None

@@ -115,6 +115,10 @@ class _Run:
             self._repair(writer)
             refreshed = self._refresh(sorted(self.state.pending | self.state.retry))
             self._retry_logs(sorted(self.state.log_retry - refreshed))
+            if self.options.sse_logs:  # the logs of jobs exported by runs without --sse-logs, once
+                self._logs_done(*self.logs.backfill(self.api, self.state, workers=self.options.workers,
+                                                    progress=self.progress, notice=self._notice,
+                                                    stop=self.stop.is_set))
             root = self._root()
             known = self._final_ids(root.start) if self.previous else set()
             self._list(root, known | refreshed)
@@ -286,7 +290,7 @@ class _Run:
                 else:
                     self.progress("fetched", 1)
                     if self.options.sse_logs:
-                        self.logs.hold(item.job_id, item.sse_log, item.sse_log_error)
+                        self.logs.hold(item.job_id, item.sse_log, item.sse_log_error, item.job)
                     try:
                         batch.append(result_from_raw(item.job, client=self.api))
                     except (ValueError, TypeError) as exc:
@@ -390,6 +394,7 @@ class _Run:
 
     def _commit(self, *, final: bool) -> Manifest:
         """Write buffered and volatile rows, then commit them with the state they make true."""
+        self.logs.settle(self.state, asked=self.options.sse_logs)
         state = replace(self.state, filters=self.filters.locked(), listed_until=self._listed_until(),
                         last_sync=self.now)
         info = {"listed": self.report.listed, "exported": self.report.exported, "errors": len(self.report.errors),

@@ -144,7 +144,7 @@ def fetch_jobs(
     def wanted(job: Any) -> bool:
         if not isinstance(job, dict) or _job_id(job) is None or job.get("status") == "registered":
             return False
-        return resolve or (sse_logs and _has_log(job))
+        return resolve or (sse_logs and has_log(job))
 
     def work(job: dict) -> FetchedJob:
         job_id = job["job_id"]
@@ -154,7 +154,7 @@ def fetch_jobs(
             return FetchedJob(job_id, None, None)
         except JobError as exc:
             return FetchedJob(job_id, None, _bare(exc))
-        if not (sse_logs and _has_log(resolved)):
+        if not (sse_logs and has_log(resolved)):
             return FetchedJob(job_id, resolved, None)
         # The job as listed: its archive URLs say the server hands out presigned URLs (and has no sselog endpoint).
         return FetchedJob(job_id, resolved, None, *fetch_sse_log(api, job_id, job))
@@ -231,7 +231,7 @@ def _bare(error: JobError) -> JobError:
     return error
 
 
-def _has_log(job: dict) -> bool:
+def has_log(job: dict) -> bool:
     """Whether a job may have an SSE log: an SSE job that has finished (succeeded, failed or cancelled)."""
     return job.get("job_type") == JobType.SSE and job.get("status") in TERMINAL
 

@@ -63,6 +63,8 @@ class SyncState:
     pending: set[str] = field(default_factory=set)  # not terminal when last seen: fetched again by id
     retry: set[str] = field(default_factory=set)  # could not be exported: fetched again by id
     log_retry: set[str] = field(default_factory=set)  # exported, but their SSE log could not be downloaded
+    log_none: set[str] = field(default_factory=set)  # finished SSE jobs found to have no log: never asked again
+    logs_complete: bool = False  # every exported job's SSE log was looked for (the last run had --sse-logs)
     last_sync: datetime | None = None
     source: Source | None = None
 
@@ -75,6 +77,8 @@ class SyncState:
             "pending": sorted(self.pending),
             "retry": sorted(self.retry),
             "log_retry": sorted(self.log_retry),
+            "log_none": sorted(self.log_none),
+            "logs_complete": self.logs_complete,
             "last_sync": _iso(self.last_sync),
         }
         if self.source is not None:
@@ -98,7 +102,7 @@ class SyncState:
             raise StoreError(f"this directory holds jobs since {self.since.isoformat()}; an earlier --since "
                              "needs --full-refresh")
         return replace(self, since=filters.since or self.since, pending=set(self.pending), retry=set(self.retry),
-                       log_retry=set(self.log_retry), source=source)
+                       log_retry=set(self.log_retry), log_none=set(self.log_none), source=source)
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> SyncState | None:
@@ -119,6 +123,8 @@ class SyncState:
                 pending=_ids(data.get("pending")),
                 retry=_ids(data.get("retry")),
                 log_retry=_ids(data.get("log_retry")),
+                log_none=_ids(data.get("log_none")),
+                logs_complete=data.get("logs_complete") is True,
                 last_sync=parse_time(data.get("last_sync")),
                 source=Source.from_json(data.get("source")),
             )

@@ -160,7 +160,8 @@ def test_estimation_jobs_have_an_operator_and_a_float_expectation_value(cloud):
     operator = job["job_info"]["input"]["operator"]
     assert operator and all(set(term) == {"pauli", "coeff"} for term in operator)
     estimation = job["job_info"]["result"]["estimation"]
-    assert isinstance(estimation["exp_value"], float) and estimation["stds"] > 0
+    value = estimation["exp_value"]
+    assert (isinstance(value, float) or (isinstance(value, list) and len(value) == 2)) and estimation["stds"] > 0
     assert job["job_info"]["input"]["program"][0].startswith("OPENQASM 3")
 
 
@@ -269,12 +270,12 @@ def test_legacy_form_inlines_job_info_with_the_old_quirks():
             if "counts_as_string" in quirks:
                 counts = info["result"]["sampling"]["counts"]
                 assert json.loads(counts) == truth["result"]["sampling"]["counts"]
-            if "exp_value_complex" in quirks:
-                value = truth["result"]["estimation"]["exp_value"]
+            value = (truth.get("result") or {}).get("estimation", {}).get("exp_value")
+            if "exp_value_complex" in quirks and isinstance(value, float):  # a list is served as it is
                 assert info["result"]["estimation"]["exp_value"] == [value, 0.0]
             if "program_at_top" in quirks:
                 assert info["program"] == truth["input"]["program"] and "input" not in info
-            if not quirks:
+            if not quirks or (quirks == {"exp_value_complex"} and not isinstance(value, float)):
                 assert info == truth
         assert set(seen) == {"counts_as_string", "exp_value_complex", "program_at_top"}
 

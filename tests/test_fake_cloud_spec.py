@@ -78,13 +78,14 @@ def test_status_filter_and_q_search_including_ids(cloud):
                               for j in registered)
 
 
-def test_sselog_endpoint_zips_the_log_files_and_is_404_for_other_jobs(cloud):
+def test_sselog_endpoint_zips_the_log_files_and_is_400_for_other_jobs(cloud):
     job_id = first(cloud, job_type="sse")
     body = api(cloud, f"/jobs/{job_id}/sselog").json()
     assert body["file_name"].endswith(".zip")
     files = {k: v.decode() for k, v in unzip(base64.b64decode(body["file"])).items()}
     assert files == cloud.history.sselog_files(job_id)
-    assert api(cloud, f"/jobs/{first(cloud, job_type='sampling')}/sselog").status_code == 404
+    other = api(cloud, f"/jobs/{first(cloud, job_type='sampling')}/sselog")
+    assert (other.status_code, other.json()) == (400, {"message": "job is not an SSE job"})
 
 
 def test_churn_adds_after_all_others_and_deletes_terminal_jobs():

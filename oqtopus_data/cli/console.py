@@ -33,7 +33,7 @@ class Console:
         self._lock = threading.Lock()
 
     def progress(self, event: str, n: int) -> None:
-        """The export's progress callback: `n` more of `event` (listed, fetched, rows)."""
+        """The export's progress callback: `n` more of `event` (listed, fetched, rows, logs)."""
         with self._lock:
             self.started = True
             self.counts[event] = self.counts.get(event, 0) + n
@@ -41,7 +41,8 @@ class Console:
             if self.quiet or now - self.last < (0.2 if self.tty else 10.0):
                 return
             self.last = now
-            line = (f"listed {self.counts['listed']:,} jobs · fetched {self.counts['fetched']:,} · "
+            logs = f"logs {self.counts['logs']:,} · " if self.counts.get("logs") else ""
+            line = (f"listed {self.counts['listed']:,} jobs · fetched {self.counts['fetched']:,} · {logs}"
                     f"rows {self.counts['rows']:,} · {now - self.began:.0f}s")
             if self.tty:
                 click.echo("\r" + line + "\x1b[K", err=True, nl=False)

@@ -36,6 +36,9 @@ def _sizes(text: str | None) -> tuple[int, ...]:
 @click.option("--spec-api", is_flag=True,
               help="Behave as the API specification says instead of as the server's code runs: submitted_at windows, "
                    "the last page repeated past the end, sizes up to 65535, GET /jobs/{id}/sselog.")
+@click.option("--newest-api", is_flag=True,
+              help="Behave as the newest generation of the server's code: start_time/end_time on submitted_at in UTC "
+                   "(jobs never submitted are never in a window), a status filter.")
 @click.option("--no-tz-shift", is_flag=True,
               help="Compare start_time/end_time in UTC (the server's code compares them in Asia/Tokyo).")
 @click.option("--bursts", metavar="N,N,...", help="Batches of jobs created within one second each, e.g. 300,300.")
@@ -46,8 +49,8 @@ def _sizes(text: str | None) -> tuple[int, ...]:
 @click.option("--undeclared-keys", is_flag=True, help="Send keys no schema declares, at every level of some jobs.")
 @click.option("--no-account", is_flag=True, help="Answer GET /users/me with 404, as servers without it do.")
 def fake_cloud_command(n_jobs: int, seed: int, port: int, latency: float, legacy: bool, spec_api: bool,
-                       no_tz_shift: bool, bursts: str | None, two_step: float, max_submit_delay: timedelta,
-                       undeclared_keys: bool, no_account: bool) -> None:
+                       newest_api: bool, no_tz_shift: bool, bursts: str | None, two_step: float,
+                       max_submit_delay: timedelta, undeclared_keys: bool, no_account: bool) -> None:
     """Serve a synthetic OQTOPUS Cloud on 127.0.0.1 until Ctrl-C (for trying the exporter without an account).
 
     By default it behaves like the OQTOPUS Cloud server's code: GET /jobs filters and orders on the jobs' creation
@@ -58,13 +61,23 @@ def fake_cloud_command(n_jobs: int, seed: int, port: int, latency: float, legacy
       oqtopus-data fake-cloud --jobs 2000 --bursts 300,300 --port 8080 &
       OQTOPUS_URL=http://127.0.0.1:8080 OQTOPUS_API_TOKEN=demo-token oqtopus-export out/
     """
-    from oqtopus_data.testing import DEFAULT_ACCOUNT, SERVER_API, SPEC_API, FakeCloud, Faults, generate_history
+    from oqtopus_data.testing import (
+        DEFAULT_ACCOUNT,
+        NEWEST_API,
+        SERVER_API,
+        SPEC_API,
+        FakeCloud,
+        Faults,
+        generate_history,
+    )
 
     sizes = _sizes(bursts)
     if sum(sizes) > n_jobs:
         raise click.BadParameter(f"the bursts add up to {sum(sizes):,} jobs, more than --jobs {n_jobs:,}",
                                  param_hint="--bursts")
-    api = SPEC_API if spec_api else SERVER_API
+    if spec_api and newest_api:
+        raise click.BadParameter("choose one of --spec-api and --newest-api", param_hint="--newest-api")
+    api = SPEC_API if spec_api else NEWEST_API if newest_api else SERVER_API
     if no_tz_shift:
         api = dataclasses.replace(api, tz_shift=timedelta(0))
     history = generate_history(n_jobs, seed=seed, bursts=sizes, two_step=two_step, max_submit_delay=max_submit_delay,

@@ -1,9 +1,12 @@
-"""How the fake cloud answers GET /jobs: like the OQTOPUS Cloud server's code, or like the older spec.
+"""How the fake cloud answers GET /jobs: like the OQTOPUS Cloud server's code (two generations), or the older spec.
 
-SERVER_API (the default) follows the paginated user router of oqtopus-cloud: fastapi-pagination
-pages (size 1..100, default 100, anything else a bare 500; `[]` past the end), `start_time` /
-`end_time` on the hidden creation time with the bounds shifted by the Asia/Tokyo offset, order
-(created_at, job_id), no `status` filter, SSE logs only as presigned archives.
+SERVER_API (the default) follows the paginated user router of oqtopus-cloud (commit 021f6d91):
+fastapi-pagination pages (size 1..100, default 100, anything else a bare 500; `[]` past the end),
+`start_time` / `end_time` on the hidden creation time with the bounds shifted by the Asia/Tokyo
+offset, order (created_at, job_id), no `status` filter, SSE logs only as presigned archives.
+NEWEST_API is the newest generation of that router: the same pages and order, but `start_time` /
+`end_time` compared with `submitted_at` in UTC (a job never submitted has none, so a window never
+lists it), a `status` filter (an unknown status is FastAPI's 422) and `q` searching job ids too.
 SPEC_API keeps what the specification says: size 1..65535 (default 10, 400 beyond), the last page
 repeated past the end, submitted_at windows and order, the `status` filter, no time-zone shift and
 GET /jobs/{id}/sselog. Change one switch with `dataclasses.replace(SERVER_API, tz_shift=...)`.
@@ -11,7 +14,7 @@ GET /jobs/{id}/sselog. Change one switch with `dataclasses.replace(SERVER_API, t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from oqtopus_data.testing.catalog import JOB_FIELDS, STATUSES
@@ -26,6 +29,7 @@ class ApiBehaviour:
 
     name: str
     order_by: str  # "created_at" (hidden, whole seconds) or "submitted_at"
+    window_on: str  # what start_time/end_time compare with: "created_at" or "submitted_at"
     default_size: int
     max_size: int
     refusal: int  # the status of a refused size, page or time bound: 500 (server) or 400
@@ -35,19 +39,24 @@ class ApiBehaviour:
     tz_shift: timedelta  # added to start_time/end_time before comparing (the server's JST bug)
     sselog_endpoint: bool  # GET /jobs/{id}/sselog answers (else 404; logs are presigned archives)
     strict: bool  # unknown `order` or `status`, `fields` over 1024 characters: 400 (else lenient)
+    status_refusal: int = 400  # the status of an unknown `status` (FastAPI's own 422 for an enum parameter)
 
 
-SERVER_API = ApiBehaviour(name="server", order_by="created_at", default_size=100, max_size=100,
-                          refusal=500, past_end="empty", status_filter=False, q_matches_id=False,
-                          tz_shift=timedelta(hours=9), sselog_endpoint=False, strict=False)
-SPEC_API = ApiBehaviour(name="spec", order_by="submitted_at", default_size=10, max_size=65535,
-                        refusal=400, past_end="repeat", status_filter=True, q_matches_id=True,
-                        tz_shift=timedelta(0), sselog_endpoint=True, strict=True)
-BEHAVIOURS = {b.name: b for b in (SERVER_API, SPEC_API)}
+SERVER_API = ApiBehaviour(name="server", order_by="created_at", window_on="created_at", default_size=100,
+                          max_size=100, refusal=500, past_end="empty", status_filter=False,
+                          q_matches_id=False, tz_shift=timedelta(hours=9), sselog_endpoint=False,
+                          strict=False)
+NEWEST_API = replace(SERVER_API, name="newest", window_on="submitted_at", tz_shift=timedelta(0),
+                     status_filter=True, status_refusal=422, q_matches_id=True)
+SPEC_API = ApiBehaviour(name="spec", order_by="submitted_at", window_on="submitted_at",
+                        default_size=10, max_size=65535, refusal=400, past_end="repeat",
+                        status_filter=True, q_matches_id=True, tz_shift=timedelta(0),
+                        sselog_endpoint=True, strict=True)
+BEHAVIOURS = {b.name: b for b in (SERVER_API, NEWEST_API, SPEC_API)}
 
 
 def behaviour(api: str | ApiBehaviour) -> ApiBehaviour:
-    """SERVER_API for "server", SPEC_API for "spec", or `api` itself."""
+    """SERVER_API for "server", NEWEST_API for "newest", SPEC_API for "spec", or `api` itself."""
     if isinstance(api, ApiBehaviour):
         return api
     try:
@@ -87,7 +96,7 @@ def parse_list_query(api: ApiBehaviour, query: dict[str, str]) -> ListQuery:
     if not api.status_filter:
         status = None
     elif status is not None and status not in STATUSES:
-        raise Refusal(400, f"invalid status: {status[:40]}")
+        raise Refusal(api.status_refusal, f"invalid status: {status[:40]}")
     fields = _fields(query.get("fields"), api.strict)
     start, end = _time(api, query, "start_time"), _time(api, query, "end_time")
     return ListQuery(start=start, end=end, status=status, q=query.get("q") or None,

@@ -39,6 +39,7 @@ from oqtopus_data.testing.catalog import (
     pick,
 )
 from oqtopus_data.testing.index import JobOrder
+from oqtopus_data.testing.payloads import DEFAULT_EXP_VALUE_FORMS, EXP_VALUE_FORMS
 from oqtopus_data.testing.timeline import NO_TIME, TWO_STEP_MIN, creation_instants, iso, submission_delay, to_us
 
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -57,10 +58,14 @@ class JobStore:
     def __init__(self, n_jobs: int, *, seed: int = 0, start: datetime = DEFAULT_START,
                  days: int = 300, bursts: Sequence[int] = (), two_step: float = 0.15,
                  max_submit_delay: timedelta = timedelta(days=1),
-                 undeclared: bool = False) -> None:
+                 undeclared: bool = False,
+                 exp_value_forms: Sequence[str] = DEFAULT_EXP_VALUE_FORMS) -> None:
         if n_jobs < 0 or days <= 0 or not 0 <= two_step <= 1:
             raise ValueError("n_jobs must be >= 0, days > 0 and two_step in [0, 1]")
+        if not exp_value_forms or set(exp_value_forms) - set(EXP_VALUE_FORMS):
+            raise ValueError(f"exp_value_forms must be some of {EXP_VALUE_FORMS}")
         self.seed, self.days, self.has_undeclared = seed, days, undeclared
+        self.exp_value_forms = tuple(exp_value_forms)
         self.two_step, self.max_submit_delay = two_step, max_submit_delay
         self.start = start if start.tzinfo else start.replace(tzinfo=UTC)
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)

@@ -31,7 +31,7 @@ def legacy_form(job: dict[str, Any], quirks: frozenset[str]) -> dict[str, Any]:
     if "counts_as_string" in quirks and sampling and "counts" in sampling:
         sampling["counts"] = json.dumps(sampling["counts"])
     estimation = (info.get("result") or {}).get("estimation")
-    if "exp_value_complex" in quirks and estimation:
+    if "exp_value_complex" in quirks and estimation and isinstance(estimation.get("exp_value"), float):
         estimation["exp_value"] = [estimation["exp_value"], 0.0]
     if "program_at_top" in quirks:
         old = info.pop("input")  # its undeclared keys, if any, did not exist in this form

@@ -14,13 +14,22 @@ from typing import Any
 
 from oqtopus_data.testing.catalog import DEVICES, ENERGY, NAME_LIST, NOISE, S, family, mix
 
+#: How an estimation archive writes exp_value: a number (older payloads), `[x]` or `[re, im]` (the
+#: server's schema: a list of 1 or 2 numbers).
+EXP_VALUE_FORMS = ("number", "single", "pair")
+#: The forms a history mixes by default. `[x]` ("single") joins once the exporter reads it (issue 20
+#: item 1); until then a history asks for it with `exp_value_forms`.
+DEFAULT_EXP_VALUE_FORMS = ("number", "pair")
+
 
 class JobPayloads:
     """Builds one job's heavy parts from its light fields and its own random streams."""
 
     def __init__(self, *, seed: int, idx: int, job_type: int, width: int, name: int, device: int,
-                 submitted_us: int, shots: int, failed: bool, iso: Callable[[int], str]) -> None:
+                 submitted_us: int, shots: int, failed: bool, iso: Callable[[int], str],
+                 exp_value_forms: tuple[str, ...] = DEFAULT_EXP_VALUE_FORMS) -> None:
         self.seed, self.idx, self.jt, self.width = seed, idx, job_type, width
+        self.exp_value_forms = exp_value_forms
         self.name = NAME_LIST[name]
         self.dev = DEVICES[device]
         self.family = family(self.name)
@@ -86,6 +95,17 @@ class JobPayloads:
         return [{"pauli": f"Z {q} Z {q + 1}", "coeff": -1} for q in range(w - 1)] + [
             {"pauli": f"X {q}", "coeff": 0.5} for q in range(w)]
 
+    def exp_value(self, value: float, stds: float) -> float | list[float]:
+        """`value` in one of the history's forms, drawn per job: a number, `[x]` or `[re, im]` (a small
+        imaginary part, as a complex estimate has)."""
+        rng = self.rng(15)
+        form = self.exp_value_forms[rng.randrange(len(self.exp_value_forms))]
+        if form == "single":
+            return [value]
+        if form == "pair":
+            return [value, rng.gauss(0, stds / 10)]
+        return value
+
     def noise(self) -> float:
         base = NOISE[self.dev[0]]
         if not base:
@@ -101,7 +121,7 @@ class JobPayloads:
             e0 = ENERGY[self.name[:-3] if self.family == "vqe" else self.name]
             stds = (0.3 + 3 * e) / math.sqrt(shots)
             value = e0 + 0.9 * math.exp(-step / 10) + 0.5 * e * abs(e0) + rng.gauss(0, stds)
-            return {"estimation": {"exp_value": value, "stds": stds}}
+            return {"estimation": {"exp_value": self.exp_value(value, stds), "stds": stds}}
         if self.jt != 2:
             return {"sampling": {"counts": _counts(_dist(self.family, self.width, e, rng),
                                                    shots, rng)}}

@@ -1,8 +1,9 @@
 """A local OQTOPUS Cloud: the user API over a synthetic history, quirks and faults included.
 
 Standard library only. `FakeCloud` serves GET /jobs, /jobs/{id}, /jobs/{id}/status,
-/jobs/{id}/sselog (spec API only), /users/me, /devices, /devices/{id} (token in `q-api-token`) and
-the presigned /storage/{job_id}/{key}.zip archives that job_info points at (signed, expiring, no
+/jobs/{id}/sselog (spec API and inline job_info only; 400 for a job that is not a finished SSE
+job, as the server's code), /users/me, /devices, /devices/{id} (token in `q-api-token`) and the
+presigned /storage/{job_id}/{key}.zip archives that job_info points at (signed, expiring, no
 token). By default it behaves like the OQTOPUS Cloud server's code (see behaviour.py).
 """
 
@@ -44,11 +45,12 @@ DEFAULT_ACCOUNT: Mapping[str, Any] = {
 class FakeCloud:
     """The OQTOPUS Cloud user API on 127.0.0.1 over a synthetic `History`; a context manager.
 
-    `api`: "server" (default, like the server's code), "spec" (the older behaviours) or an
-    ApiBehaviour. Archive URLs live `url_ttl` seconds on the clock of `now()`, which is also the
-    history's clock. `legacy=True` serves job_info inline (old servers). `account`: what GET
-    /users/me answers (None: 404, servers without it). `undeclared`: jobs carry keys no schema
-    declares (for a generated history). `faults` can be changed while serving.
+    `api`: "server" (default, like the server's code), "newest" (its newest generation: windows on
+    submitted_at in UTC, a status filter), "spec" (the older behaviours) or an ApiBehaviour.
+    Archive URLs live `url_ttl` seconds on the clock of `now()`, which is also the history's clock.
+    `legacy=True` serves job_info inline (old servers, which also answer GET /jobs/{id}/sselog).
+    `account`: what GET /users/me answers (None: 404, servers without it). `undeclared`: jobs carry
+    keys no schema declares (for a generated history). `faults` can be changed while serving.
     """
 
     def __init__(self, n_jobs: int = 500, *, seed: int = 0, token: str = DEMO_TOKEN,
@@ -244,7 +246,8 @@ class FakeCloud:
         start = None if args.start is None else history.to_us(args.start)
         end = None if args.end is None else history.to_us(args.end)
         idxs, _ = history.list_page(
-            by="created" if api.order_by == "created_at" else "submitted", start_us=start,
+            by="created" if api.order_by == "created_at" else "submitted",
+            window="created" if api.window_on == "created_at" else "submitted", start_us=start,
             end_us=end, status=args.status, q=args.q, q_in_id=api.q_matches_id, desc=args.desc,
             page=args.page, size=args.size, repeat_last=api.past_end == "repeat")
         return idxs
@@ -277,7 +280,7 @@ class FakeCloud:
         return job
 
     def _job(self, h: Handler, kind: str, job_id: str) -> None:
-        if kind == "sselog" and not self.api.sselog_endpoint:
+        if kind == "sselog" and not (self.api.sselog_endpoint or self.legacy):
             h.send_json(404, {"message": "Not Found"})
             return
         idx = self.history.index(job_id)
@@ -287,6 +290,8 @@ class FakeCloud:
             h.send_json(200, self._render(idx, None))
         elif kind == "status":
             h.send_json(200, self._render(idx, frozenset({"job_id", "status"})))
+        elif (refused := _sselog_refusal(self.history.meta(idx).job)) is not None:
+            h.send_json(400, {"message": refused})
         elif "sse_log" not in self.history.meta(idx).keys:
             h.send_json(404, {"message": "log file not found"})
         elif job_id in self.faults.sse_log_errors:
@@ -334,6 +339,16 @@ def serve_forever(cloud: FakeCloud, *, echo: Callable[[str], Any] = print,
         pass
     finally:
         cloud.stop()
+
+
+def _sselog_refusal(job: Mapping[str, Any]) -> str | None:
+    """Why the server's GET /jobs/{id}/sselog refuses a job with 400 (only succeeded and failed SSE jobs have
+    logs to ask for), or None."""
+    if job.get("job_type") != "sse":
+        return "job is not an SSE job"
+    if job.get("status") not in ("succeeded", "failed"):
+        return "job has not finished yet"
+    return None
 
 
 def _route(parts: list[str]) -> str:

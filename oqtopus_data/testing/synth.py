@@ -17,25 +17,29 @@ from typing import Any
 from oqtopus_data.testing import extras, legacy
 from oqtopus_data.testing.catalog import DESCRIPTIONS, DEVICES, FAIL, NAME_LIST, REG, STATUSES, TERMINAL, S
 from oqtopus_data.testing.devices import device_records
-from oqtopus_data.testing.index import window
+from oqtopus_data.testing.index import JobOrder
+from oqtopus_data.testing.index import window as window_of
 from oqtopus_data.testing.jobmeta import Meta, submitted_job, with_job_info
 from oqtopus_data.testing.jobstore import DEFAULT_START, JobStore
-from oqtopus_data.testing.payloads import JobPayloads
+from oqtopus_data.testing.payloads import DEFAULT_EXP_VALUE_FORMS, JobPayloads
 from oqtopus_data.testing.timeline import from_us
 
 
 def generate_history(n_jobs: int, *, seed: int = 0, start: datetime = DEFAULT_START,
                      days: int = 300, bursts: Sequence[int] = (), two_step: float = 0.15,
                      max_submit_delay: timedelta = timedelta(days=1),
-                     undeclared: bool = False) -> History:
+                     undeclared: bool = False,
+                     exp_value_forms: Sequence[str] = DEFAULT_EXP_VALUE_FORMS) -> History:
     """Build a deterministic history of `n_jobs` jobs created over `days` days from `start`.
 
     `bursts`: sizes of batches created within one second each; `two_step`: the share of jobs
     registered first and submitted 5 s..`max_submit_delay` later; `undeclared`: some jobs carry
-    keys no schema declares (see extras.py).
+    keys no schema declares (see extras.py); `exp_value_forms`: how estimation results write exp_value,
+    drawn per job among these (payloads.EXP_VALUE_FORMS).
     """
     return History(n_jobs, seed=seed, start=start, days=days, bursts=bursts, two_step=two_step,
-                   max_submit_delay=max_submit_delay, undeclared=undeclared)
+                   max_submit_delay=max_submit_delay, undeclared=undeclared,
+                   exp_value_forms=exp_value_forms)
 
 
 class History(JobStore):
@@ -149,7 +153,8 @@ class History(JobStore):
         return JobPayloads(seed=self.seed, idx=idx, job_type=self._type[idx],
                            width=self._width[idx], name=self._name[idx], device=self._dev[idx],
                            submitted_us=self._sub[idx], shots=self.meta(idx).job["shots"],
-                           failed=self._status[idx] == FAIL, iso=self.iso)
+                           failed=self._status[idx] == FAIL, iso=self.iso,
+                           exp_value_forms=self.exp_value_forms)
 
     def sselog_files(self, job_id: str) -> dict[str, str]:
         """The text files of an SSE job's log archive (sse_log.log, sometimes user_program.log),
@@ -169,33 +174,39 @@ class History(JobStore):
         return legacy.legacy_form(self.job(job_id), self.legacy_quirks(job_id))
 
     # ---- listing ------------------------------------------------------------------------------
-    def list_page(self, *, by: str = "created", start_us: int | None = None,
+    def list_page(self, *, by: str = "created", window: str | None = None, start_us: int | None = None,
                   end_us: int | None = None, status: str | None = None, q: str | None = None,
                   q_in_id: bool = False, desc: bool = False, page: int = 1, size: int = 100,
                   repeat_last: bool = False) -> tuple[list[int], int]:
         """One page of job indices and the number of matches, in O(log n + page) without filters.
 
-        by="created": the server's order (created_at, job_id) and window start_us <= created_at
-        <= end_us (us after start; created_at is whole seconds). by="submitted": the
-        specification's, on submitted_at, registered jobs (which have none) left out of windows. `status`:
-        that status only; `q`: case-insensitive substring of name or description (or id, with
-        `q_in_id`). Past the last page: [] or, with `repeat_last`, the last page again.
+        by="created": the server's order (created_at, job_id); by="submitted": the specification's
+        (submitted_at, index). `window` (default: `by`) is what start_us/end_us (us after start)
+        bound, inclusive: "created" the whole-second created_at, "submitted" submitted_at
+        (registered jobs, which have none, left out of a bounded window). `status`: that status
+        only; `q`: case-insensitive substring of name or description (or id, with `q_in_id`).
+        Past the last page: [] or, with `repeat_last`, the last page again.
         """
+        window = window or by
+        if by not in ("created", "submitted") or window not in ("created", "submitted"):
+            raise ValueError(f"by and window must be 'created' or 'submitted', not {by!r}, {window!r}")
         self.settle()
         with self._lock:
             skip: list[int] = []
-            if by == "created":
-                order = self._by_created
+            order = self._by_created if by == "created" else self._by_submitted
+            bounded = start_us is not None or end_us is not None
+            if window == "created":
                 low = None if start_us is None else -(-start_us // S)
-                a, b = order.span(low, None if end_us is None else end_us // S)
-            elif by == "submitted":
-                order = self._by_submitted
-                a, b = order.span(start_us, end_us)
-                if start_us is not None or end_us is not None:
-                    skip = sorted(p for p in map(order.position, self._registered) if a <= p < b)
+                a, b = self._by_created.span(low, None if end_us is None else end_us // S)
             else:
-                raise ValueError(f"by must be 'created' or 'submitted', not {by!r}")
+                a, b = self._by_submitted.span(start_us, end_us)
+                if bounded:
+                    skip = sorted(p for p in map(self._by_submitted.position, self._registered) if a <= p < b)
             base: Sequence[int] = order.items
+            if window != by and bounded:  # the window of one order, paged in the other
+                span = self._by_submitted if window == "submitted" else self._by_created
+                base = self._in_order(order, set(span.items[a:b]) - {span.items[p] for p in skip})
+                a, b, skip = 0, len(base), []
             if status is not None or q:
                 code = None if status is None else STATUSES.index(status)
                 drop = {base[p] for p in skip}
@@ -208,7 +219,14 @@ class History(JobStore):
                 return [], 0
             if repeat_last:
                 page = min(page, -(-total // size))
-            return window(base, a, b, skip, (page - 1) * size, size, desc), total
+            return window_of(base, a, b, skip, (page - 1) * size, size, desc), total
+
+    @staticmethod
+    def _in_order(order: JobOrder, chosen: set[int]) -> list[int]:
+        """The jobs `chosen` in the listing order `order`."""
+        if len(chosen) * 16 > len(order):
+            return [i for i in order.items if i in chosen]
+        return sorted(chosen, key=order.key)
 
     def terminal_ids(self, limit: int | None = None, *, newest: bool = False) -> list[str]:
         """Ids of live terminal jobs (those the server lets a user delete), oldest created first
