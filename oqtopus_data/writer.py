@@ -35,7 +35,11 @@ from .manifest import (
     table_directory,
 )
 from .storage import Storage
+from .storage.common import META_DIR, gone
 
+#: A random id written once per dataset (by its first writer) and read again before each commit: a dataset removed
+#: and made again meanwhile has another id, or none.
+DATASET_ID = f"{META_DIR}/dataset_id"
 KEEP_MANIFESTS = 10  # older manifests are pruned; readers only ever need the newest readable one
 
 
@@ -52,6 +56,7 @@ class Writer:
         self._stack = ExitStack()
         self._stack.enter_context(self.storage.lock())
         try:
+            self.dataset_id = _dataset_id(storage)
             versions = self._open_base(repair)
         except BaseException:
             self._stack.close()
@@ -173,6 +178,12 @@ class Writer:
         self._staged[rel] = staged
         return FileEntry(table, rel, data.num_rows if isinstance(data, pa.Table) else 0, size, final, month)
 
+    def check_identity(self) -> None:
+        """Refuse to go on (DatasetGoneError) when the dataset this writer opened is gone: removed, or removed and
+        made again. Checked before every commit, so a commit never names files that were deleted with it."""
+        if _read_id(self.storage) != self.dataset_id or not self.storage.lock_intact():
+            raise gone(self.storage.uri(""))
+
     def _publish(self, pairs: dict[str, str]) -> None:
         """Rename this commit's staged files to their final names (what Spark and Trino list)."""
         for final, staged in pairs.items():
@@ -210,6 +221,7 @@ class Writer:
         `keep_open` makes it a checkpoint: the lock is kept and the writer goes on towards the next version.
         Otherwise files no recent commit names are deleted (still under the lock) and the lock is released.
         """
+        self.check_identity()
         files = {t: list(es) for t, es in self.files.items() if es}
         named = {e.path for es in files.values() for e in es}
         manifest = Manifest(
@@ -236,6 +248,24 @@ class Writer:
             return manifest
         self._stack.close()
         return manifest
+
+
+def _dataset_id(storage: Storage) -> str:
+    """The dataset's id, written now (exclusively) if it has none yet: datasets of older versions get one too."""
+    found = _read_id(storage)
+    if found is None:
+        storage.create_exclusive(DATASET_ID, uuid.uuid4().hex.encode())
+        found = _read_id(storage)
+    if found is None:
+        raise gone(storage.uri(""))
+    return found
+
+
+def _read_id(storage: Storage) -> str | None:
+    try:
+        return storage.read_bytes(DATASET_ID).decode("ascii", "replace").strip()
+    except FileNotFoundError:
+        return None
 
 
 def collect_garbage(storage: Storage) -> int:
