@@ -14,7 +14,8 @@ uncommitted file either: a writer stages each file under a hidden name (`.part-.
 engines skip), commits the manifest, then publishes (renames) the staged files; a run killed between the two is
 rolled forward by the next writer, and readers of that manifest fall back to the staged names meanwhile. After a
 commit, files the manifest no longer names (replaced, compacted, left by killed runs) are deleted, so the
-directories hold exactly the newest commit whenever no export is running.
+directories hold exactly the newest commit whenever no export is running; only files a manifest of this dataset
+named or one of its writers staged are ever deleted (a table directory may be a symlink to a shared disk).
 Each file entry is `final` (rows of terminal jobs, kept until compaction) or volatile (rows of jobs that may still
 change, and the current errors): every commit replaces the whole volatile set, which is how a job whose status
 changed replaces its old rows without rewriting history.

@@ -6,6 +6,8 @@ what makes garbage collection safe: no other writer has files in flight.
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
@@ -34,12 +36,16 @@ from .manifest import (
     read_newest,
     table_directory,
 )
-from .storage import Storage
+from .storage import Storage, is_staged
 from .storage.common import META_DIR, gone
 
 #: A random id written once per dataset (by its first writer) and read again before each commit: a dataset removed
 #: and made again meanwhile has another id, or none.
 DATASET_ID = f"{META_DIR}/dataset_id"
+#: The tokens of writers that may have staged files no commit names yet (a writer notes its token before it stages
+#: anything; garbage collection deletes their leftovers, then forgets them).
+RUNS = f"{META_DIR}/runs"
+_TOKEN = re.compile(r"[0-9a-f]{8}")
 KEEP_MANIFESTS = 10  # older manifests are pruned; readers only ever need the newest readable one
 
 
@@ -74,6 +80,12 @@ class Writer:
         self._token = uuid.uuid4().hex[:8]
         self._seq = 0
         self.committed: Manifest | None = None
+        self._named: set[str] | None = None  # files the dataset's manifests named: what garbage may be made of
+        try:
+            _note_run(storage, self._token)  # before anything is staged: a kill leaves files the next GC knows
+        except BaseException:
+            self._stack.close()
+            raise
 
     def _open_base(self, repair: bool) -> list[int]:
         """Read the base commit under the lock, roll its publish forward and check that its files are all there.
@@ -242,7 +254,11 @@ class Writer:
         self.committed = manifest
         self._publish(manifest.publish)
         self._staged = {}
-        collect_garbage(self.storage)  # still under the lock: no other writer has files in flight
+        if self._named is None:
+            self._named = named_files(self.storage, list_versions(self.storage))
+        self._named |= _names(manifest)
+        # Still under the lock: no other writer has files in flight. The token of a writer kept open stays noted.
+        collect_garbage(self.storage, named=self._named, running=self._token if keep_open else None)
         if keep_open:
             self.base, self.version = manifest, self.version + 1
             return manifest
@@ -268,9 +284,14 @@ def _read_id(storage: Storage) -> str | None:
         return None
 
 
-def collect_garbage(storage: Storage) -> int:
-    """Delete data files the newest manifest does not name (replaced, compacted, left by killed runs).
+def collect_garbage(storage: Storage, *, named: set[str] | None = None, running: str | None = None) -> int:
+    """Delete the data files of this dataset that the newest manifest does not name (replaced, compacted, left by
+    killed runs); returns how many.
 
+    Only files a manifest of this dataset named (`named`, default: read from every manifest kept) or that one of
+    its writers staged (their tokens are noted in RUNS before they stage anything) are ever deleted: a table
+    directory may be a symlink to a disk that holds other files, and a file this dataset never wrote is never
+    its garbage. `running` is the token of a writer that goes on (a checkpoint): it stays noted.
     Call it only under the writer lock. Readers of an older manifest may then miss a file: they re-open. Nothing is
     deleted unless the newest manifest reads and passes its checks: never on partial knowledge.
     """
@@ -282,15 +303,60 @@ def collect_garbage(storage: Storage) -> int:
         manifest = Manifest.from_bytes(storage.read_bytes(name), name, version=versions[-1])
     except (OSError, StoreError):
         return 0
-    live = {e.path for e in manifest.all_entries()} | set(manifest.publish.values())
+    live = _names(manifest)
+    if named is None:
+        named = named_files(storage, versions)
+    runs = _runs(storage)
     removed = 0
     for rel in sorted(present(storage)):
-        if (rel.endswith(".parquet") or storage.is_staged(rel)) and rel not in live:
+        if rel not in live and (rel in named or _run_of(rel, runs) is not None):
             storage.delete(rel)
             removed += 1
     for version in versions[:-KEEP_MANIFESTS]:
         storage.delete(manifest_name(version))
+    still = {running} if running else set()
+    if set(runs) != still:
+        storage.write_bytes(RUNS, json.dumps(sorted(still)).encode())
     return removed
+
+
+def named_files(storage: Storage, versions: list[int]) -> set[str]:
+    """Every data file (final and staged name) that the readable manifests among `versions` name."""
+    out: set[str] = set()
+    for version in versions:
+        name = manifest_name(version)
+        try:
+            out |= _names(Manifest.from_bytes(storage.read_bytes(name), name, version=version))
+        except (OSError, StoreError):  # pruned meanwhile, or unreadable: it names nothing we can trust
+            continue
+    return out
+
+
+def _names(manifest: Manifest) -> set[str]:
+    return {e.path for e in manifest.all_entries()} | set(manifest.publish.values())
+
+
+def _runs(storage: Storage) -> list[str]:
+    """The tokens of the writers that may have left staged files (RUNS; none when absent or unreadable)."""
+    try:
+        runs = json.loads(storage.read_bytes(RUNS))
+    except (FileNotFoundError, ValueError):
+        return []
+    return [r for r in runs if isinstance(r, str) and _TOKEN.fullmatch(r)] if isinstance(runs, list) else []
+
+
+def _note_run(storage: Storage, token: str) -> None:
+    """Note `token` in RUNS: the staged files named with it are this dataset's own, whatever becomes of its run."""
+    runs = _runs(storage)
+    storage.write_bytes(RUNS, json.dumps(sorted({*runs, token})).encode())
+
+
+def _run_of(rel: str, runs: list[str]) -> str | None:
+    """The noted run whose staged file (or the temporary file of one) `rel` is, or None."""
+    name = rel.rpartition("/")[2]
+    if not is_staged(rel):
+        return None
+    return next((token for token in runs if f"-{token}-" in name), None)
 
 
 def discard_new(storage: Storage) -> bool:
