@@ -106,7 +106,7 @@ class _Run:
         with self.dataset.writer(operation=operation, fresh=self.options.full_refresh,
                                  repair=self.options.repair) as writer:
             self.writer = writer
-            self.rows = RunRows(writer, self.now, self.options.flush_rows)
+            self.rows = RunRows(writer, self.now, self.options.flush_rows, refused=self._error)
             self.volatile = self.rows.volatile
             self.logs = LogStep(self.dataset, writer)
             for note in writer.notes:

@@ -7,7 +7,7 @@ rows without rewriting history.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -101,15 +101,25 @@ class FinalRows:
         return out
 
 
+#: The stage of the errors row of a job whose new rows were refused because the commit holds its row already.
+STORE_STAGE = "store"
+
+
 class RunRows:
     """A run's rows on their way to the next commit: the volatile set carried from the last commit and updated,
-    final rows buffered and written in files as they fill, all made visible by `commit`."""
+    final rows buffered and written in files as they fill, all made visible by `commit`.
 
-    def __init__(self, writer: Any, now: datetime, flush_rows: int) -> None:
+    A job whose rows the commit holds already, or that a batch brings twice, has its new rows refused
+    (`Writer.duplicates`): `refused(job_id, stage, message)` is told (default: the job's errors row).
+    """
+
+    def __init__(self, writer: Any, now: datetime, flush_rows: int,
+                 refused: Callable[[str, str, str], None] | None = None) -> None:
         self.writer = writer
         self.now = now
         self.volatile = VolatileRows()
         self.final = FinalRows(flush_rows)
+        self.refused = refused or self._refused
 
     def carry(self) -> None:
         """Take the base commit's volatile rows; run-level errors (no job id) are not carried: a run retries."""
@@ -131,7 +141,7 @@ class RunRows:
 
     def flush(self) -> None:
         """Write the buffered final rows as files (visible only once committed)."""
-        for name, table in self.final.take().items():
+        for name, table in self._unique(self.final.take()).items():
             self.writer.write(name, table, final=True)
 
     def commit(self, state: dict[str, Any], info: dict[str, Any], *, final: bool) -> Any:
@@ -139,6 +149,23 @@ class RunRows:
         writer open for the next checkpoint."""
         self.flush()
         self.writer.drop([e for es in self.writer.files.values() for e in es if not e.final])
+        self._unique(self.volatile.tables())  # a refused job's rows leave the volatile set, its errors row joins it
         for name, table in self.volatile.tables().items():
             self.writer.write(name, table, final=False)
         return self.writer.commit(state=state, info=info, keep_open=not final)
+
+    def _unique(self, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+        """`tables` without the rows of jobs the commit must not hold twice, each refused job told once."""
+        jobs = tables.get("jobs")
+        refused = self.writer.duplicates(jobs) if jobs is not None else {}
+        if not refused:
+            return tables
+        for job_id, why in refused.items():
+            self.volatile.drop([job_id], tables=JOB_TABLES)
+            self.refused(job_id, STORE_STAGE, why)
+        drop = pa.array(sorted(refused), pa.string())
+        return {name: table.filter(pc.invert(pc.fill_null(pc.is_in(table["job_id"], value_set=drop), False)))
+                if name in JOB_TABLES else table for name, table in tables.items()}
+
+    def _refused(self, job_id: str, stage: str, message: str) -> None:
+        self.volatile.error(job_id, stage, message, self.now)

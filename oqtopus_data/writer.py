@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
@@ -19,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import schema as S
-from .datafiles import read_files
+from .datafiles import column_values, read_files
 from .errors import StoreError
 from .manifest import (
     REBUILD,
@@ -81,6 +82,7 @@ class Writer:
         self._seq = 0
         self.committed: Manifest | None = None
         self._named: set[str] | None = None  # files the dataset's manifests named: what garbage may be made of
+        self._ids: dict[str, dict[str, set[str]]] = {}  # table -> file -> its job ids (see `ids`)
         try:
             _note_run(storage, self._token)  # before anything is staged: a kill leaves files the next GC knows
         except BaseException:
@@ -140,11 +142,79 @@ class Writer:
         return read_files(self.storage, table, [e for e in self.base.entries(table) if not e.final
                                                 and e.path not in gone])
 
+    def ids(self, table: str = "jobs", *, final: bool | None = True) -> set[str]:
+        """The job ids with rows in this commit's files of `table` so far: final files (default), volatile ones
+        (`final=False`) or all (None). Each committed file's ids are read once per writer (one column), those of
+        files written here are taken as they are written: the one place that knows which jobs are written."""
+        index = self._ids.setdefault(table, {})
+        entries = self.files.get(table, [])
+        for entry in entries:
+            if entry.path not in index:
+                index[entry.path] = column_values(self.storage, [entry], "job_id", self.base)
+        out: set[str] = set()
+        for entry in entries:
+            if final is None or entry.final == final:
+                out |= index[entry.path]
+        return out
+
+    def duplicates(self, jobs: pa.Table) -> dict[str, str]:
+        """The jobs among the `jobs` rows that this commit must refuse (job_id -> why): a job whose row it holds
+        already (committed as final, or written by this run), or one `jobs` holds twice. A commit never holds two
+        rows of one job; the caller refuses every new row of these jobs, and the committed rows stay."""
+        new = Counter(jobs["job_id"].to_pylist())
+        held = self._held_jobs() & new.keys() if new else set()
+        out = {job_id: "the dataset holds this job's row already, so the second one the server's answers "
+                       "brought in this run was refused (the stored row is kept)" for job_id in sorted(held)}
+        for job_id, n in sorted(new.items()):
+            if n > 1 and job_id not in out:
+                out[job_id] = (f"the server's answers brought {n} rows of this job in one batch, so none was "
+                               "written; it is fetched again next run")
+        return out
+
+    def _held_jobs(self) -> set[str]:
+        """Jobs the next commit holds rows of so far: in final files, and in volatile files written since the last
+        commit (those of an earlier checkpoint are replaced by the next commit's volatile set)."""
+        held = self.ids("jobs", final=True)
+        index = self._ids["jobs"]
+        for entry in self.files.get("jobs", []):
+            if not entry.final and entry.path in self._staged:
+                held |= index[entry.path]
+        return held
+
+    def _check_unique_jobs(self) -> None:
+        """At commit: every jobs file written since the last commit holds each of its jobs once, and no job another
+        file of the commit holds (the guard behind `duplicates`, whatever wrote the files)."""
+        entries = self.files.get("jobs", [])
+        new = [e for e in entries if e.path in self._staged]
+        if not new:
+            return
+        self.ids("jobs", final=None)
+        index = self._ids["jobs"]
+        others: Counter[str] = Counter()
+        for entry in entries:
+            others.update(index[entry.path])
+        for entry in new:
+            twice = sorted(j for j in index[entry.path] if others[j] > 1)
+            if twice or entry.rows > len(index[entry.path]):
+                shown = f"job {twice[0]}" if twice else f"a job of {entry.path}"
+                raise StoreError(f"{shown} would have two rows in the jobs table of {self.storage.uri('')}: "
+                                 "nothing of this run was committed")
+
     def write(self, table: str, data: pa.Table, *, final: bool = True) -> list[FileEntry]:
-        """Write `data` (declared schema) as one file per partition; visible only after `commit`."""
+        """Write `data` (declared schema) as one file per partition; visible only after `commit`.
+
+        Rows of `jobs` whose job the commit holds already (`duplicates`) are refused with a StoreError: the last
+        guard, for callers that did not take them out first.
+        """
         data = S.conform(table, data)
         if data.num_rows == 0:
             return []
+        if table == "jobs":
+            twice = self.duplicates(data)
+            if twice:
+                job_id, why = next(iter(twice.items()))
+                raise StoreError(f"job {job_id}: {why}; {len(twice)} job(s) would have two rows in "
+                                 f"{self.storage.uri('')}: nothing of this write was committed")
         spec = S.TABLES[table]
         written = []
         if spec.partitioned:
@@ -165,6 +235,8 @@ class Writer:
         spec = S.TABLES[table]
         rows = 0
 
+        ids: set[str] = set()
+
         def conformed() -> Iterator[pa.Table]:
             nonlocal rows
             for part in parts:
@@ -172,10 +244,13 @@ class Writer:
                 if spec.partitioned:
                     part = part.drop_columns([S.PARTITION_COLUMN])
                 rows += part.num_rows
+                if "job_id" in part.column_names:
+                    ids.update(pc.unique(part["job_id"]).to_pylist())
                 yield part
 
         entry = self._write_file(table, conformed(), True, month)
         entry = replace(entry, rows=rows)
+        self._ids.setdefault(table, {})[entry.path] = ids
         self.files.setdefault(table, []).append(entry)
         return entry
 
@@ -188,6 +263,8 @@ class Writer:
         staged = self.storage.staged_name(rel)
         size = self.storage.write_parquet(staged, data)
         self._staged[rel] = staged
+        if isinstance(data, pa.Table) and "job_id" in data.column_names:
+            self._ids.setdefault(table, {})[rel] = set(pc.unique(data["job_id"]).to_pylist())
         return FileEntry(table, rel, data.num_rows if isinstance(data, pa.Table) else 0, size, final, month)
 
     def check_identity(self) -> None:
@@ -207,6 +284,9 @@ class Writer:
         gone = {e.path for e in entries}
         for table in list(self.files):
             self.files[table] = [e for e in self.files[table] if e.path not in gone]
+        for index in self._ids.values():
+            for path in gone:
+                index.pop(path, None)
 
     @property
     def missing_months(self) -> list[str]:
@@ -234,6 +314,7 @@ class Writer:
         Otherwise files no recent commit names are deleted (still under the lock) and the lock is released.
         """
         self.check_identity()
+        self._check_unique_jobs()
         files = {t: list(es) for t, es in self.files.items() if es}
         named = {e.path for es in files.values() for e in es}
         manifest = Manifest(
