@@ -20,6 +20,9 @@ Each file entry is `final` (rows of terminal jobs, kept until compaction) or vol
 change, and the current errors): every commit replaces the whole volatile set, which is how a job whose status
 changed replaces its old rows without rewriting history.
 
+A commit never holds two rows of one job in `jobs`: the writer knows the jobs of every file of its commit (`ids`,
+read once) and refuses a second row (`Writer.duplicates`), so the views' de-duplication is never what saves a reader.
+
 Nothing on disk is trusted blindly (manifest.py): a manifest whose paths leave their table's directory, or that does
 not parse (truncated, half-copied), is skipped for the newest readable one, and the reader is told; readers and
 writers check with one listing that every file of their commit is there, and name the missing ones. A run removes

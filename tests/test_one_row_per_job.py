@@ -93,3 +93,24 @@ def test_a_volatile_row_of_a_job_stored_as_final_is_refused_and_the_final_row_ke
     assert [e.final for e in data.latest().entries("jobs")] == [True]
     assert data.read_table("errors").select(["job_id", "stage"]).to_pylist() == [
         {"job_id": result(FINAL).job_id, "stage": STORE_STAGE}]
+
+
+def test_an_incremental_run_reads_the_ids_of_each_stored_jobs_file_once(tmp_path, monkeypatch):
+    import oqtopus_data.writer as writer_module
+
+    out = tmp_path / "out"
+    with FakeCloud(n_jobs=150, seed=6) as cloud:
+        creds = Credentials(url=cloud.url, token=cloud.token)
+        with ApiClient(creds, workers=4) as api:
+            assert export(api, out, ExportOptions(page_size=40, checkpoint_jobs=50)).ok
+        reads: list[str] = []
+        real = writer_module.column_values
+
+        def counted(storage, entries, column, manifest=None):
+            reads.extend(e.path for e in entries if e.table == "jobs")
+            return real(storage, entries, column, manifest)
+
+        monkeypatch.setattr(writer_module, "column_values", counted)
+        with ApiClient(creds, workers=4) as api:
+            assert export(api, out, ExportOptions(page_size=40, checkpoint_jobs=50)).ok
+    assert reads and len(reads) == len(set(reads))
