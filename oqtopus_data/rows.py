@@ -81,12 +81,14 @@ class FinalRows:
         self.flush_rows = flush_rows
         self._tables: dict[str, list[pa.Table]] = {name: [] for name in JOB_TABLES}
         self._count_rows = 0
+        self.ids: set[str] = set()  # the jobs whose rows are buffered
 
     def add(self, tables: dict[str, pa.Table]) -> None:
         for name, table in tables.items():
             if table.num_rows:
                 self._tables[name].append(table)
         self._count_rows += tables["counts"].num_rows
+        self.ids.update(tables["jobs"]["job_id"].to_pylist())
 
     @property
     def full(self) -> bool:
@@ -98,6 +100,7 @@ class FinalRows:
         out = {name: pa.concat_tables(parts) for name, parts in self._tables.items() if parts}
         self._tables = {name: [] for name in JOB_TABLES}
         self._count_rows = 0
+        self.ids = set()
         return out
 
 
@@ -130,7 +133,11 @@ class RunRows:
             self.volatile.add(name, old)
 
     def add(self, tables: dict[str, pa.Table], final_ids: Iterable[str]) -> dict[str, int]:
-        """A flattened batch: rows of `final_ids` buffered as final, the others volatile; rows per table."""
+        """A flattened batch: rows of `final_ids` buffered as final, the others volatile; rows per table.
+
+        Rows of a job the dataset or the buffer holds already, or that the batch holds twice, are refused here,
+        before the state of the next commit is made (the refused job is fetched again)."""
+        tables = self._unique(tables, buffered=self.final.ids)
         final, volatile = split_final(tables, final_ids)
         self.final.add(final)
         for name, table in volatile.items():
@@ -154,10 +161,11 @@ class RunRows:
             self.writer.write(name, table, final=False)
         return self.writer.commit(state=state, info=info, keep_open=not final)
 
-    def _unique(self, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
-        """`tables` without the rows of jobs the commit must not hold twice, each refused job told once."""
+    def _unique(self, tables: dict[str, pa.Table], buffered: set[str] | None = None) -> dict[str, pa.Table]:
+        """`tables` without the rows of jobs the commit must not hold twice (also jobs of `buffered` rows), each
+        refused job told once. Checked as a batch arrives, and once more as rows are written."""
         jobs = tables.get("jobs")
-        refused = self.writer.duplicates(jobs) if jobs is not None else {}
+        refused = self.writer.duplicates(jobs, buffered or set()) if jobs is not None else {}
         if not refused:
             return tables
         for job_id, why in refused.items():

@@ -83,6 +83,7 @@ class Writer:
         self.committed: Manifest | None = None
         self._named: set[str] | None = None  # files the dataset's manifests named: what garbage may be made of
         self._ids: dict[str, dict[str, set[str]]] = {}  # table -> file -> its job ids (see `ids`)
+        self._held: set[str] | None = None  # see `_held_jobs`; None: to be worked out again
         try:
             _note_run(storage, self._token)  # before anything is staged: a kill leaves files the next GC knows
         except BaseException:
@@ -157,12 +158,14 @@ class Writer:
                 out |= index[entry.path]
         return out
 
-    def duplicates(self, jobs: pa.Table) -> dict[str, str]:
+    def duplicates(self, jobs: pa.Table, buffered: set[str] | None = None) -> dict[str, str]:
         """The jobs among the `jobs` rows that this commit must refuse (job_id -> why): a job whose row it holds
-        already (committed as final, or written by this run), or one `jobs` holds twice. A commit never holds two
-        rows of one job; the caller refuses every new row of these jobs, and the committed rows stay."""
+        already (committed as final, or written by this run, or among the caller's `buffered` rows on their way),
+        or one `jobs` holds twice. A commit never holds two rows of one job; the caller refuses every new row of
+        these jobs, and the stored rows stay."""
         new = Counter(jobs["job_id"].to_pylist())
-        held = self._held_jobs() & new.keys() if new else set()
+        held_now, buffered = (self._held_jobs() if new else set()), buffered or set()
+        held = {job_id for job_id in new if job_id in held_now or job_id in buffered}
         out = {job_id: "the dataset holds this job's row already, so the second one the server's answers "
                        "brought in this run was refused (the stored row is kept)" for job_id in sorted(held)}
         for job_id, n in sorted(new.items()):
@@ -173,13 +176,16 @@ class Writer:
 
     def _held_jobs(self) -> set[str]:
         """Jobs the next commit holds rows of so far: in final files, and in volatile files written since the last
-        commit (those of an earlier checkpoint are replaced by the next commit's volatile set)."""
-        held = self.ids("jobs", final=True)
-        index = self._ids["jobs"]
-        for entry in self.files.get("jobs", []):
-            if not entry.final and entry.path in self._staged:
-                held |= index[entry.path]
-        return held
+        commit (those of an earlier checkpoint are replaced by the next commit's volatile set). Kept between
+        calls: a batch's check costs its own size, not the dataset's."""
+        if self._held is None:
+            held = self.ids("jobs", final=True)
+            index = self._ids["jobs"]
+            for entry in self.files.get("jobs", []):
+                if not entry.final and entry.path in self._staged:
+                    held |= index[entry.path]
+            self._held = held
+        return self._held
 
     def _check_unique_jobs(self) -> None:
         """At commit: every jobs file written since the last commit holds each of its jobs once, and no job another
@@ -251,6 +257,7 @@ class Writer:
         entry = self._write_file(table, conformed(), True, month)
         entry = replace(entry, rows=rows)
         self._ids.setdefault(table, {})[entry.path] = ids
+        self._held = None
         self.files.setdefault(table, []).append(entry)
         return entry
 
@@ -264,7 +271,9 @@ class Writer:
         size = self.storage.write_parquet(staged, data)
         self._staged[rel] = staged
         if isinstance(data, pa.Table) and "job_id" in data.column_names:
-            self._ids.setdefault(table, {})[rel] = set(pc.unique(data["job_id"]).to_pylist())
+            ids = self._ids.setdefault(table, {})[rel] = set(pc.unique(data["job_id"]).to_pylist())
+            if table == "jobs" and self._held is not None:
+                self._held |= ids
         return FileEntry(table, rel, data.num_rows if isinstance(data, pa.Table) else 0, size, final, month)
 
     def check_identity(self) -> None:
@@ -287,6 +296,7 @@ class Writer:
         for index in self._ids.values():
             for path in gone:
                 index.pop(path, None)
+        self._held = None
 
     @property
     def missing_months(self) -> list[str]:
@@ -335,6 +345,7 @@ class Writer:
         self.committed = manifest
         self._publish(manifest.publish)
         self._staged = {}
+        self._held = None  # the volatile files written so far now belong to an earlier commit
         if self._named is None:
             self._named = named_files(self.storage, list_versions(self.storage))
         self._named |= _names(manifest)

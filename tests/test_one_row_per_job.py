@@ -68,10 +68,15 @@ def test_a_batch_that_repeats_a_committed_job_or_one_of_its_own_is_refused_with_
     write_dataset(tables(FINAL), tmp_path)
     twice = result("estimation_current").job_id
     with Dataset(tmp_path).writer() as writer:
+        told: list[tuple[str, str]] = []
         rows = RunRows(writer, AT, flush_rows=10)
+        default = rows.refused
+        rows.refused = lambda job_id, stage, message: (told.append((job_id, stage)), default(job_id, stage, message))
         batch = tables(FINAL, "estimation_current", "estimation_current", "sampling_running_minimal")
         final_ids = [result(FINAL).job_id, twice]
         rows.add(batch, final_ids)
+        # Told as the batch arrives, before the run makes the state of its next commit (which fetches them again).
+        assert sorted(told) == sorted([(result(FINAL).job_id, STORE_STAGE), (twice, STORE_STAGE)])
         rows.commit({}, {}, final=True)
     data = Dataset(tmp_path)
     jobs = data.read_table("jobs")["job_id"].to_pylist()
