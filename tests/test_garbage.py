@@ -18,6 +18,7 @@ from oqtopus_data.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
+pytest_plugins = ["s3server"]  # the `s3` fixture: moto's server on 127.0.0.1
 
 
 def tables(*names: str) -> dict:
@@ -69,3 +70,19 @@ def test_staged_files_of_a_killed_writer_are_collected_by_the_next_one(tmp_path)
     write_dataset(tables("sampling_running_minimal"), tmp_path)
     assert not [p for p in files(tmp_path) if p.endswith(".staged")]
     assert files(tmp_path) == {e.path for e in Dataset(tmp_path).latest().all_entries()}
+
+
+def test_garbage_collection_on_s3_deletes_only_objects_this_dataset_wrote(s3):
+    bucket = s3.bucket()
+    dataset = Dataset(f"s3://{bucket}/p", **s3.options)
+    with dataset.writer() as writer:
+        writer.write("jobs", tables("sampling_running_minimal")["jobs"], final=False)
+        first = {e.path for e in writer.commit().all_entries()}
+    foreign = "p/jobs/submitted_month=2025-03/part-000001-0badf00d-00001.parquet"
+    s3.client().put_object(Bucket=bucket, Key=foreign, Body=b"not ours")
+    with dataset.writer() as writer:  # replaces the volatile file of the first commit
+        writer.write("jobs", tables("sampling_current")["jobs"])
+        writer.commit()
+    keys = set(s3.keys(bucket, "p/jobs/"))
+    assert foreign in keys
+    assert not {f"p/{rel}" for rel in first} & keys
