@@ -19,7 +19,6 @@ MIN_REDACTED_TOKEN = 8  # a shorter "token" (say `x`) would turn every x of a me
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>)]+")
 _QUERY = re.compile(r"\?[^\s'\"<>)]+")
 _PARAMS = re.compile(r";[^\s/?;=&'\"<>)]+=[^\s/?;'\"<>)]*")
-_SIGNED = re.compile(r"(?i)\b((?:x-amz-|x-goog-)?(?:signature|sig|credential|security-token|token))=[^\s&;'\"<>)]+")
 _SECRET_SEGMENT = re.compile(r"[A-Za-z0-9+_%=-]{40,}")  # a hash or an HMAC in base64 or hex
 
 
@@ -49,7 +48,7 @@ def scrub(text: str, token: str | None = None) -> str:
     text = _URL.sub(lambda match: redact_url(match.group()), text)
     text = _QUERY.sub("", text)
     text = _PARAMS.sub("", text)
-    text = _SIGNED.sub(r"\1=<redacted>", text)
+    text = _signing_values(text)
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
 
 
@@ -57,7 +56,7 @@ REDACTED = "<redacted>"
 # The query parameters that carry a presigned URL's secret: AWS SigV4 and V2, GCS, Alibaba OSS, Azure SAS (`sig`),
 # CloudFront (Signature, Policy, Key-Pair-Id), and the generic names other presigners use.
 _SIGNING_NAME = (r"(?:x-(?:amz|goog|oss)-(?:signature|credential|security-token)|signature|sig|security-token|token"
-               r"|credential|awsaccesskeyid|googleaccessid|ossaccesskeyid|key-pair-id|policy)")
+                 r"|credential|awsaccesskeyid|googleaccessid|ossaccesskeyid|key-pair-id|policy)")
 # `=` as it is, or percent-encoded once or twice (a presigned URL quoted inside another URL's query).
 _EQUALS = r"(?:=|%3d|%253d)"
 # A value ends at a separator: `&` (or its encoded forms), `;`, a space, a quote, a bracket, a comma, a backslash.
@@ -76,7 +75,11 @@ def scrub_signatures(text: str) -> str:
     Nothing else of the text changes, and it is not shortened: it is what the dataset stores."""
     if not text:
         return text
-    text = _TEXT_URL.sub(_scrub_url, text)
+    return _signing_values(_TEXT_URL.sub(_scrub_url, text))
+
+
+def _signing_values(text: str) -> str:
+    """`text` with the value of every signing key=value (or quoted key: value) replaced by REDACTED."""
     text = _SIGNATURE.sub(rf"\1{REDACTED}", text)
     return _QUOTED_SIGNATURE.sub(rf"\1\2\1\3\4{REDACTED}\4", text)
 
