@@ -14,15 +14,21 @@ uncommitted file either: a writer stages each file under a hidden name (`.part-.
 engines skip), commits the manifest, then publishes (renames) the staged files; a run killed between the two is
 rolled forward by the next writer, and readers of that manifest fall back to the staged names meanwhile. After a
 commit, files the manifest no longer names (replaced, compacted, left by killed runs) are deleted, so the
-directories hold exactly the newest commit whenever no export is running.
+directories hold exactly the newest commit whenever no export is running; only files a manifest of this dataset
+named or one of its writers staged are ever deleted (a table directory may be a symlink to a shared disk).
 Each file entry is `final` (rows of terminal jobs, kept until compaction) or volatile (rows of jobs that may still
 change, and the current errors): every commit replaces the whole volatile set, which is how a job whose status
 changed replaces its old rows without rewriting history.
 
+A commit never holds two rows of one job in `jobs`: the writer knows the jobs of every file of its commit (`ids`,
+read once) and refuses a second row (`Writer.duplicates`), so the views' de-duplication is never what saves a reader.
+
 Nothing on disk is trusted blindly (manifest.py): a manifest whose paths leave their table's directory, or that does
 not parse (truncated, half-copied), is skipped for the newest readable one, and the reader is told; readers and
 writers check with one listing that every file of their commit is there, and name the missing ones. A run removes
-only a directory it created itself, under the lock, while no commit exists (writer.py: `discard_new`).
+only a directory it created itself, under the lock, while no commit exists (writer.py: `discard_new`). A writer
+checks before each commit that the dataset it opened is still there (`_oqtopus/dataset_id` and the lock it holds):
+one removed under it (`rm -rf OUT_DIR`) stops the run with DatasetGoneError, and nothing is made again or committed.
 
 Where each part lives: storage/ holds the bytes (a local directory, S3), manifest.py the commit records, datafiles.py
 reads the files a commit names, writer.py makes a commit, and this module is what callers use: `Dataset`,

@@ -39,3 +39,8 @@ class StoreError(OqtopusDataError):
 
 class LockError(StoreError):
     """Another export holds the dataset's lock."""
+
+
+class DatasetGoneError(ConfigError, StoreError):
+    """The dataset a run was writing was removed or replaced meanwhile (`rm -rf OUT_DIR`): exit status 2, and the
+    run commits nothing, so it never recreates a dataset from half a run."""

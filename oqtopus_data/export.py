@@ -28,7 +28,6 @@ from typing import Any
 
 from . import schema as S
 from .api import ApiClient
-from .datafiles import column_values
 from .dataset import Dataset, compact, excess_file_count
 from .device_snapshot import export_devices, public_url, write_snapshots
 from .devices import check_device_names, fetch_devices
@@ -106,7 +105,7 @@ class _Run:
         with self.dataset.writer(operation=operation, fresh=self.options.full_refresh,
                                  repair=self.options.repair) as writer:
             self.writer = writer
-            self.rows = RunRows(writer, self.now, self.options.flush_rows)
+            self.rows = RunRows(writer, self.now, self.options.flush_rows, refused=self._error)
             self.volatile = self.rows.volatile
             self.logs = LogStep(self.dataset, writer)
             for note in writer.notes:
@@ -120,7 +119,7 @@ class _Run:
                                                     progress=self.progress, notice=self._notice,
                                                     stop=self.stop.is_set))
             root = self._root()
-            known = self._final_ids(root.start) if self.previous else set()
+            known = self._final_ids() if self.previous else set()
             self._list(root, known | refreshed)
             if device_error is not None:
                 self.report.errors.append((None, "devices", device_error))
@@ -176,21 +175,13 @@ class _Run:
         return root_window(max(starts) if starts else None, end)
 
     # --------------------------------------------------------------------------------------- sources
-    def _final_ids(self, start: datetime | None) -> set[str]:
-        """Ids of jobs committed as final that a listing from `start` can meet again: those to skip."""
-        entries = [e for e in self.writer.files.get("jobs", []) if e.final]
-        if start is not None:
-            month = (start - SHIFT_SLACK).strftime("%Y-%m")
-            entries = [e for e in entries if (e.partition or "") >= month or e.partition == S.UNKNOWN_MONTH]
-        return column_values(self.dataset.storage, entries, "job_id")
+    def _final_ids(self) -> set[str]:
+        """Ids of jobs committed as final, which a listing may meet again: those to skip."""
+        return self.writer.ids("jobs")  # read once per run, by the writer that also refuses a second row
 
     def _final_among(self, job_ids: Iterable[str]) -> set[str]:
         """Which of these jobs already have final rows (so a job brought back by id is never written twice)."""
-        wanted = set(job_ids)
-        entries = [e for e in self.writer.files.get("jobs", []) if e.final]
-        if not wanted or not entries:
-            return set()
-        return wanted & column_values(self.dataset.storage, entries, "job_id")
+        return set(job_ids) & self.writer.ids("jobs")
 
     def _refresh(self, job_ids: list[str]) -> set[str]:
         """Fetch again, by id, the jobs that were pending or failed last time; returns the ids handled."""

@@ -25,6 +25,7 @@ from . import schema as S
 from . import storable as st
 from .enums import TERMINAL
 from .payload import clean_bitstrings, outcomes, short_repr
+from .redact import scrub_stored
 from .results import OqtopusJobResult, result_from_raw
 from .times import parse_datetime
 
@@ -135,7 +136,7 @@ def error_rows(errors: Iterable[tuple[Any, str, str]], recorded_at: datetime) ->
         if job_id is not None:
             job_id, fixed = st.escaped(_error_id(job_id))
             note = " (job_id is not valid UTF-8: stored with \\u escapes)" if fixed else ""
-        message, fixed = st.escaped(str(message))
+        message, fixed = st.escaped(scrub_stored(str(message)))
         note += " (message text not valid UTF-8 stored with \\u escapes)" if fixed else ""
         ids.append(job_id)
         stages.append(st.escaped(str(stage))[0])
@@ -210,7 +211,7 @@ def _job_row(result: OqtopusJobResult, exported_at: datetime) -> dict[str, Any]:
         "device_id": st.text(result.device_id, "device_id"),
         "shots": st.int64(shots, "shots"),
         "execution_time": st.float64(result.execution_time, "execution_time"),
-        "message": st.text(result.message, "message"),
+        "message": st.text(scrub_stored(result.message), "message"),  # a presigned URL quoted in it: unsigned
         "transpiler_info": st.json_text(result.transpiler_info, "transpiler_info"),
         "simulator_info": st.json_text(result.simulator_info, "simulator_info"),
         "mitigation_info": st.json_text(result.mitigation_info, "mitigation_info"),
@@ -225,7 +226,7 @@ def _job_row(result: OqtopusJobResult, exported_at: datetime) -> dict[str, Any]:
         "n_outcomes": None,  # set from the counts, when the job has them
         "total_count": None,
         "exported_at": exported_at,
-        "extra": st.json_text(result.extra or None, "extra"),
+        "extra": st.json_text(scrub_stored(result.extra) or None, "extra"),
     }
     for name in _TIME_FIELDS:
         row[name] = _timestamp(getattr(result, name), name)

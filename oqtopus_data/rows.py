@@ -7,7 +7,7 @@ rows without rewriting history.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -81,12 +81,14 @@ class FinalRows:
         self.flush_rows = flush_rows
         self._tables: dict[str, list[pa.Table]] = {name: [] for name in JOB_TABLES}
         self._count_rows = 0
+        self.ids: set[str] = set()  # the jobs whose rows are buffered
 
     def add(self, tables: dict[str, pa.Table]) -> None:
         for name, table in tables.items():
             if table.num_rows:
                 self._tables[name].append(table)
         self._count_rows += tables["counts"].num_rows
+        self.ids.update(tables["jobs"]["job_id"].to_pylist())
 
     @property
     def full(self) -> bool:
@@ -98,18 +100,29 @@ class FinalRows:
         out = {name: pa.concat_tables(parts) for name, parts in self._tables.items() if parts}
         self._tables = {name: [] for name in JOB_TABLES}
         self._count_rows = 0
+        self.ids = set()
         return out
+
+
+#: The stage of the errors row of a job whose new rows were refused because the commit holds its row already.
+STORE_STAGE = "store"
 
 
 class RunRows:
     """A run's rows on their way to the next commit: the volatile set carried from the last commit and updated,
-    final rows buffered and written in files as they fill, all made visible by `commit`."""
+    final rows buffered and written in files as they fill, all made visible by `commit`.
 
-    def __init__(self, writer: Any, now: datetime, flush_rows: int) -> None:
+    A job whose rows the commit holds already, or that a batch brings twice, has its new rows refused
+    (`Writer.duplicates`): `refused(job_id, stage, message)` is told (default: the job's errors row).
+    """
+
+    def __init__(self, writer: Any, now: datetime, flush_rows: int,
+                 refused: Callable[[str, str, str], None] | None = None) -> None:
         self.writer = writer
         self.now = now
         self.volatile = VolatileRows()
         self.final = FinalRows(flush_rows)
+        self.refused = refused or self._refused
 
     def carry(self) -> None:
         """Take the base commit's volatile rows; run-level errors (no job id) are not carried: a run retries."""
@@ -120,7 +133,11 @@ class RunRows:
             self.volatile.add(name, old)
 
     def add(self, tables: dict[str, pa.Table], final_ids: Iterable[str]) -> dict[str, int]:
-        """A flattened batch: rows of `final_ids` buffered as final, the others volatile; rows per table."""
+        """A flattened batch: rows of `final_ids` buffered as final, the others volatile; rows per table.
+
+        Rows of a job the dataset or the buffer holds already, or that the batch holds twice, are refused here,
+        before the state of the next commit is made (the refused job is fetched again)."""
+        tables = self._unique(tables, buffered=self.final.ids)
         final, volatile = split_final(tables, final_ids)
         self.final.add(final)
         for name, table in volatile.items():
@@ -131,7 +148,7 @@ class RunRows:
 
     def flush(self) -> None:
         """Write the buffered final rows as files (visible only once committed)."""
-        for name, table in self.final.take().items():
+        for name, table in self._unique(self.final.take()).items():
             self.writer.write(name, table, final=True)
 
     def commit(self, state: dict[str, Any], info: dict[str, Any], *, final: bool) -> Any:
@@ -139,6 +156,24 @@ class RunRows:
         writer open for the next checkpoint."""
         self.flush()
         self.writer.drop([e for es in self.writer.files.values() for e in es if not e.final])
+        self._unique(self.volatile.tables())  # a refused job's rows leave the volatile set, its errors row joins it
         for name, table in self.volatile.tables().items():
             self.writer.write(name, table, final=False)
         return self.writer.commit(state=state, info=info, keep_open=not final)
+
+    def _unique(self, tables: dict[str, pa.Table], buffered: set[str] | None = None) -> dict[str, pa.Table]:
+        """`tables` without the rows of jobs the commit must not hold twice (also jobs of `buffered` rows), each
+        refused job told once. Checked as a batch arrives, and once more as rows are written."""
+        jobs = tables.get("jobs")
+        refused = self.writer.duplicates(jobs, buffered or set()) if jobs is not None else {}
+        if not refused:
+            return tables
+        for job_id, why in refused.items():
+            self.volatile.drop([job_id], tables=JOB_TABLES)
+            self.refused(job_id, STORE_STAGE, why)
+        drop = pa.array(sorted(refused), pa.string())
+        return {name: table.filter(pc.invert(pc.fill_null(pc.is_in(table["job_id"], value_set=drop), False)))
+                if name in JOB_TABLES else table for name, table in tables.items()}
+
+    def _refused(self, job_id: str, stage: str, message: str) -> None:
+        self.volatile.error(job_id, stage, message, self.now)

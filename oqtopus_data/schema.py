@@ -150,7 +150,7 @@ ERRORS = Table(
     "one row per job that could not be exported in the latest run",
     (
         Column("job_id", pa.string(), "job identifier (null when the payload had none)"),
-        Column("stage", pa.string(), "where it failed: list, fetch, archive, parse, flatten, sse_log, devices, "
+        Column("stage", pa.string(), "where it failed: list, fetch, archive, parse, flatten, store, sse_log, devices, "
                "calibration",
                nullable=False),
         Column("message", pa.string(), "what is wrong, in one line", nullable=False),

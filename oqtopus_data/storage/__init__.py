@@ -96,6 +96,11 @@ class Storage(Protocol):
         """Hold the dataset's writer lock, or raise LockError naming the holder."""
         ...
 
+    def lock_intact(self) -> bool:
+        """Whether the lock this process holds is still the dataset's lock file: False once the location was
+        removed (or removed and made again) while the lock was held, so a writer never commits into what is left."""
+        ...
+
     def create_root(self) -> bool:
         """Make the dataset's location exist; True only when this very call created it (StoreError if it cannot)."""
         ...

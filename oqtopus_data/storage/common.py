@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError, DatasetGoneError, StoreError
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "use_dictionary": True, "write_statistics": True}
 
@@ -34,6 +34,12 @@ def write_parquet_into(sink: Any, data: pa.Table | Iterable[pa.Table]) -> None:
 META_DIR = "_oqtopus"  # the dataset's own files: manifests and the writer lock
 LOCK = f"{META_DIR}/lock"
 _STAGED = ".staged"
+
+
+def gone(where: str) -> DatasetGoneError:
+    """The error of a run whose dataset was removed or replaced under it: one sentence, nothing committed."""
+    return DatasetGoneError(f"{where} was removed or replaced while this export was writing to it, so the export "
+                            "stopped and committed nothing there; run it again to start a new export")
 
 
 def path_problem(rel: object) -> str | None:

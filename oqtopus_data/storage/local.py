@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from ..errors import LockError, StoreError
-from .common import LOCK, META_DIR, check_options, inside, is_staged, staged_name, write_parquet_into
+from .common import LOCK, META_DIR, check_options, gone, inside, is_staged, staged_name, write_parquet_into
 
 #: A local directory takes no storage options.
 OPTIONS: tuple[str, ...] = ()
@@ -34,6 +34,7 @@ class LocalStorage:
     def __init__(self, root: str | os.PathLike[str], **options: str) -> None:
         check_options(options, OPTIONS, "a local directory")
         self.root = Path(root).expanduser().absolute()
+        self._lock_fd: int | None = None  # the lock file this process holds, while it holds it
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
@@ -47,10 +48,20 @@ class LocalStorage:
         return pafs.LocalFileSystem()
 
     def arrow_path(self, rel: str) -> str:
-        return self.uri(rel)
+        return str(self._here(inside(rel)))
+
+    def _here(self, rel: str) -> Path:
+        """The path of `rel`, once sure that a held lock still guards this directory.
+
+        A directory removed (or removed and made again) under a writer is said so at its next step: making its
+        directories again would bring back half a dataset that every reader refuses.
+        """
+        if self._lock_fd is not None and not self.lock_intact():
+            raise gone(f"the dataset directory {self.root}")
+        return self.root / inside(rel) if rel else self.root
 
     def _prepare(self, rel: str) -> Path:
-        path = self.root / inside(rel)
+        path = self._here(inside(rel))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -93,16 +104,16 @@ class LocalStorage:
             tmp.unlink(missing_ok=True)
 
     def read_bytes(self, rel: str) -> bytes:
-        return (self.root / inside(rel)).read_bytes()
+        return self._here(inside(rel)).read_bytes()
 
     def list(self, rel_dir: str) -> list[str]:
-        base = self.root / inside(rel_dir) if rel_dir else self.root
+        base = self._here(rel_dir)
         if not base.is_dir():
             return []
         return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
 
     def children(self, rel_dir: str) -> list[str]:
-        base = self.root / inside(rel_dir) if rel_dir else self.root
+        base = self._here(rel_dir)
         try:
             return sorted(p.name for p in base.iterdir())
         except (FileNotFoundError, NotADirectoryError):
@@ -112,13 +123,13 @@ class LocalStorage:
 
     def delete(self, rel: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            (self.root / inside(rel)).unlink()
+            self._here(inside(rel)).unlink()
 
     def exists(self, rel: str) -> bool:
         return (self.root / inside(rel)).exists()
 
     def rename(self, src: str, dst: str) -> None:
-        source, target = self.root / inside(src), self._prepare(dst)
+        source, target = self._here(inside(src)), self._prepare(dst)
         try:
             os.replace(source, target)
             _fsync_dir(target.parent)
@@ -148,9 +159,15 @@ class LocalStorage:
                                                                                         time.gmtime())}
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(info).encode(), 0)
+            self._lock_fd = fd
             yield
         finally:
+            self._lock_fd = None
             os.close(fd)  # closing releases the flock
+
+    def lock_intact(self) -> bool:
+        """Whether the lock file this process holds is still `_oqtopus/lock` of the directory (same inode)."""
+        return self._lock_fd is not None and _still_linked(self._lock_fd, self.root / LOCK)
 
     def _open_lock(self) -> int:
         """Open (creating) the lock file; its directory, if a failed first run removes it meanwhile, is made again."""

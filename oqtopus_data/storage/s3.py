@@ -222,6 +222,18 @@ class S3Storage:
             self._lease = None
             lease.release()
 
+    def lock_intact(self) -> bool:
+        """Whether the lease object is still there (a removed prefix takes it along); LockError once another writer
+        holds it."""
+        lease = self._lease
+        if lease is None:
+            return False
+        lease.check("commit")
+        with self._errors("look up", LOCK):
+            present = lease.intact()
+        lease.check("commit")  # another writer's lease: LockError, as for a lease lost any other way
+        return present
+
     def create_root(self) -> bool:
         """A prefix is never created by a run, so a failed run removes nothing there (staged files wait for GC)."""
         return False

@@ -159,6 +159,15 @@ class Lease:
         except (self.botocore.ClientError, self.botocore.BotoCoreError):
             return None
 
+    def intact(self) -> bool:
+        """Whether the lease object still exists (one GET); one that names another owner marks this lease lost."""
+        holder = self._read_holder()
+        if holder is None:
+            return False
+        if holder[0].get("owner") != self.owner:
+            self.lost = True
+        return True
+
     def check(self, action: str) -> None:
         """Refuse to change the dataset once the lease may have passed to another writer."""
         if self.lost or _clock() - self.renewed > self.seconds * 0.75:
