@@ -1,9 +1,11 @@
-"""What `oqtopus-export` shows while it works and when it is done: progress, notices, Ctrl-C, the summary."""
+"""What the commands show: `oqtopus-export`'s progress, notices, Ctrl-C and summary, and the one rule for server
+text on a terminal (control characters shown escaped, so a job name cannot set the window title or the clipboard)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import threading
 import time
@@ -14,6 +16,31 @@ from typing import Any
 import click
 
 from .failures import EXIT_FAILED, hide_token, say, speaker
+
+#: C0 controls, DEL and C1 controls (ESC ] 0;... BEL sets a window title, OSC 52 writes the clipboard).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escaped(text: str, keep: str = "") -> str:
+    """`text` with every control character (but those in `keep`) written as an escape: ESC as \\x1b, a newline as
+    \\n; what a terminal shows of it is the text, never a command to the terminal."""
+    def one(match: re.Match[str]) -> str:
+        char = match.group()
+        return char if char in keep else _NAMED.get(char, f"\\x{ord(char):02x}")
+
+    return _CONTROLS.sub(one, text)
+
+
+def is_terminal(err: bool = False) -> bool:
+    """Whether standard output (or error) is a terminal: data shown there has its control characters escaped."""
+    return click.get_text_stream("stderr" if err else "stdout").isatty()
+
+
+def echo_data(text: str, *, err: bool = False, nl: bool = True) -> None:
+    """Write text that holds data (server text: job names, device ids, messages) to stdout or stderr: on a terminal
+    with its control characters escaped (line breaks kept), elsewhere (a file, a pipe) as it is."""
+    click.echo(escaped(text, keep="\n") if is_terminal(err) else text, err=err, nl=nl)
 
 
 class Console:
@@ -128,12 +155,12 @@ def print_failures(report: Any, out_dir: str) -> None:
     if run:
         click.echo("the run met problems (they are in the errors table; the next run tries again):", err=True)
         for stage, message in run[:10]:
-            click.echo(f"  {stage}: {hide_token(message)}", err=True)
+            echo_data(f"  {stage}: {hide_token(message)}", err=True)
     if jobs:
         click.echo(f"{len(jobs)} job(s) could not be exported; they are in the errors table and are tried again "
                    "on the next run:", err=True)
         for job_id, stage, message in jobs[:10]:
-            click.echo(f"  {job_id}: {stage}: {hide_token(message)}", err=True)
+            echo_data(f"  {job_id}: {stage}: {hide_token(message)}", err=True)
     if len(run) > 10 or len(jobs) > 10:
         click.echo(f"  ... and more: oqtopus-data sql {out_dir} \"SELECT * FROM errors\"", err=True)
     if not report.complete:
