@@ -169,9 +169,12 @@ def test_drift_finds_repeated_circuits_whatever_the_jobs_are_named(tmp_path) -> 
                            tmp_path / "r.html")
     part = sections(summary.path.read_text(encoding="utf-8"))["drift"]
     assert 'class="empty"' not in part
-    names = re.findall(r'<h3 class="circuit">([^<(]+?)(?: \(and (\d) other names?\))?</h3>', part)
-    assert names and {n for n, _ in names} <= {"vqe-step-17", "calib 284", "量子実験 12"}
-    assert any(other for _, other in names)  # one circuit, several names
+    names = re.findall(r'<h3 class="circuit">([^<(]+?)(?: \(also named ([^)]+)\))?</h3>', part)
+    every = {"vqe-step-17", "calib 284", "量子実験 12"}
+    assert names and {n for n, _ in names} <= every
+    assert any(other for _, other in names)  # one circuit, several names: each is said
+    for name, other in names:
+        assert not other or {name, *other.split(", ")} == every, (name, other)
 
 
 def test_job_table_lists_the_newest_jobs_and_each_rows_results(export, tmp_path) -> None:

@@ -20,6 +20,7 @@ DRIFT_CIRCUITS = 6  # circuits drawn
 DRIFT_DEVICES = 6  # panels per circuit (its busiest devices)
 DRIFT_NEWEST = 200  # runs drawn as points per circuit and device (the newest); trends use every run
 MAX_MARKS = 40  # recalibrations marked per panel; more would hide the points
+OTHER_NAMES = 3  # a circuit's other names written in its heading; the rest are counted
 TRACE_SERIES = 6  # estimation series drawn
 TRACE_RUNS = 4  # optimisation runs drawn per stepped series (the newest)
 TRACE_POINTS = 200  # points drawn per time series (the newest)
@@ -100,7 +101,9 @@ def drift(r: Context) -> Section:
 
 
 def _circuit_heading(c: Circuit) -> str:
-    names = f" (and {c.names - 1} other name{'s' if c.names > 2 else ''})" if c.names > 1 else ""
+    shown = ", ".join(c.other_names[:OTHER_NAMES])
+    more = f" and {len(c.other_names) - OTHER_NAMES:,} more" if len(c.other_names) > OTHER_NAMES else ""
+    names = f" (also named {shown}{more})" if c.other_names else ""
     pooled = "simulator runs" if c.reference == "simulator" else "runs on all devices (no simulator runs)"
     reference = f"reference: {c.reference_runs:,} {pooled}, {format_count(c.reference_shots)} shots"
     return (f'<h3 class="circuit">{esc(c.name)}{esc(names)}</h3><p class="meta">circuit <code>{esc(c.key[:12])}'
