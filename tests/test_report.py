@@ -94,8 +94,20 @@ def test_queue_time_per_month_is_the_median_and_90th_percentile_per_device(expor
             SELECT device_id, submitted_month, count(*), median(queue_seconds), quantile_cont(queue_seconds, 0.9)
             FROM job_timings WHERE queue_seconds IS NOT NULL GROUP BY ALL"""):
         expected.add(f"{device}, {month}: median queue time {format_duration(p50)} over {n:,} jobs")
-        expected.add(f"{device}, {month}: 90th percentile queue time {format_duration(p90)} over {n:,} jobs")
+        expected.add(f"{device}, {month}: p90 queue time {format_duration(p90)} over {n:,} jobs")
     assert drawn == expected and len(expected) > 20
+
+
+def test_one_percentile_named_the_same_in_chart_table_and_usage(export, full) -> None:
+    timings = sections(full[1])["timings"]
+    assert "95" not in re.sub(r"<[^>]+>|\d+\.\d+|=\"[^\"]*\"", " ", timings)  # no 95th anywhere in the text
+    assert re.findall(r"<th[^>]*>([^<]*p\d\d[^<]*)</th>", timings) == ["p90 queue", "p90 run"]
+    for device, p90_queue, p90_run in sql(export, """
+            SELECT device_id, quantile_cont(queue_seconds, 0.9), quantile_cont(run_seconds, 0.9) FROM job_timings
+            WHERE queue_seconds IS NOT NULL GROUP BY 1"""):
+        cells = re.findall(r'data-seconds="([0-9.]+)"', re.search(rf"<tr><td>{device}</td>(.*?)</tr>", timings)[1])
+        assert (cells[1], cells[3]) == (f"{p90_queue:.3f}", f"{p90_run:.3f}")
+    assert "p90_queue_seconds" in usage_figures(export).column_names  # what `usage` prints
 
 
 def test_success_rates_show_each_months_jobs_and_wilson_interval(export, full) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from .formats import fit, format_count, format_duration, percent
+from .stats import BOX_QUANTILES
 from .svg import (
     FONT,
     MUTED,
@@ -209,9 +210,10 @@ def _bands_only(frame: Frame, labels: Sequence[str]) -> float:
 
 
 def timing_boxes(stats: Sequence[dict], colors: dict[str, str]) -> str:
-    """Queue and run time boxes per device from quantiles (5/25/50/75/95 %), medians written above the boxes.
+    """Queue and run time boxes per device from five quantiles (whisker, box, median, box, whisker: the report's
+    `stats.BOX_QUANTILES`), medians written above the boxes.
 
-    stats: {"device", "kind" ("queue" or "run"), "n", "q": [p5, p25, p50, p75, p95]}.
+    stats: {"device", "kind" ("queue" or "run"), "n", "q": [low whisker, p25, p50, p75, high whisker]}.
     """
     devices = list(dict.fromkeys(s["device"] for s in stats))
     row = 34
@@ -239,17 +241,21 @@ def timing_boxes(stats: Sequence[dict], colors: dict[str, str]) -> str:
         frame.baseline()
         for i, s in enumerate(sorted(boxes, key=lambda b: devices.index(b["device"]))):
             yc = frame.top + row * (i + 0.5) + 4
-            p5, p25, p50, p75, p95 = (frame.x(v) for v in s["q"])
+            low, p25, p50, p75, high = (frame.x(v) for v in s["q"])
             color = colors.get(s["device"], "#cccccc")
             tip = (f"{s['device']} {kind} time, {s['n']:,} jobs: median {format_duration(s['q'][2])}; 25–75 %: "
-                   f"{format_duration(s['q'][1])}–{format_duration(s['q'][3])}; 5–95 %: "
-                   f"{format_duration(s['q'][0])}–{format_duration(s['q'][4])}")
-            svg.line(p5, yc, p95, yc, color="#555")
+                   f"{format_duration(s['q'][1])}–{format_duration(s['q'][3])}; {_pct(BOX_QUANTILES[0])}–"
+                   f"{_pct(BOX_QUANTILES[4])} %: {format_duration(s['q'][0])}–{format_duration(s['q'][4])}")
+            svg.line(low, yc, high, yc, color="#555")
             svg.rect(p25, yc - 7, max(p75 - p25, 1), 14, color=color, opacity=0.8, stroke="#555", title=tip)
             svg.line(p50, yc - 7, p50, yc + 7, color="#000", width=2)
             svg.text(p50, yc - 9, format_duration(s["q"][2]), anchor="middle", bold=True)
             svg.text(ox + 4, yc + 4, fit(f"{s['device']} (n={format_count(s['n'])})", label_width - 8, FONT))
     return svg.render()
+
+
+def _pct(q: float) -> str:
+    return f"{100 * q:g}"
 
 
 def month_lines(title: str, months: Sequence[str], series: Sequence[Series], *, log_y: bool,

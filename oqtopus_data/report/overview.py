@@ -11,7 +11,7 @@ from . import charts
 from .charts import STATE_COLORS, STATES, Point, Series
 from .context import Context, Section
 from .formats import Html, day, esc, format_count, format_duration, legend, percent, seconds_cell, table
-from .stats import wilson_interval
+from .stats import BOX_QUANTILES, HIGH, HIGH_NAME, wilson_interval
 from .svg import duration_label
 
 MAX_WEEKS = 104  # beyond two years, jobs are counted per month rather than per week
@@ -83,7 +83,7 @@ def _bands(first: date, last: date, weekly: bool) -> list[date]:
 
 def timings(r: Context) -> Section:
     section = Section("timings", "Queue and run times")
-    quantiles = "[0.05, 0.25, 0.5, 0.75, 0.95]"
+    quantiles = list(BOX_QUANTILES)
     rows = r.rows(f"""
         SELECT device_id, count(queue_seconds), quantile_cont(queue_seconds, {quantiles}),
                count(run_seconds), quantile_cont(run_seconds, {quantiles})
@@ -96,18 +96,19 @@ def timings(r: Context) -> Section:
     stats = [{"device": dev, "kind": kind, "n": n, "q": q} for dev, nq, qq, nr, qr in drawn
              for kind, n, q in (("queue", nq, qq), ("run", nr, qr)) if n]
     section.chart(charts.timing_boxes(stats, r.colors),
-                  "All-time distributions: boxes span the 25th to 75th percentile, whiskers the 5th to 95th; the "
-                  "labelled line is the median.")
+                  "All-time distributions: boxes span the 25th to 75th percentile, whiskers the 10th to 90th "
+                  f"({HIGH_NAME}); the labelled line is the median. A log axis starts at 1 ms: 0 and negative "
+                  "times (clock skew) are drawn there.")
     monthly = r.rows(f"""
         SELECT submitted_month, device_id, count(queue_seconds), median(queue_seconds),
-               quantile_cont(queue_seconds, 0.9)
+               quantile_cont(queue_seconds, {HIGH})
         FROM job_timings WHERE {r.scope.where()} AND queue_seconds IS NOT NULL
         GROUP BY ALL ORDER BY 1, 2""")
     months = sorted({m for m, *_ in monthly})
     series = []
     for device in [d for d in r.shown if d in {row[1] for row in monthly}]:
         mine = [row for row in monthly if row[1] == device]
-        for kind, k, dash in (("median", 3, ""), ("90th percentile", 4, "4 3")):
+        for kind, k, dash in (("median", 3, ""), (HIGH_NAME, 4, "4 3")):
             series.append(Series(f"{device} {kind}", r.colors[device], line=True, dash=dash, hollow=bool(dash),
                                  points=[Point(months.index(m), v, None, f"{device}, {m}: {kind} queue time "
                                                f"{format_duration(v)} over {n:,} jobs")
@@ -115,9 +116,11 @@ def timings(r: Context) -> Section:
     section.chart(charts.month_lines("Queue time per month", months, series, log_y=True, y_format=duration_label,
                                      y_name="queue time"),
                   "Queue time (submitted → running) per device and submission month: the median (filled points, "
-                  "solid line) and the 90th percentile (hollow points, dashed). Only devices with their own colour.",
+                  f"solid line) and the 90th percentile, {HIGH_NAME} (hollow points, dashed). Only devices with their "
+                  "own colour.",
                   legend([(d, r.colors[d]) for d in r.shown if d in {row[1] for row in monthly}]))
-    head = ["device", "jobs started", "median queue", "95th pct queue", "jobs ended", "median run", "95th pct run"]
+    head = ["device", "jobs started", "median queue", f"{HIGH_NAME} queue", "jobs ended", "median run",
+            f"{HIGH_NAME} run"]
     body = [[dev, f"{nq:,}", seconds_cell(qq[2]), seconds_cell(qq[4]), f"{nr:,}",
              seconds_cell(qr[2] if qr else None), seconds_cell(qr[4] if qr else None)] for dev, nq, qq, nr, qr in rows]
     section.text(table(head, body, numeric_from=1, css="timings"))
