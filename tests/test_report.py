@@ -110,26 +110,39 @@ def test_one_percentile_named_the_same_in_chart_table_and_usage(export, full) ->
     assert "p90_queue_seconds" in usage_figures(export).column_names  # what `usage` prints
 
 
-def test_success_rates_show_each_months_jobs_and_wilson_interval(export, full) -> None:
+def test_success_rates_count_succeeded_over_succeeded_and_failed_with_cancelled_beside(export, full) -> None:
     part = sections(full[1])["status-rates"]
     rows = sql(export, """
-        SELECT device_id, submitted_month, count(*), count(*) FILTER (status = 'succeeded'),
+        SELECT device_id, submitted_month, count(*) FILTER (status = 'succeeded'),
                count(*) FILTER (status = 'failed'), count(*) FILTER (status = 'cancelled')
         FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY ALL""")
     expected = set()
-    for device, month, n, ok, failed, cancelled in rows:
-        low, high = wilson_interval(ok, n)
-        expected.add(f"{device}, {month}: {ok:,} of {n:,} finished jobs succeeded ({percent(ok / n)}; 95% interval "
-                     f"{percent(low)}–{percent(high)}); {failed:,} failed, {cancelled:,} cancelled")
+    for device, month, ok, failed, cancelled in rows:
+        if ok + failed:
+            low, high = wilson_interval(ok, ok + failed)
+            expected.add(f"{device}, {month}: {ok:,} of {ok + failed:,} succeeded or failed jobs succeeded "
+                         f"({percent(ok / (ok + failed))}; 95% interval {percent(low)}–{percent(high)}); "
+                         f"{cancelled:,} cancelled beside them")
     assert set(titles(part)) == expected
     assert part.count("<svg") == 4 and part.count(">0%</text>") == 4 and part.count(">100%</text>") == 4
     totals = sql(export, """
-        SELECT device_id, count(*), count(*) FILTER (status = 'succeeded') FROM jobs
-        WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY 1 ORDER BY 2 DESC, 1""")
-    table = table_rows(part, "rates")
-    assert [(r[0], r[1], r[2], r[5], r[6]) for r in table] == [
-        (d, f"{n:,}", f"{ok:,}", percent(ok / n), "–".join(map(percent, wilson_interval(ok, n))))
-        for d, n, ok in totals]
+        SELECT device_id, count(*) FILTER (status = 'succeeded'), count(*) FILTER (status = 'failed'),
+               count(*) FILTER (status = 'cancelled') FROM jobs
+        WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY 1 ORDER BY count(*) DESC, 1""")
+    assert any(c for *_, c in totals)  # the demo has cancelled jobs: the rate must leave them out
+    assert table_rows(part, "rates") == [
+        [d, f"{ok:,}", f"{f:,}", f"{c:,}", percent(ok / (ok + f)), "–".join(map(percent, wilson_interval(ok, ok + f)))]
+        for d, ok, f, c in totals]
+    assert "succeeded / (succeeded + failed)" in part and "cancelled" in part
+
+
+def test_the_overview_rate_leaves_cancelled_jobs_out_and_counts_them_beside(export, full) -> None:
+    (ok, failed, cancelled), = sql(export, "SELECT count(*) FILTER (status = 'succeeded'), "
+                                           "count(*) FILTER (status = 'failed'), "
+                                           "count(*) FILTER (status = 'cancelled') FROM jobs")
+    tiles = dict((k, v) for v, k in re.findall(r"<b>([^<]*)</b><span>([^<]*)</span>", sections(full[1])["overview"]))
+    assert tiles["success rate"] == f"{percent(ok / (ok + failed))} of {ok + failed:,}"
+    assert tiles["cancelled"] == f"{cancelled:,}"
 
 
 def test_usage_comes_from_the_usage_view_and_matches_sums_over_jobs(export, full) -> None:
