@@ -217,7 +217,8 @@ def test_job_table_lists_the_newest_jobs_and_each_rows_results(export, tmp_path)
     top = sql(export, "SELECT bitstring, count FROM counts WHERE job_id = $id ORDER BY count DESC, bitstring LIMIT 8",
               {"id": job_id})
     opened = part.split(f"<code>{job_id}</code>", 1)[1].split("</details>", 1)[0]
-    assert re.findall(r"<tr><td>([01]+)</td><td>([\d,]+)</td><td>([\d.]+)%</td></tr>", opened) == [
+    assert re.findall(r'<tr><td><span class="bits1">([01]+)</span></td><td>([\d,]+)</td><td>([\d.]+)%</td></tr>',
+                      opened) == [
         (b, f"{c:,}", f"{100 * c / total:.1f}") for b, c in top]
     (est_id, value, stds), = sql(export, """
         SELECT j.job_id, e.exp_value, e.stds FROM jobs AS j JOIN estimations AS e USING (job_id)
@@ -233,7 +234,8 @@ def test_top_outcome_of_the_newest_sampling_job_matches_its_counts(export, full)
         ORDER BY j.submitted_at DESC, c.count DESC, c.bitstring LIMIT 1""")
     first = sections(full[1])["top-bitstrings"].split('class="card"')[1]
     assert f"<h3>{name}</h3>" in first and job_id in first
-    assert re.search(rf'<td class="bitstring">{bits}</td>.*?<td class="num">{100 * p:.1f}%</td>', first)
+    assert re.search(rf'<td class="bitstring"><span class="bits1">{bits}</span></td>.*?<td class="num">{100 * p:.1f}%'
+                     "</td>", first)
 
 
 def test_a_device_the_export_lacks_is_refused_with_the_likely_one(export, tmp_path) -> None:

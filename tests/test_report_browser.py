@@ -158,3 +158,28 @@ def test_without_scripts_the_whole_table_reads_and_jobs_still_open(export, page_
         assert newest(export)[0][0] in first.text
     finally:
         driver.quit()
+
+
+def test_wide_bitstrings_stay_on_one_line_with_the_whole_value_on_hover(tmp_path, chrome) -> None:
+    from conftest import load_payload
+    from demo_export import write_export
+
+    jobs = []
+    for k, width in enumerate((2, 61, 100)):
+        job = load_payload("sampling_current")
+        job["job_id"], job["submitted_at"] = f"wide-{width}", f"2025-03-0{k + 4}T09:12:31Z"
+        job["job_info"]["result"]["sampling"]["counts"] = {"1" * width: 600, "0" * (width - 1) + "1": 400}
+        jobs.append(job)
+    target = tmp_path / "wide.html"
+    write_report(write_export(jobs, tmp_path / "out"), target)
+    chrome.get(target.as_uri())
+    cells = chrome.find_elements(By.CSS_SELECTOR, "#top-bitstrings td.bitstring")
+    assert len(cells) == 6
+    heights = {cell.text: cell.size["height"] for cell in cells}
+    narrow = heights["11"]
+    assert all(h <= narrow + 1 for h in heights.values()), heights  # one line each, however wide
+    hover = sorted(s.get_attribute("title") for s in chrome.find_elements(By.CSS_SELECTOR, "#top-bitstrings .bits1")
+                   if s.get_attribute("title"))
+    assert hover == sorted(["1" * 61, "0" * 60 + "1", "1" * 100, "0" * 99 + "1"])
+    assert "(100 bits)" in chrome.find_element(By.ID, "top-bitstrings").text
+    assert "rightmost is bit 0" in chrome.find_element(By.ID, "top-bitstrings").text

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .context import Context, Section
-from .formats import esc, format_duration, minute, number, short_bits
+from .formats import bits_html, esc, format_duration, minute, number
 
 TOP_OUTCOMES = 8  # outcomes shown when a job is opened
 FILTERS = (("device", "device", 2), ("status", "status", 3), ("type", "job type", 4))  # (name, label, column)
@@ -129,5 +129,4 @@ def _details(job_id: str, status: str, total: int | None, n_outcomes: int | None
 
 def _bits(bits: str) -> str:
     """A bitstring; a long one cut in the middle, whole in its tooltip."""
-    short = short_bits(bits, 40)
-    return esc(bits) if short == bits else f'<span title="{esc(bits)}">{esc(short)}</span>'
+    return bits_html(bits, 40)

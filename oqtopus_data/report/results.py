@@ -11,11 +11,12 @@ from . import charts
 from .charts import Mark, Point, Series
 from .context import Context, Section
 from .drift import MIN_RUNS, MIN_SHOTS, Circuit, CircuitDrift, Run, calibration_times
-from .formats import esc, format_count, minute, number
+from .formats import BIT_ORDER, bits_html, esc, format_count, minute, number
 from .stats import weighted_mean
 from .svg import epoch
 
 TOP_BITSTRINGS = 8  # outcomes listed per recent sampling job
+CARD_BITS = 16  # bits a card shows of a wider bitstring (8 at each end): one line in the narrowest card
 DRIFT_CIRCUITS = 6  # circuits drawn
 DRIFT_DEVICES = 6  # panels per circuit (its busiest devices)
 DRIFT_NEWEST = 200  # runs drawn as points per circuit and device (the newest); trends use every run
@@ -46,7 +47,7 @@ def top_bitstrings(r: Context) -> Section:
     if not rows:
         return section.empty("No sampling job with counts in this selection.")
     section.text(f"<p>The {TOP_BITSTRINGS} most frequent outcomes of the {r.top_jobs} most recent sampling and "
-                 "multi_manual jobs (newest first); the bar is the share of all counted shots.</p>")
+                 f"multi_manual jobs (newest first); the bar is the share of all counted shots. {BIT_ORDER}</p>")
     cards: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         cards.setdefault(row[0], []).append(row)
@@ -57,8 +58,9 @@ def top_bitstrings(r: Context) -> Section:
                    f'{esc(minute(submitted))} · {shots:,} shots · {n_outcomes:,} outcomes<br>'
                    f'<code>{esc(job_id)}</code></p><table class="bits">')
         for *_, bits, p in outcomes:
-            out.append(f'<tr><td class="bitstring">{esc(bits)}</td><td class="barcell"><span class="bar" '
-                       f'style="width:{100 * p:.1f}%"></span></td><td class="num">{100 * p:.1f}%</td></tr>')
+            out.append(f'<tr><td class="bitstring">{bits_html(bits, CARD_BITS)}</td><td class="barcell">'
+                       f'<span class="bar" style="width:{100 * p:.1f}%"></span></td><td class="num">{100 * p:.1f}%'
+                       "</td></tr>")
         out.append("</table></div>")
     section.text("".join(out) + "</div>")
     return section
