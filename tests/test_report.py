@@ -186,6 +186,30 @@ def test_drift_draws_each_run_of_the_most_repeated_circuits(export, full) -> Non
     assert "Kawasaki recalibrated 2024-03-31 01:21 UTC" in marks  # from the monthly device snapshots
 
 
+def test_recalibrations_are_ticks_counted_in_each_drift_panels_title_at_any_count(tmp_path) -> None:
+    from datetime import timedelta
+
+    jobs, devices = demo_jobs(400, seed=0)
+    times = [datetime.fromisoformat(job["submitted_at"].replace("Z", "+00:00")) for job in jobs]
+    first, last = min(times), max(times)
+    snapshots, at = [], first
+    while at <= last:  # a recalibration every 4 days: 70-odd in a panel, which lines across it made a barcode
+        stamp = (at - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        snapshots.append((at, [{**d, "calibrated_at": stamp} if "calibrated_at" in d else d for d in devices]))
+        at += timedelta(days=4)
+    summary = write_report(write_export(jobs, tmp_path / "out", snapshots), tmp_path / "r.html")
+    part = sections(summary.path.read_text(encoding="utf-8"))["drift"]
+    panels = re.findall(r'<div class="panel">(<svg.*?</svg>)</div>', part, flags=re.S)
+    counted = []
+    for svg in panels:
+        device, n = re.search(r'font-weight="bold">([^<]+) · ([\d,]+) recalibrations?</text>', svg).groups()
+        ticks = re.findall(rf"<title>{re.escape(device)} recalibrated [^<]+</title>", svg)
+        assert len(ticks) == int(n.replace(",", "")), device  # every one marked, whatever the count
+        assert 'stroke-dasharray="3 3"' not in svg  # no lines across the panel
+        counted.append(int(n.replace(",", "")))
+    assert max(counted) > 40 and "Brown ticks on the time axis mark the device's recalibrations" in part
+
+
 def test_drift_finds_repeated_circuits_whatever_the_jobs_are_named(tmp_path) -> None:
     jobs, devices = demo_jobs(240, seed=5)
     for k, job in enumerate(jobs):

@@ -27,6 +27,7 @@ from .svg import (
 
 STATES = ("succeeded", "failed", "cancelled", "in progress")
 STATE_COLORS = {"succeeded": "#3b8f4f", "failed": "#d1495b", "cancelled": "#9a9a9a", "in progress": "#edae49"}
+MARK_COLOR, MARK_TICK = "#8a5a00", 7  # recalibration ticks: brown, 7 units up from the time axis
 PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974",
            "#64b5cd")
 
@@ -72,7 +73,8 @@ class Series:
 
 @dataclass(frozen=True)
 class Mark:
-    """A vertical line across a panel at x (a recalibration), with its tooltip."""
+    """A tick on a panel's time axis at x (a recalibration), with its tooltip: ticks stay readable at any count,
+    where lines across the panel became a barcode."""
 
     x: float
     title: str
@@ -118,7 +120,7 @@ def series_panel(title: str, series: Sequence[Series], *, note: str = "", time_x
     for mark in marks:
         x = frame.x(mark.x)
         if frame.left <= x <= frame.right:
-            svg.line(x, frame.top, x, frame.bottom, color="#8a5a00", dash="3 3", opacity=0.7, title=mark.title)
+            svg.line(x, frame.bottom - MARK_TICK, x, frame.bottom, color=MARK_COLOR, width=1.5, title=mark.title)
     for s in series:
         _draw_series(frame, s)
     return svg.render()

@@ -20,7 +20,6 @@ CARD_BITS = 16  # bits a card shows of a wider bitstring (8 at each end): one li
 DRIFT_CIRCUITS = 6  # circuits drawn
 DRIFT_DEVICES = 6  # panels per circuit (its busiest devices)
 DRIFT_NEWEST = 200  # runs drawn as points per circuit and device (the newest); trends use every run
-MAX_MARKS = 40  # recalibrations marked per panel; more would hide the points
 OTHER_NAMES = 3  # a circuit's other names written in its heading; the rest are counted
 TRACE_SERIES = 6  # estimation series drawn
 TRACE_RUNS = 4  # optimisation runs drawn per stepped series (the newest)
@@ -80,7 +79,8 @@ def drift(r: Context) -> Section:
         "its outcome distribution p and the circuit's reference q: its simulator runs pooled when it has any, "
         f"else its runs on every device pooled. Whiskers are ±1 shot-noise standard error; runs of fewer than "
         f"{MIN_SHOTS} shots are hollow and faint and left out of the black trend line (a shot-weighted mean per "
-        "period); dashed brown lines are recalibrations of the device.</p>")
+        "period). Brown ticks on the time axis mark the device's recalibrations (hover one for its time), "
+        "and each panel's title counts them.</p>")
     calibrations = calibration_times(r.con)
     for circuit in circuits:
         mine = [run for run in runs if run.circuit == circuit.key]
@@ -127,10 +127,10 @@ def _drift_panel(device: str, runs: Sequence[Run], calibrations: Sequence[dateti
             buckets.setdefault(int(epoch(x.submitted_at) // period), []).append((x.fidelity, x.shots))
     trend = [((k + 0.5) * period, weighted_mean(v) or 0.0) for k, v in sorted(buckets.items())]
     inside = [t for t in calibrations if t0 <= epoch(t) <= t1]
-    marks = [Mark(epoch(t), f"{device} recalibrated {minute(t)}") for t in inside] if len(inside) <= MAX_MARKS else []
+    marks = [Mark(epoch(t), f"{device} recalibrated {minute(t)}") for t in inside]
     note = f"{len(runs):,} runs" + (f", {len(points)} newest drawn" if len(points) < len(runs) else "")
-    note += f", {len(inside)} recalibrations (not marked)" if len(inside) > MAX_MARKS else ""
-    return charts.series_panel(device, [Series(device, color, points, trend=trend if len(trend) > 1 else [])],
+    title = f"{device} · {len(inside):,} recalibration{'' if len(inside) == 1 else 's'}"
+    return charts.series_panel(title, [Series(device, color, points, trend=trend if len(trend) > 1 else [])],
                                note=note, y_range=y_range, y_format=lambda v: f"{v:.3g}", y_name="fidelity",
                                marks=marks, x_range=x_range)
 
