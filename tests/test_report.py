@@ -388,3 +388,18 @@ def test_durations_read_naturally(seconds, text) -> None:
 @pytest.mark.parametrize(("n", "text"), [(950, "950"), (12_345, "12.3K"), (4_500_000, "4.5M"), (None, "-")])
 def test_counts_read_naturally(n, text) -> None:
     assert format_count(n) == text
+
+
+def test_estimation_colour_means_the_device_everywhere_with_a_legend(full) -> None:
+    part = sections(full[1])["estimation"]
+    legend_colors = dict(re.findall(r'<span><i style="background:(#[0-9a-f]{6})"></i>([^<]+)</span>', part))
+    by_device = {html.unescape(device): color for color, device in legend_colors.items()}
+    assert by_device, "the estimation panels have a legend"
+    overview_colors = dict((d, c) for c, d in re.findall(r'<span><i style="background:(#[0-9a-f]{6})"></i>([^<]+)'
+                                                         r"</span>", sections(full[1])["usage"]))
+    points = re.findall(r'<circle [^>]*?(?:fill="(#[0-9a-f]{6})"|stroke="(#[0-9a-f]{6})")[^>]*><title>[^<]*? on '
+                        r"([^,<]+), ", part)
+    assert len(points) > 20
+    for fill, stroke, device in points:
+        assert (fill or stroke) == by_device[device] == overview_colors[device], device
+    assert "Colour is the device" in part and "older ones dashed" in part

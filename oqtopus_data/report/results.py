@@ -11,7 +11,7 @@ from . import charts
 from .charts import Mark, Point, Series
 from .context import Context, Section
 from .drift import MIN_RUNS, MIN_SHOTS, Circuit, CircuitDrift, Run, calibration_times
-from .formats import BIT_ORDER, bits_html, esc, format_count, minute, number
+from .formats import BIT_ORDER, bits_html, esc, format_count, legend, minute, number
 from .stats import weighted_mean
 from .svg import epoch
 
@@ -169,20 +169,25 @@ def estimation(r: Context) -> Section:
     for key, n, stepped, first_name, names, run, device, t, step, value, stds, name in rows:
         s = series.setdefault(key, {"label": first_name if names == 1 else key + "*", "n": n, "stepped": stepped,
                                     "runs": {}})
-        group = run if stepped else device
-        label = f"run from {minute(t)}" if stepped else device
+        group = (run, device) if stepped else (0, device)  # a run on two devices: a line in each one's colour
         tip = f"{name} on {device}, {minute(t)}\nexp_value = {number(value, 6)} ± {number(stds, 3)}"
-        s["runs"].setdefault(group, (label, []))[1].append(Point(step if stepped else epoch(t), value, stds, tip))
-    panels = []
+        s["runs"].setdefault(group, (device, []))[1].append(Point(step if stepped else epoch(t), value, stds, tip))
+    panels, shown = [], []
     for s in series.values():
-        lines = [Series(label, r.colors.get(label, charts.PALETTE[k % len(charts.PALETTE)]) if not s["stepped"]
-                        else charts.PALETTE[k % len(charts.PALETTE)], points, line=True)
-                 for k, (label, points) in enumerate(s["runs"].values())]
+        newest = max(run for run, _ in s["runs"])
+        lines = []
+        for (run, device), (_, points) in s["runs"].items():
+            older = s["stepped"] and run != newest
+            lines.append(Series(device, r.colors[r.group(device)], points, line=True, dash="4 3" if older else "",
+                                hollow=older))
+            shown.append(r.group(device))
         panels.append(charts.series_panel(s["label"], lines, note=f"{s['n']:,} jobs", time_x=not s["stepped"],
                                           y_format=lambda v: f"{v:.4g}", y_name="exp_value",
                                           x_name="step" if s["stepped"] else ""))
     section.panels(panels, "exp_value ± stds. Jobs are grouped by name without its trailing number (vqe-h2-step-017 "
-                           f"→ vqe-h2-step-*). Numbered series are drawn by step, their {TRACE_RUNS} newest runs in "
-                           f"different colours (a run restarts when the step goes back); other series by time, one "
-                           f"colour per device, their {TRACE_POINTS} newest jobs. Hover a point for its job.")
+                           "→ vqe-h2-step-*). Colour is the device, as in every chart of this page (legend above). "
+                           f"Numbered series are drawn by step, their {TRACE_RUNS} newest runs (a run restarts when "
+                           "the step goes back): the newest solid, older ones dashed with hollow points; other "
+                           f"series by time, their {TRACE_POINTS} newest jobs. Hover a point for its job.",
+                   legend([(d, r.colors[d]) for d in r.shown if d in shown]))
     return section
