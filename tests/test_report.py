@@ -403,3 +403,23 @@ def test_estimation_colour_means_the_device_everywhere_with_a_legend(full) -> No
     for fill, stroke, device in points:
         assert (fill or stroke) == by_device[device] == overview_colors[device], device
     assert "Colour is the device" in part and "older ones dashed" in part
+
+
+def test_one_huge_job_clips_the_shots_axis_instead_of_flattening_every_other_month(export, full) -> None:
+    part = sections(full[1])["usage"]
+    svg = re.search(r"<svg.*?</svg>", part, flags=re.S)[0]
+    heights: dict[str, float] = {}
+    for x, h, month in re.findall(r'<rect x="([\d.]+)" y="[\d.]+" width="[\d.]+" height="([\d.]+)"[^>]*><title>'
+                                  r"[^,]+, (\d{4}-\d\d): ", svg):
+        if float(x) < 380:  # the shots frame (the left half)
+            heights[month] = heights.get(month, 0) + float(h)
+    (month, shots, biggest, following), = sql(export, """
+        SELECT arg_max(submitted_month, s), max(s), max(big), (SELECT max(s) FROM (SELECT sum(shots) AS s FROM jobs
+               GROUP BY submitted_month) WHERE s < (SELECT max(s) FROM (SELECT sum(shots) AS s FROM jobs
+               GROUP BY submitted_month)))
+        FROM (SELECT submitted_month, sum(shots) AS s, max(shots) AS big FROM jobs GROUP BY 1)""")
+    assert biggest == 10_000_000 and shots > 4 * following  # the demo's one 10-million-shot job
+    second = sorted(heights.values())[-2]
+    assert second > 0.6 * heights[month]  # the next month is drawn near the top, not flattened to a sliver
+    assert f'font-weight="bold">{format_count(shots)}</text>' in svg  # the clipped month's total, written
+    assert "axis clipped at" in svg and "the axis is linear but clipped" in part

@@ -155,25 +155,45 @@ def stacked_bars(frames: Sequence[tuple[str, str]], bands: Sequence[str],
     for k, ((title, note), layers, fmt) in enumerate(zip(frames, stacks, formats, strict=True)):
         ox = k * each
         frame = Frame(svg, ox + 52, 30, ox + each - 10, height - 22, outer=ox)
-        frame.title(title, note)
         totals = [sum(layer[2][i] for layer in layers) for i in range(len(bands))]
+        cap = clip_at(totals)
+        seconds = k < len(durations) and durations[k]
+        ticks = linear_duration_ticks(max(totals) if cap is None else cap) if seconds else \
+            nice_ticks(0, max(totals) if cap is None else cap, 4)
+        cap = None if cap is None else ticks[-1]
+        frame.title(title, note if cap is None else f"{note} · axis clipped at {fmt(cap)}")
         if not any(totals):
             frame.baseline()
             frame.empty("none reported")
             continue
-        seconds = k < len(durations) and durations[k]
-        ticks = linear_duration_ticks(max(totals)) if seconds else nice_ticks(0, max(totals), 4)
-        frame.y_axis(0, ticks[-1], ticks, fmt)
+        frame.y_axis(0, ticks[-1] * (1 if cap is None else 1.15), ticks, fmt)  # room above a cap for totals
         band = frame.x_bands(bands)
         bottom = [0.0] * len(bands)
         for _label, color, values, titles in layers:
             for i, v in enumerate(values):
-                if v:
-                    top = bottom[i] + v
+                if v and (cap is None or bottom[i] < cap):
+                    top = bottom[i] + v if cap is None else min(bottom[i] + v, cap)
                     svg.rect(frame.x(i) - band * 0.4, frame.y(top), band * 0.8, frame.y(bottom[i]) - frame.y(top),
                              color=color, title=titles[i])
-                    bottom[i] = top
+                bottom[i] += v
+        for i, total in enumerate(totals):
+            if cap is not None and total > cap:  # a white break across the bar, its true total above it
+                x, y = frame.x(i), frame.y(cap) + 6
+                svg.line(x - band * 0.45, y + 2, x + band * 0.45, y - 2, color="#fff", width=3)
+                svg.text(x, frame.y(cap) - 3, fmt(total), anchor="middle", bold=True, size=FONT - 1)
     return svg.render()
+
+
+CLIP_RATIO = 4  # a band more than this many times the next tallest clips the axis
+
+
+def clip_at(totals: Sequence[float]) -> float | None:
+    """Where to clip a bar chart's axis so that one heavy band (a 10-million-shot job) does not flatten the others:
+    at the tallest of the other bands when the heaviest is CLIP_RATIO times taller than it; None to draw all."""
+    ordered = sorted((t for t in totals if t > 0), reverse=True)
+    if len(ordered) < 2 or ordered[0] <= CLIP_RATIO * ordered[1]:
+        return None
+    return ordered[1] * 1.15
 
 
 def weekly_panels(rows: Sequence[tuple[str, str, str, int]], weeks: Sequence[str], devices: Sequence[str]) -> str:

@@ -102,7 +102,10 @@ def usage(r: Context) -> Section:
         stacks.append(layers)
     section.chart(charts.stacked_bars([("Shots requested", "per month"), ("Execution time", "per month")], months,
                                       stacks, formats=(format_count, duration_label), durations=(False, True)),
-                  "Stacked by device; hover a bar for its numbers. Execution time is what the API reports.",
+                  "Stacked by device; hover a bar for its numbers. Execution time is what the API reports. When one "
+                  f"month is more than {charts.CLIP_RATIO} times the next tallest (a single huge job), the axis is "
+                  "linear but clipped just above that next month: the taller bar is broken by a white band and its "
+                  "total written over it, so the other months stay readable.",
                   legend([(d, r.colors[d]) for d in devices]))
     head = ["jobs", "shots", "execution time", "wasted jobs", "wasted time"] + (["cost"] if priced else [])
     by_month = _totals(rows, "month", priced)
