@@ -180,7 +180,7 @@ def stacked_bars(frames: Sequence[tuple[str, str]], bands: Sequence[str],
             if cap is not None and total > cap:  # a white break across the bar, its true total above it
                 x, y = frame.x(i), frame.y(cap) + 6
                 svg.line(x - band * 0.45, y + 2, x + band * 0.45, y - 2, color="#fff", width=3)
-                svg.text(x, frame.y(cap) - 3, fmt(total), anchor="middle", bold=True, size=FONT - 1)
+                svg.text(x, frame.y(cap) - 3, fmt(total), anchor="middle", bold=True)
     return svg.render()
 
 
