@@ -6,6 +6,7 @@ grid. Nothing here queries: the sections hand over rows that DuckDB already aggr
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -81,11 +82,12 @@ class Mark:
 
 
 def series_panel(title: str, series: Sequence[Series], *, note: str = "", time_x: bool = True,
-                 y_range: tuple[float, float] | None = None, y_format: Callable[[float], str] = format_count,
+                 y_range: tuple[float, float] | None = None, y_format: Callable[[float], str] | None = format_count,
                  y_name: str = "", log_y: bool = False, marks: Sequence[Mark] = (), width: float = PANEL,
                  height: float = 210, x_name: str = "", x_range: tuple[float, float] | None = None) -> str:
     """A panel of points (with error bars) and lines over time or over a number (steps); `x_range` fixes the
-    x axis (so that panels side by side share it)."""
+    x axis (so that panels side by side share it); `y_format` None labels ticks with the digits their step needs
+    (never two alike)."""
     svg = Svg(width, height, title)
     frame = Frame(svg, 58 if y_name else 46, 30, width - 12, height - 24 - (14 if x_name else 0))
     frame.title(title, note)
@@ -99,11 +101,11 @@ def series_panel(title: str, series: Sequence[Series], *, note: str = "", time_x
     if log_y:
         ticks, _ = duration_ticks(lo, hi)
         lo, hi = min(ticks[0], lo), max(ticks[-1], hi)
-        frame.y_axis(lo, hi, ticks, y_format, log=True, name=y_name)
+        frame.y_axis(lo, hi, ticks, y_format or duration_label, log=True, name=y_name)
     else:
         ticks = nice_ticks(lo, hi, max(3, int((frame.bottom - frame.top) // 38)))
         lo, hi = min(ticks[0], lo), max(ticks[-1], hi)
-        frame.y_axis(lo, hi, ticks, y_format, name=y_name)
+        frame.y_axis(lo, hi, ticks, y_format or step_format(ticks), name=y_name)
     xs = [p.x for p in points]
     if x_range is not None:
         xs += list(x_range)
@@ -124,6 +126,13 @@ def series_panel(title: str, series: Sequence[Series], *, note: str = "", time_x
     for s in series:
         _draw_series(frame, s)
     return svg.render()
+
+
+def step_format(ticks: Sequence[float]) -> Callable[[float], str]:
+    """Tick labels with as many decimals as the ticks' step needs: 0.9985, 0.999, 0.9995 rather than 0.9989 twice."""
+    step = min((b - a for a, b in itertools.pairwise(ticks) if b > a), default=1.0)
+    decimals = next(d for d in range(13) if abs(round(step, d) - step) <= step * 1e-6)  # 2.5e-4: 5 decimals
+    return lambda v: f"{v:.{decimals}f}"
 
 
 def _draw_series(frame: Frame, s: Series) -> None:
