@@ -202,7 +202,11 @@ def test_recalibrations_are_ticks_counted_in_each_drift_panels_title_at_any_coun
     panels = re.findall(r'<div class="panel">(<svg.*?</svg>)</div>', part, flags=re.S)
     counted = []
     for svg in panels:
-        device, n = re.search(r'font-weight="bold">([^<]+) · ([\d,]+) recalibrations?</text>', svg).groups()
+        counted_title = re.search(r'font-weight="bold">([^<]+) · ([\d,]+) recalibrations?</text>', svg)
+        if counted_title is None:  # a simulator: no calibration at all, nothing to count or mark
+            assert "recalibrated" not in svg
+            continue
+        device, n = counted_title.groups()
         ticks = re.findall(rf"<title>{re.escape(device)} recalibrated [^<]+</title>", svg)
         assert len(ticks) == int(n.replace(",", "")), device  # every one marked, whatever the count
         assert 'stroke-dasharray="3 3"' not in svg  # no lines across the panel

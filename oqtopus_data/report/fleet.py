@@ -24,7 +24,7 @@ NO_CALIBRATION = ("No calibration data in this export (run oqtopus-export --devi
 #: How a calibration history starts (README's cron line): OQTOPUS shows only a device's current calibration.
 HISTORY_HOW = ("OQTOPUS shows only a device's current calibration, so the history starts with this export: a device "
                "snapshot every 15 minutes between exports builds it, e.g. from cron: "
-               "<code>*/15 * * * * oqtopus-export --devices-only --quiet OUT_DIR</code>.")
+               "<code class=\"cmd\">*/15 * * * * oqtopus-export --devices-only --quiet OUT_DIR</code>.")
 METRICS = (("median_t1", "median T1 (µs)"), ("median_t2", "median T2 (µs)"),
            ("median_fidelity_1q", "median 1-qubit fidelity"), ("median_fidelity_2q", "median 2-qubit fidelity"),
            ("median_readout_error", "median readout error"))

@@ -42,7 +42,7 @@ font-size:12px}.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax
 .bits td+td{text-align:right;font-variant-numeric:tabular-nums}
 .bits td:first-child{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;white-space:nowrap}
 .bitstring{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;white-space:nowrap;width:45%}
-.bits1{white-space:nowrap}.bits1 small{font-family:system-ui,sans-serif;color:#666}
+.bits1,.cmd{white-space:nowrap}.bits1 small{font-family:system-ui,sans-serif;color:#666}
 .barcell{width:40%}.bar{display:block;height:10px;background:#4c72b0;border-radius:2px;
 min-width:1px}code{font-size:12px}
 .panels{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:8px 16px}

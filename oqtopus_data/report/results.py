@@ -129,7 +129,7 @@ def _drift_panel(device: str, runs: Sequence[Run], calibrations: Sequence[dateti
     inside = [t for t in calibrations if t0 <= epoch(t) <= t1]
     marks = [Mark(epoch(t), f"{device} recalibrated {minute(t)}") for t in inside]
     note = f"{len(runs):,} runs" + (f", {len(points)} newest drawn" if len(points) < len(runs) else "")
-    title = f"{device} · {len(inside):,} recalibration{'' if len(inside) == 1 else 's'}"
+    title = f"{device} · {len(inside):,} recalibration{'' if len(inside) == 1 else 's'}" if calibrations else device
     return charts.series_panel(title, [Series(device, color, points, trend=trend if len(trend) > 1 else [])],
                                note=note, y_range=y_range, y_format=lambda v: f"{v:.3g}", y_name="fidelity",
                                marks=marks, x_range=x_range)
