@@ -10,6 +10,8 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from oqtopus_data.enums import JobStatus
+
 from .formats import fit, format_count, format_duration, percent
 from .stats import BOX_QUANTILES
 from .svg import (
@@ -26,8 +28,8 @@ from .svg import (
     nice_ticks,
 )
 
-STATES = ("succeeded", "failed", "cancelled", "in progress")
-STATE_COLORS = {"succeeded": "#3b8f4f", "failed": "#d1495b", "cancelled": "#9a9a9a", "in progress": "#edae49"}
+STATES = (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value, "in progress")
+STATE_COLORS = dict(zip(STATES, ("#3b8f4f", "#d1495b", "#9a9a9a", "#edae49"), strict=True))
 MARK_COLOR, MARK_TICK = "#8a5a00", 7  # recalibration ticks: brown, 7 units up from the time axis
 PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974",
            "#64b5cd")

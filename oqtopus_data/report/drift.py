@@ -27,6 +27,8 @@ from typing import Any
 
 import duckdb
 
+from oqtopus_data.enums import JobType
+
 MIN_RUNS = 5  # runs a circuit needs (in the selection) to count as repeated
 MIN_SHOTS = 100  # runs with fewer counted shots are low-shot
 
@@ -108,7 +110,8 @@ class CircuitDrift:
                 SELECT job_id, submitted_month, name, device_id, submitted_at, total_count AS shots, program,
                        coalesce(({where}), FALSE) AS in_scope
                 FROM jobs
-                WHERE job_type IN ('sampling', 'multi_manual') AND total_count > 0 AND len(program) > 0
+                WHERE job_type IN ('{JobType.SAMPLING}', '{JobType.MULTI_MANUAL}') AND total_count > 0
+                    AND len(program) > 0
                     AND submitted_at IS NOT NULL),
             distinct_programs AS (SELECT DISTINCT program FROM runs),  -- each distinct text normalised once
             keyed AS (SELECT program, {circuit_key_sql()} AS key FROM distinct_programs)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from oqtopus_data.enums import TERMINAL
+
 from .context import Context, Section
 from .formats import bits_html, esc, format_duration, minute, number
 
@@ -121,7 +123,7 @@ def _details(job_id: str, status: str, total: int | None, n_outcomes: int | None
     elif message:
         summary = "message"
     else:
-        summary = "no result" if status in ("succeeded", "failed", "cancelled") else "not finished"
+        summary = "no result" if status in TERMINAL else "not finished"
     if message:
         parts.append(f'<p class="message">{esc(message)}</p>')
     return f"<details><summary>{summary}</summary>{''.join(parts)}</details>"

@@ -57,9 +57,9 @@ def jobs_per_week(r: Context) -> Section:
     unit = "week" if weekly else "month"
     rows = r.rows(f"""
         SELECT date_trunc('{unit}', submitted_at)::DATE AS band, device_id,
-               CASE WHEN status IN ('succeeded', 'failed', 'cancelled') THEN status ELSE 'in progress' END,
-               count(*)
-        FROM jobs WHERE {r.scope.where()} AND submitted_at IS NOT NULL GROUP BY ALL ORDER BY band""")
+               CASE WHEN list_contains($finished, status) THEN status ELSE 'in progress' END, count(*)
+        FROM jobs WHERE {r.scope.where()} AND submitted_at IS NOT NULL GROUP BY ALL ORDER BY band""",
+                  finished=FINISHED)
     bands = _bands(rows[0][0], rows[-1][0], weekly)
     fmt = "%Y-%m-%d" if weekly else "%Y-%m"
     merged: dict[tuple[str, str, str], int] = {}

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from oqtopus_data.enums import JobType
+
 from . import charts
 from .charts import Mark, Point, Series
 from .context import Context, Section
@@ -33,7 +35,8 @@ def top_bitstrings(r: Context) -> Section:
     rows = r.rows(f"""
         WITH recent AS (
             SELECT job_id, name, device_id, submitted_at, shots, total_count, n_outcomes, submitted_month
-            FROM jobs WHERE {r.scope.where()} AND job_type IN ('sampling', 'multi_manual') AND total_count > 0
+            FROM jobs WHERE {r.scope.where()} AND job_type IN ('{JobType.SAMPLING}', '{JobType.MULTI_MANUAL}')
+                AND total_count > 0
             ORDER BY submitted_at DESC, job_id LIMIT $top),
         ranked AS (
             SELECT c.job_id, c.bitstring, c.count,
