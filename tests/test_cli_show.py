@@ -75,7 +75,7 @@ def test_help_says_what_raw_csv_does() -> None:
         assert "--raw-csv" in text and "formula" in text and "leading '" in text, command
 
 
-def on_terminal(*args: object) -> str:
+def on_terminal(*args: object, status: int = 0) -> str:
     """`oqtopus-data ARGS` as a real process whose stdout and stderr are a terminal (a pty): what it shows."""
     leader, follower = pty.openpty()
     env = {**os.environ, "COLUMNS": "250"}
@@ -92,7 +92,7 @@ def on_terminal(*args: object) -> str:
             break
         chunks.append(chunk)
     os.close(leader)
-    assert process.wait(timeout=60) == 0, b"".join(chunks)
+    assert process.wait(timeout=60) == status, b"".join(chunks)
     return b"".join(chunks).decode()
 
 
@@ -104,6 +104,11 @@ def test_control_characters_in_data_are_shown_escaped_on_a_terminal(out: Path, a
     assert "\\x1b]0;pwned\\x07" in shown
     if args[0] == "sql":
         assert "\\x1b]52;c;ZWNobyBwd25lZA==\\x07" in shown
+
+
+def test_an_error_that_quotes_server_text_is_escaped_on_a_terminal(out: Path, tmp_path: Path) -> None:
+    shown = on_terminal("report", out, tmp_path / "r.html", "--device", "nothing-like-these", status=1)
+    assert "its devices are:" in shown and "\x1b" not in shown and "dev\\x1b]0;pwned\\x07" in shown
 
 
 def test_files_and_pipes_get_the_data_as_it_is(out: Path, tmp_path: Path) -> None:

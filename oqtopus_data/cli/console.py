@@ -1,11 +1,11 @@
-"""What the commands show: `oqtopus-export`'s progress, notices, Ctrl-C and summary, and the one rule for server
-text on a terminal (control characters shown escaped, so a job name cannot set the window title or the clipboard)."""
+"""What the commands show: `oqtopus-export`'s progress, notices, Ctrl-C and summary, and `echo_data` for text that
+holds data (on a terminal with its control characters escaped by `failures.escaped`, so a job name cannot set the
+window title or write the clipboard; a file or a pipe gets the data as it is)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import threading
 import time
@@ -15,26 +15,7 @@ from typing import Any
 
 import click
 
-from .failures import EXIT_FAILED, hide_token, say, speaker
-
-#: C0 controls, DEL and C1 controls (ESC ] 0;... BEL sets a window title, OSC 52 writes the clipboard).
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def escaped(text: str, keep: str = "") -> str:
-    """`text` with every control character (but those in `keep`) written as an escape: ESC as \\x1b, a newline as
-    \\n; what a terminal shows of it is the text, never a command to the terminal."""
-    def one(match: re.Match[str]) -> str:
-        char = match.group()
-        return char if char in keep else _NAMED.get(char, f"\\x{ord(char):02x}")
-
-    return _CONTROLS.sub(one, text)
-
-
-def is_terminal(err: bool = False) -> bool:
-    """Whether standard output (or error) is a terminal: data shown there has its control characters escaped."""
-    return click.get_text_stream("stderr" if err else "stdout").isatty()
+from .failures import EXIT_FAILED, escaped, hide_token, is_terminal, say, speaker
 
 
 def echo_data(text: str, *, err: bool = False, nl: bool = True) -> None:
@@ -82,7 +63,7 @@ class Console:
             return
         with self._lock:
             self._clear()
-            click.echo(self.line(message), err=True)
+            echo_data(self.line(message), err=True)
 
     def close(self) -> None:
         """Take the progress line off the terminal."""

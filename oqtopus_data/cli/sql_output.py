@@ -13,8 +13,8 @@ from typing import Any
 import click
 import pyarrow as pa
 
-from .console import echo_data, escaped, is_terminal
-from .failures import EXIT_USAGE, fail
+from .console import echo_data
+from .failures import EXIT_USAGE, escaped, fail, is_terminal
 
 #: What a spreadsheet reads as the start of a formula (=HYPERLINK(...), @SUM(...), +1+cmd|..., a tab, a CR).
 FORMULA_START = "^[=+\\-@\t\r]"
