@@ -139,7 +139,7 @@ def _print_failures(report: SimpleNamespace) -> object:
 
 
 @pytest.mark.parametrize("inside", ["data", "manifest", "root", "symlink"])
-def test_sql_output_inside_the_export_is_refused(out: Path, tmp_path: Path, inside: str) -> None:
+def test_an_output_inside_the_export_is_refused(out: Path, tmp_path: Path, inside: str) -> None:
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     if inside == "data":
         target = next(p for p in before if p.suffix == ".parquet")
@@ -151,8 +151,9 @@ def test_sql_output_inside_the_export_is_refused(out: Path, tmp_path: Path, insi
         link = tmp_path / "link"
         link.symlink_to(out, target_is_directory=True)
         target = link / next(p for p in before if p.suffix == ".parquet").relative_to(out)
-    for command in (("sql", out, "SELECT * FROM jobs"), ("usage", out)):
-        refused = run_data(*command, "--format", "csv", "--output", target)
+    for command in (("sql", out, "SELECT * FROM jobs", "--format", "csv", "--output", target),
+                    ("usage", out, "--format", "csv", "--output", target), ("report", out, target)):
+        refused = run_data(*command)
         assert refused.exit_code == 2, refused.output
         assert one_sentence(refused, "oqtopus-data").startswith(f"cannot write {target}: it is inside the export")
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

@@ -26,17 +26,22 @@ raw_csv_option = click.option(
          "numbers are never changed.")
 
 
-def check_output(output: Path, location: str) -> None:
-    """Refuse, before the query runs, an output file that cannot be written or that lies inside the export at
-    `location` (resolved, symlinks followed: writing there would replace a data file or a manifest; one sentence,
-    exit 2)."""
+def check_outside(output: Path, location: str) -> None:
+    """Refuse an output file inside the export at `location` (resolved, symlinks followed): writing there would
+    replace a data file or a manifest, and the export's own files are its business (one sentence, exit 2)."""
     from oqtopus_data.storage import is_local_location, local_path
 
     if is_local_location(location):
         root = Path(local_path(location)).expanduser().resolve()
-        if output.expanduser().resolve() == root or output.expanduser().resolve().is_relative_to(root):
+        if output.expanduser().resolve().is_relative_to(root):
             fail(f"cannot write {output}: it is inside the export {location}, whose files it would replace; "
-                 "write the result outside the export", EXIT_USAGE)
+                 "write it outside the export", EXIT_USAGE)
+
+
+def check_output(output: Path, location: str) -> None:
+    """Refuse, before the query runs, an output file that cannot be written or that lies inside the export at
+    `location` (one sentence, exit 2)."""
+    check_outside(output, location)
     parent = output.absolute().parent
     if not parent.is_dir():
         fail(f"cannot write {output}: the directory {parent} does not exist", EXIT_USAGE)
