@@ -94,30 +94,55 @@ def test_queue_time_per_month_is_the_median_and_90th_percentile_per_device(expor
             SELECT device_id, submitted_month, count(*), median(queue_seconds), quantile_cont(queue_seconds, 0.9)
             FROM job_timings WHERE queue_seconds IS NOT NULL GROUP BY ALL"""):
         expected.add(f"{device}, {month}: median queue time {format_duration(p50)} over {n:,} jobs")
-        expected.add(f"{device}, {month}: 90th percentile queue time {format_duration(p90)} over {n:,} jobs")
+        expected.add(f"{device}, {month}: p90 queue time {format_duration(p90)} over {n:,} jobs")
     assert drawn == expected and len(expected) > 20
 
 
-def test_success_rates_show_each_months_jobs_and_wilson_interval(export, full) -> None:
+def test_one_percentile_named_the_same_in_chart_table_and_usage(export, full) -> None:
+    timings = sections(full[1])["timings"]
+    assert "95" not in re.sub(r"<[^>]+>|\d+\.\d+|=\"[^\"]*\"", " ", timings)  # no 95th anywhere in the text
+    assert re.findall(r"<th[^>]*>([^<]*p\d\d[^<]*)</th>", timings) == ["p90 queue", "p90 run"]
+    for device, p90_queue, p90_run in sql(export, """
+            SELECT device_id, quantile_cont(queue_seconds, 0.9), quantile_cont(run_seconds, 0.9) FROM job_timings
+            WHERE queue_seconds IS NOT NULL GROUP BY 1"""):
+        cells = re.findall(r'data-seconds="([0-9.]+)"', re.search(rf"<tr><td>{device}</td>(.*?)</tr>", timings)[1])
+        assert (cells[1], cells[3]) == (f"{p90_queue:.3f}", f"{p90_run:.3f}")
+    assert "p90_queue_seconds" in usage_figures(export).column_names  # what `usage` prints
+
+
+def test_success_rates_count_succeeded_over_succeeded_and_failed_with_cancelled_beside(export, full) -> None:
     part = sections(full[1])["status-rates"]
     rows = sql(export, """
-        SELECT device_id, submitted_month, count(*), count(*) FILTER (status = 'succeeded'),
+        SELECT device_id, submitted_month, count(*) FILTER (status = 'succeeded'),
                count(*) FILTER (status = 'failed'), count(*) FILTER (status = 'cancelled')
         FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY ALL""")
     expected = set()
-    for device, month, n, ok, failed, cancelled in rows:
-        low, high = wilson_interval(ok, n)
-        expected.add(f"{device}, {month}: {ok:,} of {n:,} finished jobs succeeded ({percent(ok / n)}; 95% interval "
-                     f"{percent(low)}–{percent(high)}); {failed:,} failed, {cancelled:,} cancelled")
+    for device, month, ok, failed, cancelled in rows:
+        if ok + failed:
+            low, high = wilson_interval(ok, ok + failed)
+            expected.add(f"{device}, {month}: {ok:,} of {ok + failed:,} succeeded or failed jobs succeeded "
+                         f"({percent(ok / (ok + failed))}; 95% interval {percent(low)}–{percent(high)}); "
+                         f"{cancelled:,} cancelled beside them")
     assert set(titles(part)) == expected
     assert part.count("<svg") == 4 and part.count(">0%</text>") == 4 and part.count(">100%</text>") == 4
     totals = sql(export, """
-        SELECT device_id, count(*), count(*) FILTER (status = 'succeeded') FROM jobs
-        WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY 1 ORDER BY 2 DESC, 1""")
-    table = table_rows(part, "rates")
-    assert [(r[0], r[1], r[2], r[5], r[6]) for r in table] == [
-        (d, f"{n:,}", f"{ok:,}", percent(ok / n), "–".join(map(percent, wilson_interval(ok, n))))
-        for d, n, ok in totals]
+        SELECT device_id, count(*) FILTER (status = 'succeeded'), count(*) FILTER (status = 'failed'),
+               count(*) FILTER (status = 'cancelled') FROM jobs
+        WHERE status IN ('succeeded', 'failed', 'cancelled') GROUP BY 1 ORDER BY count(*) DESC, 1""")
+    assert any(c for *_, c in totals)  # the demo has cancelled jobs: the rate must leave them out
+    assert table_rows(part, "rates") == [
+        [d, f"{ok:,}", f"{f:,}", f"{c:,}", percent(ok / (ok + f)), "–".join(map(percent, wilson_interval(ok, ok + f)))]
+        for d, ok, f, c in totals]
+    assert "succeeded / (succeeded + failed)" in part and "cancelled" in part
+
+
+def test_the_overview_rate_leaves_cancelled_jobs_out_and_counts_them_beside(export, full) -> None:
+    (ok, failed, cancelled), = sql(export, "SELECT count(*) FILTER (status = 'succeeded'), "
+                                           "count(*) FILTER (status = 'failed'), "
+                                           "count(*) FILTER (status = 'cancelled') FROM jobs")
+    tiles = dict((k, v) for v, k in re.findall(r"<b>([^<]*)</b><span>([^<]*)</span>", sections(full[1])["overview"]))
+    assert tiles["success rate"] == f"{percent(ok / (ok + failed))} of {ok + failed:,}"
+    assert tiles["cancelled"] == f"{cancelled:,}"
 
 
 def test_usage_comes_from_the_usage_view_and_matches_sums_over_jobs(export, full) -> None:
@@ -161,6 +186,34 @@ def test_drift_draws_each_run_of_the_most_repeated_circuits(export, full) -> Non
     assert "Kawasaki recalibrated 2024-03-31 01:21 UTC" in marks  # from the monthly device snapshots
 
 
+def test_recalibrations_are_ticks_counted_in_each_drift_panels_title_at_any_count(tmp_path) -> None:
+    from datetime import timedelta
+
+    jobs, devices = demo_jobs(400, seed=0)
+    times = [datetime.fromisoformat(job["submitted_at"].replace("Z", "+00:00")) for job in jobs]
+    first, last = min(times), max(times)
+    snapshots, at = [], first
+    while at <= last:  # a recalibration every 4 days: 70-odd in a panel, which lines across it made a barcode
+        stamp = (at - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        snapshots.append((at, [{**d, "calibrated_at": stamp} if "calibrated_at" in d else d for d in devices]))
+        at += timedelta(days=4)
+    summary = write_report(write_export(jobs, tmp_path / "out", snapshots), tmp_path / "r.html")
+    part = sections(summary.path.read_text(encoding="utf-8"))["drift"]
+    panels = re.findall(r'<div class="panel">(<svg.*?</svg>)</div>', part, flags=re.S)
+    counted = []
+    for svg in panels:
+        counted_title = re.search(r'font-weight="bold">([^<]+) · ([\d,]+) recalibrations?</text>', svg)
+        if counted_title is None:  # a simulator: no calibration at all, nothing to count or mark
+            assert "recalibrated" not in svg
+            continue
+        device, n = counted_title.groups()
+        ticks = re.findall(rf"<title>{re.escape(device)} recalibrated [^<]+</title>", svg)
+        assert len(ticks) == int(n.replace(",", "")), device  # every one marked, whatever the count
+        assert 'stroke-dasharray="3 3"' not in svg  # no lines across the panel
+        counted.append(int(n.replace(",", "")))
+    assert max(counted) > 40 and "Brown ticks on the time axis mark the device's recalibrations" in part
+
+
 def test_drift_finds_repeated_circuits_whatever_the_jobs_are_named(tmp_path) -> None:
     jobs, devices = demo_jobs(240, seed=5)
     for k, job in enumerate(jobs):
@@ -169,9 +222,12 @@ def test_drift_finds_repeated_circuits_whatever_the_jobs_are_named(tmp_path) -> 
                            tmp_path / "r.html")
     part = sections(summary.path.read_text(encoding="utf-8"))["drift"]
     assert 'class="empty"' not in part
-    names = re.findall(r'<h3 class="circuit">([^<(]+?)(?: \(and (\d) other names?\))?</h3>', part)
-    assert names and {n for n, _ in names} <= {"vqe-step-17", "calib 284", "量子実験 12"}
-    assert any(other for _, other in names)  # one circuit, several names
+    names = re.findall(r'<h3 class="circuit">([^<(]+?)(?: \(also named ([^)]+)\))?</h3>', part)
+    every = {"vqe-step-17", "calib 284", "量子実験 12"}
+    assert names and {n for n, _ in names} <= every
+    assert any(other for _, other in names)  # one circuit, several names: each is said
+    for name, other in names:
+        assert not other or {name, *other.split(", ")} == every, (name, other)
 
 
 def test_job_table_lists_the_newest_jobs_and_each_rows_results(export, tmp_path) -> None:
@@ -189,7 +245,8 @@ def test_job_table_lists_the_newest_jobs_and_each_rows_results(export, tmp_path)
     top = sql(export, "SELECT bitstring, count FROM counts WHERE job_id = $id ORDER BY count DESC, bitstring LIMIT 8",
               {"id": job_id})
     opened = part.split(f"<code>{job_id}</code>", 1)[1].split("</details>", 1)[0]
-    assert re.findall(r"<tr><td>([01]+)</td><td>([\d,]+)</td><td>([\d.]+)%</td></tr>", opened) == [
+    assert re.findall(r'<tr><td><span class="bits1">([01]+)</span></td><td>([\d,]+)</td><td>([\d.]+)%</td></tr>',
+                      opened) == [
         (b, f"{c:,}", f"{100 * c / total:.1f}") for b, c in top]
     (est_id, value, stds), = sql(export, """
         SELECT j.job_id, e.exp_value, e.stds FROM jobs AS j JOIN estimations AS e USING (job_id)
@@ -205,7 +262,8 @@ def test_top_outcome_of_the_newest_sampling_job_matches_its_counts(export, full)
         ORDER BY j.submitted_at DESC, c.count DESC, c.bitstring LIMIT 1""")
     first = sections(full[1])["top-bitstrings"].split('class="card"')[1]
     assert f"<h3>{name}</h3>" in first and job_id in first
-    assert re.search(rf'<td class="bitstring">{bits}</td>.*?<td class="num">{100 * p:.1f}%</td>', first)
+    assert re.search(rf'<td class="bitstring"><span class="bits1">{bits}</span></td>.*?<td class="num">{100 * p:.1f}%'
+                     "</td>", first)
 
 
 def test_a_device_the_export_lacks_is_refused_with_the_likely_one(export, tmp_path) -> None:
@@ -334,3 +392,38 @@ def test_durations_read_naturally(seconds, text) -> None:
 @pytest.mark.parametrize(("n", "text"), [(950, "950"), (12_345, "12.3K"), (4_500_000, "4.5M"), (None, "-")])
 def test_counts_read_naturally(n, text) -> None:
     assert format_count(n) == text
+
+
+def test_estimation_colour_means_the_device_everywhere_with_a_legend(full) -> None:
+    part = sections(full[1])["estimation"]
+    legend_colors = dict(re.findall(r'<span><i style="background:(#[0-9a-f]{6})"></i>([^<]+)</span>', part))
+    by_device = {html.unescape(device): color for color, device in legend_colors.items()}
+    assert by_device, "the estimation panels have a legend"
+    overview_colors = dict((d, c) for c, d in re.findall(r'<span><i style="background:(#[0-9a-f]{6})"></i>([^<]+)'
+                                                         r"</span>", sections(full[1])["usage"]))
+    points = re.findall(r'<circle [^>]*?(?:fill="(#[0-9a-f]{6})"|stroke="(#[0-9a-f]{6})")[^>]*><title>[^<]*? on '
+                        r"([^,<]+), ", part)
+    assert len(points) > 20
+    for fill, stroke, device in points:
+        assert (fill or stroke) == by_device[device] == overview_colors[device], device
+    assert "Colour is the device" in part and "older ones dashed" in part
+
+
+def test_one_huge_job_clips_the_shots_axis_instead_of_flattening_every_other_month(export, full) -> None:
+    part = sections(full[1])["usage"]
+    svg = re.search(r"<svg.*?</svg>", part, flags=re.S)[0]
+    heights: dict[str, float] = {}
+    for x, h, month in re.findall(r'<rect x="([\d.]+)" y="[\d.]+" width="[\d.]+" height="([\d.]+)"[^>]*><title>'
+                                  r"[^,]+, (\d{4}-\d\d): ", svg):
+        if float(x) < 380:  # the shots frame (the left half)
+            heights[month] = heights.get(month, 0) + float(h)
+    (month, shots, biggest, following), = sql(export, """
+        SELECT arg_max(submitted_month, s), max(s), max(big), (SELECT max(s) FROM (SELECT sum(shots) AS s FROM jobs
+               GROUP BY submitted_month) WHERE s < (SELECT max(s) FROM (SELECT sum(shots) AS s FROM jobs
+               GROUP BY submitted_month)))
+        FROM (SELECT submitted_month, sum(shots) AS s, max(shots) AS big FROM jobs GROUP BY 1)""")
+    assert biggest == 10_000_000 and shots > 4 * following  # the demo's one 10-million-shot job
+    second = sorted(heights.values())[-2]
+    assert second > 0.6 * heights[month]  # the next month is drawn near the top, not flattened to a sliver
+    assert f'font-weight="bold">{format_count(shots)}</text>' in svg  # the clipped month's total, written
+    assert "axis clipped at" in svg and "the axis is linear but clipped" in part

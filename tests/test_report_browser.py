@@ -158,3 +158,45 @@ def test_without_scripts_the_whole_table_reads_and_jobs_still_open(export, page_
         assert newest(export)[0][0] in first.text
     finally:
         driver.quit()
+
+
+def test_wide_bitstrings_stay_on_one_line_with_the_whole_value_on_hover(tmp_path, chrome) -> None:
+    from conftest import load_payload
+    from demo_export import write_export
+
+    jobs = []
+    for k, width in enumerate((2, 61, 100)):
+        job = load_payload("sampling_current")
+        job["job_id"], job["submitted_at"] = f"wide-{width}", f"2025-03-0{k + 4}T09:12:31Z"
+        job["job_info"]["result"]["sampling"]["counts"] = {"1" * width: 600, "0" * (width - 1) + "1": 400}
+        jobs.append(job)
+    target = tmp_path / "wide.html"
+    write_report(write_export(jobs, tmp_path / "out"), target)
+    chrome.get(target.as_uri())
+    cells = chrome.find_elements(By.CSS_SELECTOR, "#top-bitstrings td.bitstring")
+    assert len(cells) == 6
+    heights = {cell.text: cell.size["height"] for cell in cells}
+    narrow = heights["11"]
+    assert all(h <= narrow + 1 for h in heights.values()), heights  # one line each, however wide
+    hover = sorted(s.get_attribute("title") for s in chrome.find_elements(By.CSS_SELECTOR, "#top-bitstrings .bits1")
+                   if s.get_attribute("title"))
+    assert hover == sorted(["1" * 61, "0" * 60 + "1", "1" * 100, "0" * 99 + "1"])
+    assert "(100 bits)" in chrome.find_element(By.ID, "top-bitstrings").text
+    assert "rightmost is bit 0" in chrome.find_element(By.ID, "top-bitstrings").text
+
+
+def test_a_clipped_bar_shows_its_total_clear_of_the_title_and_recalibrations_are_visible_ticks(page) -> None:
+    boxes = page.execute_script("""
+        const svg = document.querySelector('#usage svg');
+        const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+        const texts = [...svg.querySelectorAll('text')];
+        const total = texts.find(t => t.getAttribute('font-weight') === 'bold' && /^[0-9.]+[KMG]$/.test(t.textContent));
+        const titles = texts.filter(t => t.getAttribute('font-size') === '12' || t.textContent.includes('clipped'));
+        const ticks = [...document.querySelectorAll('#drift line[stroke="#8a5a00"]')].map(box);
+        return {svg: box(svg), total: total && box(total), titles: titles.map(box), ticks: ticks};""")
+    assert boxes["total"], "the clipped month's total is written"
+    left, top, right, bottom = boxes["total"]
+    assert boxes["svg"][1] <= top and bottom <= boxes["svg"][3]
+    for t_left, t_top, t_right, t_bottom in boxes["titles"]:  # no overlap with a frame's title or note
+        assert right <= t_left or t_right <= left or bottom <= t_top or t_bottom <= top
+    assert len(boxes["ticks"]) > 10 and all(4 <= b[3] - b[1] <= 12 for b in boxes["ticks"])  # ticks, not lines across

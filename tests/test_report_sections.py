@@ -3,6 +3,7 @@ drift sections over the calibration and usage views (made here by the columns th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,10 @@ from demo_export import build_demo_export
 from report_html import sections, table_rows, titles
 
 import oqtopus_data
+from oqtopus_data.api import ApiClient
+from oqtopus_data.config import Credentials
+from oqtopus_data.export import ExportOptions
+from oqtopus_data.export import export as run_export
 from oqtopus_data.report import Scope, render
 from oqtopus_data.report.fleet import NO_CALIBRATION
 from oqtopus_data.report.formats import number
@@ -83,7 +88,13 @@ def test_calibration_views_give_the_devices_their_latest_calibration_history_and
         ["Kawasaki", "2024-06-01 00:00 UTC", "64", "90.5", "65.2", "0.9961", "0.975", "0.025", "2"],
         ["Urchin", "2024-04-15 06:00 UTC", "16", "70", "50", "0.99", "0.95", "0.05", "1"]]
     assert part.count("<svg") == 5  # T1, T2, 1q and 2q fidelity, readout error
-    assert "Kawasaki, calibrated 2024-03-01 00:00 UTC: median T1 80.5" in titles(part)
+    assert "Kawasaki, calibrated 2024-03-01 00:00 UTC: median T1 (µs) 80.5" in titles(part)
+    assert not any(t.startswith("Urchin, calibrated") for t in titles(part))  # one calibration: no history drawn
+    assert "Urchin: one calibration so far (in the table above), not drawn." in part
+    for svg in re.findall(r"<svg.*?</svg>", part, flags=re.S):
+        ticks = re.findall(r'text-anchor="end" fill="#666">([^<]+)</text>', svg)
+        assert len(ticks) == len(set(ticks)) > 1, ticks  # no label repeated (0.9989, 0.9989, ...)
+    assert re.findall(r"<th>([^<]*T[12][^<]*)</th>", part) == ["median T1 (µs)", "median T2 (µs)"]
     (known,), = calibrated_connection(export).execute(
         "SELECT count(calibrated_at) FROM job_calibration").fetchall()
     assert f"{known:,} of the 398 selected jobs ran under a known calibration" in part
@@ -110,3 +121,20 @@ def test_empty_calibration_views_say_so_and_marks_come_from_the_snapshots(export
     found = sections(render(con, Scope(), "test").text)
     assert NO_CALIBRATION in found["devices"]
     assert "Kawasaki recalibrated 2024-03-31 01:21 UTC" in titles(found["drift"])
+
+
+def test_a_first_export_shows_the_current_calibration_as_numbers_and_how_history_starts(tmp_path: Path) -> None:
+    from oqtopus_data.testing import FakeCloud
+
+    out = tmp_path / "out"
+    with FakeCloud(n_jobs=150, seed=3) as cloud, ApiClient(Credentials(url=cloud.url, token=cloud.token)) as api:
+        assert run_export(api, out, ExportOptions(page_size=100)).ok  # one device snapshot: no history yet
+    assert sql(out, "SELECT max(n) FROM (SELECT count(*) AS n FROM device_calibrations GROUP BY device_id)") == [(1,)]
+    part = sections(render(oqtopus_data.connect(out), Scope(), "test").text)["devices"]
+    assert "<svg" not in part  # no chart of one dot per device
+    qpus = sql(out, "SELECT device_id, median_t1 FROM device_calibrations ORDER BY device_id")
+    rows = {row[0]: row for row in table_rows(part, "calibration")}
+    assert {d: rows[d][3] for d, _ in qpus} == {d: number(t1) for d, t1 in qpus}  # the current calibration, numbers
+    assert "*/15 * * * * oqtopus-export --devices-only --quiet OUT_DIR" in part  # README's cron line
+    assert "no history to draw yet" in part
+    assert "0 of the" not in part and "None of the" in part and "ran under a recorded calibration yet" in part

@@ -1,4 +1,6 @@
-"""What `oqtopus-export` shows while it works and when it is done: progress, notices, Ctrl-C, the summary."""
+"""What the commands show: `oqtopus-export`'s progress, notices, Ctrl-C and summary, and `echo_data` for text that
+holds data (on a terminal with its control characters escaped by `failures.escaped`, so a job name cannot set the
+window title or write the clipboard; a file or a pipe gets the data as it is)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,13 @@ from typing import Any
 
 import click
 
-from .failures import EXIT_FAILED, hide_token, say, speaker
+from .failures import EXIT_FAILED, escaped, hide_token, is_terminal, say, speaker
+
+
+def echo_data(text: str, *, err: bool = False, nl: bool = True) -> None:
+    """Write text that holds data (server text: job names, device ids, messages) to stdout or stderr: on a terminal
+    with its control characters escaped (line breaks kept), elsewhere (a file, a pipe) as it is."""
+    click.echo(escaped(text, keep="\n") if is_terminal(err) else text, err=err, nl=nl)
 
 
 class Console:
@@ -56,7 +64,7 @@ class Console:
             return
         with self._lock:
             self._clear()
-            click.echo(self.line(message), err=True)
+            echo_data(self.line(message), err=True)
 
     def close(self) -> None:
         """Take the progress line off the terminal."""
@@ -129,12 +137,12 @@ def print_failures(report: Any, out_dir: str) -> None:
     if run:
         click.echo("the run met problems (they are in the errors table; the next run tries again):", err=True)
         for stage, message in run[:10]:
-            click.echo(f"  {stage}: {hide_token(message)}", err=True)
+            echo_data(f"  {stage}: {hide_token(message)}", err=True)
     if jobs:
         click.echo(f"{len(jobs)} job(s) could not be exported; they are in the errors table and are tried again "
                    "on the next run:", err=True)
         for job_id, stage, message in jobs[:10]:
-            click.echo(f"  {job_id}: {stage}: {hide_token(message)}", err=True)
+            echo_data(f"  {job_id}: {stage}: {hide_token(message)}", err=True)
     if len(run) > 10 or len(jobs) > 10:
         click.echo(f"  ... and more: oqtopus-data sql {out_dir} \"SELECT * FROM errors\"", err=True)
     if not report.complete:

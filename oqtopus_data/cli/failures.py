@@ -1,4 +1,5 @@
-"""How every command ends: an exit status, one sentence on stderr for what went wrong, never a traceback.
+"""How every command ends: an exit status, one sentence on stderr for what went wrong, never a traceback; and the
+one rule for text on a terminal (`escaped`: control characters in data shown, never obeyed).
 
 Exit status: 0 done; 1 the work finished but some of it failed (jobs in the errors table, a query error) or a run
 was cut short; 2 usage, configuration, authentication, lock or dataset problems, with nothing written.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -23,6 +25,26 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: Set to 1 to let an unexpected exception show its traceback (for a bug report).
 DEBUG_ENV = "OQTOPUS_DATA_DEBUG"
 _META_KEY = "oqtopus_data.token"  # where the token is kept in the root context's meta
+
+
+#: C0 controls, DEL and C1 controls (ESC ] 0;... BEL sets a window title, OSC 52 writes the clipboard).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escaped(text: str, keep: str = "") -> str:
+    """`text` with every control character (but those in `keep`) written as an escape: ESC as \\x1b, a newline as
+    \\n; what a terminal shows of it is the text, never a command to the terminal."""
+    def one(match: re.Match[str]) -> str:
+        char = match.group()
+        return char if char in keep else _NAMED.get(char, f"\\x{ord(char):02x}")
+
+    return _CONTROLS.sub(one, text)
+
+
+def is_terminal(err: bool = False) -> bool:
+    """Whether standard output (or error) is a terminal: data shown there has its control characters escaped."""
+    return click.get_text_stream("stderr" if err else "stdout").isatty()
 
 
 def program_name() -> str:
@@ -55,8 +77,10 @@ def _hidden(text: str, token: str | None) -> str:
 
 
 def say(message: str) -> None:
-    """One line on stderr, prefixed with the program's name."""
-    click.echo(f"{program_name()}: {hide_token(message)}", err=True)
+    """One line on stderr, prefixed with the program's name (control characters escaped on a terminal: a message
+    may quote server text, such as the devices an export has)."""
+    line = f"{program_name()}: {hide_token(message)}"
+    click.echo(escaped(line) if is_terminal(err=True) else line, err=True)
 
 
 def speaker() -> Callable[[str], str]:
@@ -124,7 +148,8 @@ def _warning_printer() -> Any:
         for line in str(message).splitlines():
             if line.strip() and line not in shown:
                 shown.add(line)
-                click.echo(f"warning: {hide_token(line)}", err=True)
+                text = f"warning: {hide_token(line)}"
+                click.echo(escaped(text) if is_terminal(err=True) else text, err=True)
 
     return show
 

@@ -10,8 +10,9 @@ import click
 
 import oqtopus_data.cli.options as opt
 
+from .console import echo_data
 from .failures import EXIT_FAILED, EXIT_USAGE, Command, fail
-from .sql_output import check_output, emit
+from .sql_output import check_output, emit, raw_csv_option
 
 UNDECLARED_SHOWN = 20  # undeclared keys listed by `info`; the rest are counted
 
@@ -34,22 +35,22 @@ def info_command(location: str, storage_options: dict[str, str]) -> None:
     warn_skipped(dataset)
     con = connect(location, **storage_options)  # before anything is printed: it names lost files
     manifest = dataset.require_latest()
-    click.echo(f"export {location}: commit {manifest.version} ({manifest.operation or '?'}, "
+    echo_data(f"export {location}: commit {manifest.version} ({manifest.operation or '?'}, "
                f"{manifest.created_at or '?'}), schema version {manifest.schema_version}")
     for line in _sync_lines(manifest):
-        click.echo(line)
+        echo_data(line)
     first, last = con.execute("SELECT min(submitted_at), max(submitted_at) FROM jobs").fetchone()
-    click.echo(f"jobs submitted from {first or '-'} to {last or '-'}")
-    click.echo("rows: " + ", ".join(f"{t} {manifest.rows(t):,}" for t in sorted(manifest.files)))
+    echo_data(f"jobs submitted from {first or '-'} to {last or '-'}")
+    echo_data("rows: " + ", ".join(f"{t} {manifest.rows(t):,}" for t in sorted(manifest.files)))
     for column in ("job_type", "status", "device_id"):
         rows = con.execute(f"SELECT {column}, count(*) FROM jobs GROUP BY ALL ORDER BY 2 DESC, 1").fetchall()
-        click.echo(f"by {column}: " + ", ".join(f"{k} {n:,}" for k, n in rows))
-    click.echo(_undeclared_line(con))
+        echo_data(f"by {column}: " + ", ".join(f"{k} {n:,}" for k, n in rows))
+    echo_data(_undeclared_line(con))
     stages = con.execute("SELECT stage, count(*) FROM errors GROUP BY ALL ORDER BY 2 DESC, 1").fetchall()
     total = sum(n for _, n in stages)
     detail = f" ({', '.join(f'{stage} {n:,}' for stage, n in stages)}; oqtopus-data sql {location} " \
              "\"SELECT * FROM errors\")" if total else ""
-    click.echo(f"errors: {total:,}{detail}")
+    echo_data(f"errors: {total:,}{detail}")
 
 
 def warn_skipped(dataset: Any) -> None:
@@ -142,8 +143,9 @@ USE_TMP_FILE false, overwrites it. --writable gives the query DuckDB's full acce
               help="Write to this file instead of standard output (required for parquet).")
 @click.option("--writable", is_flag=True,
               help="Give the query DuckDB's full access to files (COPY ... TO, ATTACH, other files).")
+@raw_csv_option
 def sql_command(location: str, query: str, storage_options: dict[str, str], fmt: str, output: Path | None,
-                writable: bool) -> None:
+                writable: bool, raw_csv: bool) -> None:
     """Run SQL against the export's views (jobs, counts, job_timings, device_daily, ...).
 
     QUERY is the SQL text, or - to read it from standard input (e.g. a .sql file). Duplicate column
@@ -154,7 +156,7 @@ def sql_command(location: str, query: str, storage_options: dict[str, str], fmt:
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet needs --output FILE")
     if output is not None:
-        check_output(output)
+        check_output(output, location)
     if query == "-":
         query = sys.stdin.read()
     con = _connect(location, storage_options, writable=writable)
@@ -165,7 +167,7 @@ def sql_command(location: str, query: str, storage_options: dict[str, str], fmt:
         table = relation.to_arrow_table()
     except duckdb.Error as exc:
         fail(str(exc).strip(), EXIT_FAILED)
-    emit(table, fmt, output)
+    emit(table, fmt, output, raw_csv=raw_csv)
 
 
 def _connect(location: str, storage_options: dict[str, str], *, writable: bool) -> Any:

@@ -10,6 +10,7 @@ import click
 import oqtopus_data.cli.options as opt
 
 from .failures import EXIT_FAILED, EXIT_USAGE, Command, fail
+from .sql_output import check_outside
 
 
 @click.command("report", cls=Command)
@@ -43,6 +44,7 @@ def report_command(location: str, target: Path, since: datetime | None, until: d
     """
     from oqtopus_data.report import SelectionError, write_report
 
+    check_outside(target, location)
     try:
         summary = write_report(location, target, since=since, until=until, devices=devices, statuses=statuses,
                                job_types=job_types, top_jobs=top_jobs, table_rows=table_rows, prices=prices,

@@ -10,7 +10,7 @@ import click
 import oqtopus_data.cli.options as opt
 
 from .failures import Command
-from .sql_output import check_output, emit
+from .sql_output import check_output, emit, raw_csv_option
 
 USAGE_EPILOG = """
 \b
@@ -46,9 +46,10 @@ per_second, at its device's newest price valid when it was submitted.
               help="Output format.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file instead of standard output.")
+@raw_csv_option
 @opt.storage_option
 def usage_command(location: str, since: datetime | None, until: datetime | None, by: str, prices: Path | None,
-                  fmt: str, output: Path | None, storage_options: dict[str, str]) -> None:
+                  fmt: str, output: Path | None, raw_csv: bool, storage_options: dict[str, str]) -> None:
     """Usage of an export: jobs, shots, execution and wasted time, queue time, and an estimated cost.
 
     OUT_DIR is the export (a directory or s3://bucket/prefix); --since and --until select jobs by
@@ -57,6 +58,6 @@ def usage_command(location: str, since: datetime | None, until: datetime | None,
     from oqtopus_data.usage import usage_figures
 
     if output is not None:
-        check_output(output)
+        check_output(output, location)
     table = usage_figures(location, by=by, since=since, until=until, prices=prices, **storage_options)
-    emit(table, fmt, output)
+    emit(table, fmt, output, raw_csv=raw_csv)

@@ -6,10 +6,14 @@ grid. Nothing here queries: the sections hand over rows that DuckDB already aggr
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from oqtopus_data.enums import JobStatus
+
 from .formats import fit, format_count, format_duration, percent
+from .stats import BOX_QUANTILES
 from .svg import (
     FONT,
     MUTED,
@@ -24,8 +28,9 @@ from .svg import (
     nice_ticks,
 )
 
-STATES = ("succeeded", "failed", "cancelled", "in progress")
-STATE_COLORS = {"succeeded": "#3b8f4f", "failed": "#d1495b", "cancelled": "#9a9a9a", "in progress": "#edae49"}
+STATES = (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value, "in progress")
+STATE_COLORS = dict(zip(STATES, ("#3b8f4f", "#d1495b", "#9a9a9a", "#edae49"), strict=True))
+MARK_COLOR, MARK_TICK = "#8a5a00", 7  # recalibration ticks: brown, 7 units up from the time axis
 PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974",
            "#64b5cd")
 
@@ -71,18 +76,20 @@ class Series:
 
 @dataclass(frozen=True)
 class Mark:
-    """A vertical line across a panel at x (a recalibration), with its tooltip."""
+    """A tick on a panel's time axis at x (a recalibration), with its tooltip: ticks stay readable at any count,
+    where lines across the panel became a barcode."""
 
     x: float
     title: str
 
 
 def series_panel(title: str, series: Sequence[Series], *, note: str = "", time_x: bool = True,
-                 y_range: tuple[float, float] | None = None, y_format: Callable[[float], str] = format_count,
+                 y_range: tuple[float, float] | None = None, y_format: Callable[[float], str] | None = format_count,
                  y_name: str = "", log_y: bool = False, marks: Sequence[Mark] = (), width: float = PANEL,
                  height: float = 210, x_name: str = "", x_range: tuple[float, float] | None = None) -> str:
     """A panel of points (with error bars) and lines over time or over a number (steps); `x_range` fixes the
-    x axis (so that panels side by side share it)."""
+    x axis (so that panels side by side share it); `y_format` None labels ticks with the digits their step needs
+    (never two alike)."""
     svg = Svg(width, height, title)
     frame = Frame(svg, 58 if y_name else 46, 30, width - 12, height - 24 - (14 if x_name else 0))
     frame.title(title, note)
@@ -96,11 +103,11 @@ def series_panel(title: str, series: Sequence[Series], *, note: str = "", time_x
     if log_y:
         ticks, _ = duration_ticks(lo, hi)
         lo, hi = min(ticks[0], lo), max(ticks[-1], hi)
-        frame.y_axis(lo, hi, ticks, y_format, log=True, name=y_name)
+        frame.y_axis(lo, hi, ticks, y_format or duration_label, log=True, name=y_name)
     else:
         ticks = nice_ticks(lo, hi, max(3, int((frame.bottom - frame.top) // 38)))
         lo, hi = min(ticks[0], lo), max(ticks[-1], hi)
-        frame.y_axis(lo, hi, ticks, y_format, name=y_name)
+        frame.y_axis(lo, hi, ticks, y_format or step_format(ticks), name=y_name)
     xs = [p.x for p in points]
     if x_range is not None:
         xs += list(x_range)
@@ -117,10 +124,17 @@ def series_panel(title: str, series: Sequence[Series], *, note: str = "", time_x
     for mark in marks:
         x = frame.x(mark.x)
         if frame.left <= x <= frame.right:
-            svg.line(x, frame.top, x, frame.bottom, color="#8a5a00", dash="3 3", opacity=0.7, title=mark.title)
+            svg.line(x, frame.bottom - MARK_TICK, x, frame.bottom, color=MARK_COLOR, width=1.5, title=mark.title)
     for s in series:
         _draw_series(frame, s)
     return svg.render()
+
+
+def step_format(ticks: Sequence[float]) -> Callable[[float], str]:
+    """Tick labels with as many decimals as the ticks' step needs: 0.9985, 0.999, 0.9995 rather than 0.9989 twice."""
+    step = min((b - a for a, b in itertools.pairwise(ticks) if b > a), default=1.0)
+    decimals = next(d for d in range(13) if abs(round(step, d) - step) <= step * 1e-6)  # 2.5e-4: 5 decimals
+    return lambda v: f"{v:.{decimals}f}"
 
 
 def _draw_series(frame: Frame, s: Series) -> None:
@@ -152,25 +166,45 @@ def stacked_bars(frames: Sequence[tuple[str, str]], bands: Sequence[str],
     for k, ((title, note), layers, fmt) in enumerate(zip(frames, stacks, formats, strict=True)):
         ox = k * each
         frame = Frame(svg, ox + 52, 30, ox + each - 10, height - 22, outer=ox)
-        frame.title(title, note)
         totals = [sum(layer[2][i] for layer in layers) for i in range(len(bands))]
+        cap = clip_at(totals)
+        seconds = k < len(durations) and durations[k]
+        ticks = linear_duration_ticks(max(totals) if cap is None else cap) if seconds else \
+            nice_ticks(0, max(totals) if cap is None else cap, 4)
+        cap = None if cap is None else ticks[-1]
+        frame.title(title, note if cap is None else f"{note} · axis clipped at {fmt(cap)}")
         if not any(totals):
             frame.baseline()
             frame.empty("none reported")
             continue
-        seconds = k < len(durations) and durations[k]
-        ticks = linear_duration_ticks(max(totals)) if seconds else nice_ticks(0, max(totals), 4)
-        frame.y_axis(0, ticks[-1], ticks, fmt)
+        frame.y_axis(0, ticks[-1] * (1 if cap is None else 1.15), ticks, fmt)  # room above a cap for totals
         band = frame.x_bands(bands)
         bottom = [0.0] * len(bands)
         for _label, color, values, titles in layers:
             for i, v in enumerate(values):
-                if v:
-                    top = bottom[i] + v
+                if v and (cap is None or bottom[i] < cap):
+                    top = bottom[i] + v if cap is None else min(bottom[i] + v, cap)
                     svg.rect(frame.x(i) - band * 0.4, frame.y(top), band * 0.8, frame.y(bottom[i]) - frame.y(top),
                              color=color, title=titles[i])
-                    bottom[i] = top
+                bottom[i] += v
+        for i, total in enumerate(totals):
+            if cap is not None and total > cap:  # a white break across the bar, its true total above it
+                x, y = frame.x(i), frame.y(cap) + 6
+                svg.line(x - band * 0.45, y + 2, x + band * 0.45, y - 2, color="#fff", width=3)
+                svg.text(x, frame.y(cap) - 3, fmt(total), anchor="middle", bold=True)
     return svg.render()
+
+
+CLIP_RATIO = 4  # a band more than this many times the next tallest clips the axis
+
+
+def clip_at(totals: Sequence[float]) -> float | None:
+    """Where to clip a bar chart's axis so that one heavy band (a 10-million-shot job) does not flatten the others:
+    at the tallest of the other bands when the heaviest is CLIP_RATIO times taller than it; None to draw all."""
+    ordered = sorted((t for t in totals if t > 0), reverse=True)
+    if len(ordered) < 2 or ordered[0] <= CLIP_RATIO * ordered[1]:
+        return None
+    return ordered[1] * 1.15
 
 
 def weekly_panels(rows: Sequence[tuple[str, str, str, int]], weeks: Sequence[str], devices: Sequence[str]) -> str:
@@ -209,9 +243,10 @@ def _bands_only(frame: Frame, labels: Sequence[str]) -> float:
 
 
 def timing_boxes(stats: Sequence[dict], colors: dict[str, str]) -> str:
-    """Queue and run time boxes per device from quantiles (5/25/50/75/95 %), medians written above the boxes.
+    """Queue and run time boxes per device from five quantiles (whisker, box, median, box, whisker: the report's
+    `stats.BOX_QUANTILES`), medians written above the boxes.
 
-    stats: {"device", "kind" ("queue" or "run"), "n", "q": [p5, p25, p50, p75, p95]}.
+    stats: {"device", "kind" ("queue" or "run"), "n", "q": [low whisker, p25, p50, p75, high whisker]}.
     """
     devices = list(dict.fromkeys(s["device"] for s in stats))
     row = 34
@@ -239,17 +274,21 @@ def timing_boxes(stats: Sequence[dict], colors: dict[str, str]) -> str:
         frame.baseline()
         for i, s in enumerate(sorted(boxes, key=lambda b: devices.index(b["device"]))):
             yc = frame.top + row * (i + 0.5) + 4
-            p5, p25, p50, p75, p95 = (frame.x(v) for v in s["q"])
+            low, p25, p50, p75, high = (frame.x(v) for v in s["q"])
             color = colors.get(s["device"], "#cccccc")
             tip = (f"{s['device']} {kind} time, {s['n']:,} jobs: median {format_duration(s['q'][2])}; 25–75 %: "
-                   f"{format_duration(s['q'][1])}–{format_duration(s['q'][3])}; 5–95 %: "
-                   f"{format_duration(s['q'][0])}–{format_duration(s['q'][4])}")
-            svg.line(p5, yc, p95, yc, color="#555")
+                   f"{format_duration(s['q'][1])}–{format_duration(s['q'][3])}; {_pct(BOX_QUANTILES[0])}–"
+                   f"{_pct(BOX_QUANTILES[4])} %: {format_duration(s['q'][0])}–{format_duration(s['q'][4])}")
+            svg.line(low, yc, high, yc, color="#555")
             svg.rect(p25, yc - 7, max(p75 - p25, 1), 14, color=color, opacity=0.8, stroke="#555", title=tip)
             svg.line(p50, yc - 7, p50, yc + 7, color="#000", width=2)
             svg.text(p50, yc - 9, format_duration(s["q"][2]), anchor="middle", bold=True)
             svg.text(ox + 4, yc + 4, fit(f"{s['device']} (n={format_count(s['n'])})", label_width - 8, FONT))
     return svg.render()
+
+
+def _pct(q: float) -> str:
+    return f"{100 * q:g}"
 
 
 def month_lines(title: str, months: Sequence[str], series: Sequence[Series], *, log_y: bool,

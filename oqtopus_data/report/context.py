@@ -8,6 +8,7 @@ from typing import Any
 
 import duckdb
 
+from oqtopus_data.enums import JobStatus
 from oqtopus_data.selection import Filters
 
 from . import charts
@@ -99,8 +100,8 @@ class Context:
         self.con, self.scope, self.top_jobs, self.table_rows = con, scope, top_jobs, table_rows
         self.by_device = self.rows(f"""
             SELECT device_id, count(*) AS jobs,
-                   count(*) FILTER (status = 'succeeded'), count(*) FILTER (status = 'failed'),
-                   count(*) FILTER (status = 'cancelled'), sum(shots), sum(execution_time),
+                   count(*) FILTER (status = '{JobStatus.SUCCEEDED}'), count(*) FILTER (status = '{JobStatus.FAILED}'),
+                   count(*) FILTER (status = '{JobStatus.CANCELLED}'), sum(shots), sum(execution_time),
                    min(submitted_at), max(submitted_at)
             FROM jobs WHERE {scope.where()} GROUP BY device_id ORDER BY jobs DESC, device_id""")
         self.jobs = sum(r[1] for r in self.by_device)

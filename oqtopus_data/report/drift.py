@@ -27,6 +27,8 @@ from typing import Any
 
 import duckdb
 
+from oqtopus_data.enums import JobType
+
 MIN_RUNS = 5  # runs a circuit needs (in the selection) to count as repeated
 MIN_SHOTS = 100  # runs with fewer counted shots are low-shot
 
@@ -68,6 +70,7 @@ class Circuit:
     reference: str
     reference_runs: int
     reference_shots: int
+    other_names: tuple[str, ...] = ()  # the other names its runs carry, most runs first
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,8 @@ class CircuitDrift:
                 SELECT job_id, submitted_month, name, device_id, submitted_at, total_count AS shots, program,
                        coalesce(({where}), FALSE) AS in_scope
                 FROM jobs
-                WHERE job_type IN ('sampling', 'multi_manual') AND total_count > 0 AND len(program) > 0
+                WHERE job_type IN ('{JobType.SAMPLING}', '{JobType.MULTI_MANUAL}') AND total_count > 0
+                    AND len(program) > 0
                     AND submitted_at IS NOT NULL),
             distinct_programs AS (SELECT DISTINCT program FROM runs),  -- each distinct text normalised once
             keyed AS (SELECT program, {circuit_key_sql()} AS key FROM distinct_programs)
@@ -134,6 +138,7 @@ class CircuitDrift:
                 SELECT key, name, count(*) AS n FROM {self.table} WHERE in_scope GROUP BY ALL),
             labelled AS (
                 SELECT key, first(name ORDER BY n DESC, name NULLS LAST) AS name, count(*) AS names, sum(n) AS runs,
+                       list(name ORDER BY n DESC, name NULLS LAST) AS all_names,
                        bool_or(name = $match OR starts_with(key, lower($match))) AS matched
                 FROM named GROUP BY key),
             spread AS (SELECT key, count(DISTINCT device_id) AS devices FROM {self.table} WHERE in_scope GROUP BY key),
@@ -145,13 +150,14 @@ class CircuitDrift:
             SELECT l.key, l.name, l.names, l.runs, s.devices,
                    CASE WHEN r.sim THEN 'simulator' ELSE 'all devices' END,
                    CASE WHEN r.sim THEN r.sim_runs ELSE r.all_runs END,
-                   CASE WHEN r.sim THEN r.sim_shots ELSE r.all_shots END
+                   CASE WHEN r.sim THEN r.sim_shots ELSE r.all_shots END, l.all_names
             FROM labelled AS l JOIN spread AS s USING (key) JOIN reference AS r USING (key)
             WHERE l.runs >= $min_runs AND ($match IS NULL OR l.matched)
             ORDER BY l.runs DESC, l.name, l.key LIMIT $limit""",
                                 {"min_runs": min_runs, "match": match, "limit": limit}).fetchall()
-        return [Circuit(key, name or "", names, runs, devices, ref, ref_runs, int(ref_shots))
-                for key, name, names, runs, devices, ref, ref_runs, ref_shots in rows]
+        return [Circuit(key, name or "", names, runs, devices, ref, ref_runs, int(ref_shots),
+                        tuple(n or "" for n in all_names[1:]))
+                for key, name, names, runs, devices, ref, ref_runs, ref_shots, all_names in rows]
 
     def runs(self, circuits: Sequence[Circuit], *, newest: int | None = None) -> list[Run]:
         """The runs of `circuits` in the selection (the `newest` per circuit and device, when given) with their

@@ -13,7 +13,7 @@ from typing import Any
 from . import charts, relations
 from .charts import Point, Series
 from .context import Context, Section
-from .formats import day, format_count, format_duration, legend, minute, number, table
+from .formats import day, esc, format_count, format_duration, legend, minute, number, table
 from .svg import duration_label, epoch
 
 CALIBRATION = ("device_id", "calibrated_at", "n_qubits", "median_t1", "median_t2", "median_fidelity_1q",
@@ -21,8 +21,13 @@ CALIBRATION = ("device_id", "calibrated_at", "n_qubits", "median_t1", "median_t2
 USAGE = ("month", "device_id", "job_type", "jobs", "shots", "execution_seconds", "wasted_jobs", "wasted_seconds")
 NO_CALIBRATION = ("No calibration data in this export (run oqtopus-export --devices-only regularly to collect "
                   "it).")
-METRICS = (("median_t1", "median T1"), ("median_t2", "median T2"), ("median_fidelity_1q", "median 1-qubit fidelity"),
-           ("median_fidelity_2q", "median 2-qubit fidelity"), ("median_readout_error", "median readout error"))
+#: How a calibration history starts (README's cron line): OQTOPUS shows only a device's current calibration.
+HISTORY_HOW = ("OQTOPUS shows only a device's current calibration, so the history starts with this export: a device "
+               "snapshot every 15 minutes between exports builds it, e.g. from cron: "
+               "<code class=\"cmd\">*/15 * * * * oqtopus-export --devices-only --quiet OUT_DIR</code>.")
+METRICS = (("median_t1", "median T1 (µs)"), ("median_t2", "median T2 (µs)"),
+           ("median_fidelity_1q", "median 1-qubit fidelity"), ("median_fidelity_2q", "median 2-qubit fidelity"),
+           ("median_readout_error", "median readout error"))
 
 
 def devices(r: Context) -> Section:
@@ -50,14 +55,24 @@ def devices(r: Context) -> Section:
         return section.empty(NO_CALIBRATION)
     history = [(*row[:3], *(None if v is None else float(v) for v in row[3:])) for row in history]  # DECIMAL too
     latest = {row[0]: row for row in history}  # ordered by time: the last row per device wins
-    section.text(table(["device", "calibrated at", "qubits", "median T1", "median T2", "1q fidelity", "2q fidelity",
-                        "readout error", "calibrations"],
+    section.text(table(["device", "calibrated at", "qubits", "median T1 (µs)", "median T2 (µs)", "1q fidelity",
+                        "2q fidelity", "readout error", "calibrations"],
                        [[d, minute(at), "-" if n is None else f"{n:,}", number(t1), number(t2), number(f1, 4),
                          number(f2, 4), number(ro, 3), f"{sum(h[0] == d for h in history):,}"]
                         for d, at, n, t1, t2, f1, f2, ro in latest.values()], numeric_from=2, css="calibration"))
     _known_calibration(r, section)
     since, until = r.scope.since, r.scope.until
     shown = [row for row in history if (since is None or row[1] >= since) and (until is None or row[1] <= until)]
+    counts = {d: sum(row[0] == d for row in shown) for d in latest}
+    single = [d for d in latest if counts[d] < 2]
+    latest = {d: row for d, row in latest.items() if counts[d] >= 2}  # a history needs two calibrations
+    if not latest:
+        section.text(f'<p class="note">The table above is the current calibration of each device: one per device '
+                     f"so far, so there is no history to draw yet. {HISTORY_HOW}</p>")
+        return section
+    if single:
+        section.text(f'<p class="note">{esc(", ".join(single))}: one calibration so far (in the table above), not '
+                     f"drawn. {HISTORY_HOW}</p>")
     colors = {d: r.colors.get(d) or charts.PALETTE[(len(r.colors) + i) % len(charts.PALETTE)]
               for i, d in enumerate(latest)}
     panels = []
@@ -67,10 +82,11 @@ def devices(r: Context) -> Section:
             for row in shown if row[0] == d and row[k] is not None]) for d in latest]
         series = [s for s in series if s.points]
         if series:
-            panels.append(charts.series_panel(label, series, y_format=lambda v: f"{v:.4g}"))
+            panels.append(charts.series_panel(label, series, y_format=None))
     if panels:
-        section.panels(panels, "Each device's calibrations over time (values in the device's own units). "
-                               "Hover a point for its calibration.", legend([(d, colors[d]) for d in latest]))
+        section.panels(panels, "Each device's calibrations over time (T1 and T2 in µs, fidelities and errors as "
+                               "shares of 1). Hover a point for its calibration.",
+                       legend([(d, colors[d]) for d in latest]))
     return section
 
 
@@ -79,8 +95,14 @@ def _known_calibration(r: Context, section: Section) -> None:
     (known, total) = r.rows(f"""
         SELECT count(c.calibrated_at), count(*) FROM jobs AS j LEFT JOIN job_calibration AS c USING (job_id)
         WHERE {r.scope.where("j.")}""")[0]
-    section.text(f'<p class="note">{known:,} of the {total:,} selected jobs ran under a known calibration '
-                 "(the <code>job_calibration</code> view joins each job to it).</p>")
+    if known:
+        section.text(f'<p class="note">{known:,} of the {total:,} selected jobs ran under a known calibration '
+                     "(the <code>job_calibration</code> view joins each job to it).</p>")
+        return
+    section.text(f'<p class="note">None of the {total:,} selected jobs ran under a recorded calibration yet: the '
+                 "<code>job_calibration</code> view joins a job to the newest calibration recorded at or before it "
+                 "ran, and this export recorded its first calibrations after them. Jobs that run from now on, with "
+                 "snapshots between exports, are joined.</p>")
 
 
 def usage(r: Context) -> Section:
@@ -102,7 +124,10 @@ def usage(r: Context) -> Section:
         stacks.append(layers)
     section.chart(charts.stacked_bars([("Shots requested", "per month"), ("Execution time", "per month")], months,
                                       stacks, formats=(format_count, duration_label), durations=(False, True)),
-                  "Stacked by device; hover a bar for its numbers. Execution time is what the API reports.",
+                  "Stacked by device; hover a bar for its numbers. Execution time is what the API reports. When one "
+                  f"month is more than {charts.CLIP_RATIO} times the next tallest (a single huge job), the axis is "
+                  "linear but clipped just above that next month: the taller bar is broken by a white band and its "
+                  "total written over it, so the other months stay readable.",
                   legend([(d, r.colors[d]) for d in devices]))
     head = ["jobs", "shots", "execution time", "wasted jobs", "wasted time"] + (["cost"] if priced else [])
     by_month = _totals(rows, "month", priced)

@@ -63,6 +63,20 @@ def short_bits(bits: str, keep: int = 24) -> str:
     return bits if len(bits) <= keep else f"{bits[: keep // 2]}…{bits[-keep // 2:]}"
 
 
+#: How the page reads a bitstring: as the API gives it, and which end is bit 0.
+BIT_ORDER = ("Bitstrings are shown as the API gives them; read as a binary number (the SDK's integer form, the "
+             "<code>outcome</code> column) the leftmost character is the most significant bit and the rightmost "
+             "is bit 0. A long one is shortened in the middle (…, with its width); hover it for the whole value.")
+
+
+def bits_html(bits: str, keep: int) -> str:
+    """A bitstring on one line: a long one cut in the middle with its width, whole in its tooltip."""
+    short = short_bits(bits, keep)
+    if short == bits:
+        return f'<span class="bits1">{esc(bits)}</span>'
+    return f'<span class="bits1" title="{esc(bits)}">{esc(short)} <small>({len(bits)} bits)</small></span>'
+
+
 def text_width(text: str, size: float) -> float:
     """About how wide `text` is drawn at font size `size` (wide East Asian characters count double)."""
     return size * sum(1.0 if unicodedata.east_asian_width(ch) in "WF" else 0.58 for ch in text)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from oqtopus_data.enums import TERMINAL
+
 from .context import Context, Section
-from .formats import esc, format_duration, minute, number, short_bits
+from .formats import bits_html, esc, format_duration, minute, number
 
 TOP_OUTCOMES = 8  # outcomes shown when a job is opened
 FILTERS = (("device", "device", 2), ("status", "status", 3), ("type", "job type", 4))  # (name, label, column)
@@ -121,7 +123,7 @@ def _details(job_id: str, status: str, total: int | None, n_outcomes: int | None
     elif message:
         summary = "message"
     else:
-        summary = "no result" if status in ("succeeded", "failed", "cancelled") else "not finished"
+        summary = "no result" if status in TERMINAL else "not finished"
     if message:
         parts.append(f'<p class="message">{esc(message)}</p>')
     return f"<details><summary>{summary}</summary>{''.join(parts)}</details>"
@@ -129,5 +131,4 @@ def _details(job_id: str, status: str, total: int | None, n_outcomes: int | None
 
 def _bits(bits: str) -> str:
     """A bitstring; a long one cut in the middle, whole in its tooltip."""
-    short = short_bits(bits, 40)
-    return esc(bits) if short == bits else f'<span title="{esc(bits)}">{esc(short)}</span>'
+    return bits_html(bits, 40)

@@ -7,14 +7,19 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from oqtopus_data.enums import JobStatus
+
 from . import charts
 from .charts import STATE_COLORS, STATES, Point, Series
 from .context import Context, Section
 from .formats import Html, day, esc, format_count, format_duration, legend, percent, seconds_cell, table
-from .stats import wilson_interval
+from .stats import BOX_QUANTILES, HIGH, HIGH_NAME, wilson_interval
 from .svg import duration_label
 
+FINISHED = [JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value]
 MAX_WEEKS = 104  # beyond two years, jobs are counted per month rather than per week
+RATE_MEANS = ("The success rate is succeeded / (succeeded + failed): a cancelled job is the user's choice, not a "
+              "device's failure, so it is counted beside the rate, not in it.")
 
 
 def overview(r: Context) -> Section:
@@ -25,14 +30,14 @@ def overview(r: Context) -> Section:
     kinds = r.rows(f"SELECT job_type, count(*) FROM jobs WHERE {r.scope.where()} GROUP BY 1 ORDER BY 2 DESC, 1")
     shots = sum(row[5] or 0 for row in r.by_device)
     seconds = sum(row[6] for row in r.by_device if row[6] is not None) if any(row[6] for row in r.by_device) else None
-    done = sum(sum(row[2:5]) for row in r.by_device)
-    ok = sum(row[2] for row in r.by_device)
+    ok, failed, cancelled = (sum(row[k] for row in r.by_device) for k in (2, 3, 4))
     tiles = [("jobs", f"{r.jobs:,}"), ("devices", f"{len(r.devices)}"), ("shots requested", format_count(shots)),
              ("execution time", format_duration(seconds)),
-             ("succeeded", f"{100 * ok / done:.1f}% of finished" if done else "-")]
+             ("success rate", f"{percent(ok / (ok + failed))} of {ok + failed:,}" if ok + failed else "-"),
+             ("cancelled", f"{cancelled:,}")]
     section.text('<div class="tiles">' + "".join(
         f'<div class="tile"><b>{esc(v)}</b><span>{esc(k)}</span></div>' for k, v in tiles) + "</div>")
-    section.text("<p>By job type: " + ", ".join(f"{esc(k)} {n:,}" for k, n in kinds) + ".</p>")
+    section.text("<p>By job type: " + ", ".join(f"{esc(k)} {n:,}" for k, n in kinds) + ". " + RATE_MEANS + "</p>")
     head = ["device", "jobs", "succeeded", "failed", "cancelled", "unfinished", "shots", "execution time",
             "first job", "last job"]
     body = [[d, f"{n:,}", f"{s:,}", f"{f:,}", f"{c:,}", f"{n - s - f - c:,}", format_count(sh),
@@ -52,9 +57,9 @@ def jobs_per_week(r: Context) -> Section:
     unit = "week" if weekly else "month"
     rows = r.rows(f"""
         SELECT date_trunc('{unit}', submitted_at)::DATE AS band, device_id,
-               CASE WHEN status IN ('succeeded', 'failed', 'cancelled') THEN status ELSE 'in progress' END,
-               count(*)
-        FROM jobs WHERE {r.scope.where()} AND submitted_at IS NOT NULL GROUP BY ALL ORDER BY band""")
+               CASE WHEN list_contains($finished, status) THEN status ELSE 'in progress' END, count(*)
+        FROM jobs WHERE {r.scope.where()} AND submitted_at IS NOT NULL GROUP BY ALL ORDER BY band""",
+                  finished=FINISHED)
     bands = _bands(rows[0][0], rows[-1][0], weekly)
     fmt = "%Y-%m-%d" if weekly else "%Y-%m"
     merged: dict[tuple[str, str, str], int] = {}
@@ -83,7 +88,7 @@ def _bands(first: date, last: date, weekly: bool) -> list[date]:
 
 def timings(r: Context) -> Section:
     section = Section("timings", "Queue and run times")
-    quantiles = "[0.05, 0.25, 0.5, 0.75, 0.95]"
+    quantiles = list(BOX_QUANTILES)
     rows = r.rows(f"""
         SELECT device_id, count(queue_seconds), quantile_cont(queue_seconds, {quantiles}),
                count(run_seconds), quantile_cont(run_seconds, {quantiles})
@@ -96,18 +101,19 @@ def timings(r: Context) -> Section:
     stats = [{"device": dev, "kind": kind, "n": n, "q": q} for dev, nq, qq, nr, qr in drawn
              for kind, n, q in (("queue", nq, qq), ("run", nr, qr)) if n]
     section.chart(charts.timing_boxes(stats, r.colors),
-                  "All-time distributions: boxes span the 25th to 75th percentile, whiskers the 5th to 95th; the "
-                  "labelled line is the median.")
+                  "All-time distributions: boxes span the 25th to 75th percentile, whiskers the 10th to 90th "
+                  f"({HIGH_NAME}); the labelled line is the median. A log axis starts at 1 ms: 0 and negative "
+                  "times (clock skew) are drawn there.")
     monthly = r.rows(f"""
         SELECT submitted_month, device_id, count(queue_seconds), median(queue_seconds),
-               quantile_cont(queue_seconds, 0.9)
+               quantile_cont(queue_seconds, {HIGH})
         FROM job_timings WHERE {r.scope.where()} AND queue_seconds IS NOT NULL
         GROUP BY ALL ORDER BY 1, 2""")
     months = sorted({m for m, *_ in monthly})
     series = []
     for device in [d for d in r.shown if d in {row[1] for row in monthly}]:
         mine = [row for row in monthly if row[1] == device]
-        for kind, k, dash in (("median", 3, ""), ("90th percentile", 4, "4 3")):
+        for kind, k, dash in (("median", 3, ""), (HIGH_NAME, 4, "4 3")):
             series.append(Series(f"{device} {kind}", r.colors[device], line=True, dash=dash, hollow=bool(dash),
                                  points=[Point(months.index(m), v, None, f"{device}, {m}: {kind} queue time "
                                                f"{format_duration(v)} over {n:,} jobs")
@@ -115,9 +121,11 @@ def timings(r: Context) -> Section:
     section.chart(charts.month_lines("Queue time per month", months, series, log_y=True, y_format=duration_label,
                                      y_name="queue time"),
                   "Queue time (submitted → running) per device and submission month: the median (filled points, "
-                  "solid line) and the 90th percentile (hollow points, dashed). Only devices with their own colour.",
+                  f"solid line) and the 90th percentile, {HIGH_NAME} (hollow points, dashed). Only devices with their "
+                  "own colour.",
                   legend([(d, r.colors[d]) for d in r.shown if d in {row[1] for row in monthly}]))
-    head = ["device", "jobs started", "median queue", "95th pct queue", "jobs ended", "median run", "95th pct run"]
+    head = ["device", "jobs started", "median queue", f"{HIGH_NAME} queue", "jobs ended", "median run",
+            f"{HIGH_NAME} run"]
     body = [[dev, f"{nq:,}", seconds_cell(qq[2]), seconds_cell(qq[4]), f"{nr:,}",
              seconds_cell(qr[2] if qr else None), seconds_cell(qr[4] if qr else None)] for dev, nq, qq, nr, qr in rows]
     section.text(table(head, body, numeric_from=1, css="timings"))
@@ -127,15 +135,15 @@ def timings(r: Context) -> Section:
 def success_rates(r: Context) -> Section:
     section = Section("status-rates", "Success rates")
     rows = r.rows(f"""
-        SELECT submitted_month, device_id, count(*), count(*) FILTER (status = 'succeeded'),
-               count(*) FILTER (status = 'failed'), count(*) FILTER (status = 'cancelled')
-        FROM jobs WHERE {r.scope.where()} AND status IN ('succeeded', 'failed', 'cancelled')
-        GROUP BY ALL ORDER BY 1, 2""")
+        SELECT submitted_month, device_id, count(*) FILTER (status = '{JobStatus.SUCCEEDED}'),
+               count(*) FILTER (status = '{JobStatus.FAILED}'), count(*) FILTER (status = '{JobStatus.CANCELLED}')
+        FROM jobs WHERE {r.scope.where()} AND list_contains($finished, status)
+        GROUP BY ALL ORDER BY 1, 2""", finished=FINISHED)
     if not rows:
         return section.empty("No finished (succeeded, failed or cancelled) jobs in this selection.")
     merged: dict[tuple[str, str], list[int]] = {}
     for month, dev, *counts in rows:
-        total = merged.setdefault((month, r.group(dev)), [0, 0, 0, 0])
+        total = merged.setdefault((month, r.group(dev)), [0, 0, 0])
         total[:] = [a + b for a, b in zip(total, counts, strict=True)]
     months = sorted({m for m, _ in merged})
     panels = []
@@ -144,29 +152,35 @@ def success_rates(r: Context) -> Section:
         for i, month in enumerate(months):
             if (month, device) not in merged:
                 continue
-            n, ok, failed, cancelled = merged[month, device]
-            low, high = wilson_interval(ok, n)
-            points.append(Point(i, ok / n, title=f"{device}, {month}: {ok:,} of {n:,} finished jobs succeeded "
-                                f"({percent(ok / n)}; 95% interval {percent(low)}–{percent(high)}); {failed:,} "
-                                f"failed, {cancelled:,} cancelled", low=low, high=high))
-            labels[(device, i)] = format_count(n)
+            ok, failed, cancelled = merged[month, device]
+            labels[(device, i)] = format_count(ok + failed)
+            if not ok + failed:
+                continue  # only cancelled jobs: no rate
+            low, high = wilson_interval(ok, ok + failed)
+            points.append(Point(i, ok / (ok + failed), title=f"{device}, {month}: {ok:,} of {ok + failed:,} "
+                                f"succeeded or failed jobs succeeded ({percent(ok / (ok + failed))}; 95% interval "
+                                f"{percent(low)}–{percent(high)}); {cancelled:,} cancelled beside them",
+                                low=low, high=high))
         panels.append(charts.month_lines(device, months, [Series(device, r.colors[device], points, line=True)],
                                          log_y=False, y_format=charts.percent_label, y_range=(0.0, 1.0),
-                                         labels=labels, note="succeeded, % of finished", width=charts.PANEL,
+                                         labels=labels, note="succeeded / (succeeded + failed)", width=charts.PANEL,
                                          height=220))
-    section.panels(panels, "Share of each month's finished jobs that succeeded, per device and submission month "
-                           "(UTC). The axis runs from 0 % to 100 %; each whisker is the Wilson 95 % interval and "
-                           "the number under a point is how many jobs finished that month (hover for the counts).")
+    section.panels(panels, "Success rate per device and submission month (UTC): succeeded / (succeeded + failed); "
+                           "cancelled jobs are counted beside it, not in it (hover a point). The axis runs from 0 % "
+                           "to 100 %; each whisker is the Wilson 95 % interval and the number under a point is how "
+                           "many jobs succeeded or failed that month.")
     totals: dict[str, list[int]] = {}
     for _month, dev, *counts in rows:
-        total = totals.setdefault(dev, [0, 0, 0, 0])
+        total = totals.setdefault(dev, [0, 0, 0])
         total[:] = [a + b for a, b in zip(total, counts, strict=True)]
     body = []
-    for dev in sorted(totals, key=lambda d: (-totals[d][0], d)):
-        n, ok, failed, cancelled = totals[dev]
-        low, high = wilson_interval(ok, n)
-        body.append([dev, f"{n:,}", f"{ok:,}", f"{failed:,}", f"{cancelled:,}", percent(ok / n),
-                     Html(f"{esc(percent(low))}–{esc(percent(high))}")])
-    section.text(table(["device", "finished", "succeeded", "failed", "cancelled", "success rate", "95% interval"],
+    for dev in sorted(totals, key=lambda d: (-sum(totals[d]), d)):
+        ok, failed, cancelled = totals[dev]
+        low, high = wilson_interval(ok, ok + failed)
+        rate, interval = ((percent(ok / (ok + failed)), Html(f"{esc(percent(low))}–{esc(percent(high))}"))
+                          if ok + failed else ("-", "-"))
+        body.append([dev, f"{ok:,}", f"{failed:,}", f"{cancelled:,}", rate, interval])
+    section.text(table(["device", "succeeded", "failed", "cancelled", "success rate", "95% interval"],
                        body, numeric_from=1, css="rates"))
+    section.text(f'<p class="note">{RATE_MEANS}</p>')
     return section

@@ -40,9 +40,10 @@ font-size:12px}.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax
 .card{border:1px solid #e4e4e4;border-radius:6px;padding:10px 12px}.card table{width:100%;margin:6px 0 0}
 .card td,.bits td{border:0;padding:1px 4px}
 .bits td+td{text-align:right;font-variant-numeric:tabular-nums}
-.bits td:first-child{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
-.bitstring{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;
-word-break:break-all;width:45%}.barcell{width:40%}.bar{display:block;height:10px;background:#4c72b0;border-radius:2px;
+.bits td:first-child{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;white-space:nowrap}
+.bitstring{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;white-space:nowrap;width:45%}
+.bits1,.cmd{white-space:nowrap}.bits1 small{font-family:system-ui,sans-serif;color:#666}
+.barcell{width:40%}.bar{display:block;height:10px;background:#4c72b0;border-radius:2px;
 min-width:1px}code{font-size:12px}
 .panels{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:8px 16px}
 .legend{display:flex;flex-wrap:wrap;gap:4px 14px;font-size:12.5px;margin:4px 0}.legend i{display:inline-block;

@@ -7,19 +7,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from oqtopus_data.enums import JobType
+
 from . import charts
 from .charts import Mark, Point, Series
 from .context import Context, Section
 from .drift import MIN_RUNS, MIN_SHOTS, Circuit, CircuitDrift, Run, calibration_times
-from .formats import esc, format_count, minute, number
+from .formats import BIT_ORDER, bits_html, esc, format_count, legend, minute, number
 from .stats import weighted_mean
 from .svg import epoch
 
 TOP_BITSTRINGS = 8  # outcomes listed per recent sampling job
+CARD_BITS = 16  # bits a card shows of a wider bitstring (8 at each end): one line in the narrowest card
 DRIFT_CIRCUITS = 6  # circuits drawn
 DRIFT_DEVICES = 6  # panels per circuit (its busiest devices)
 DRIFT_NEWEST = 200  # runs drawn as points per circuit and device (the newest); trends use every run
-MAX_MARKS = 40  # recalibrations marked per panel; more would hide the points
+OTHER_NAMES = 3  # a circuit's other names written in its heading; the rest are counted
 TRACE_SERIES = 6  # estimation series drawn
 TRACE_RUNS = 4  # optimisation runs drawn per stepped series (the newest)
 TRACE_POINTS = 200  # points drawn per time series (the newest)
@@ -32,7 +35,8 @@ def top_bitstrings(r: Context) -> Section:
     rows = r.rows(f"""
         WITH recent AS (
             SELECT job_id, name, device_id, submitted_at, shots, total_count, n_outcomes, submitted_month
-            FROM jobs WHERE {r.scope.where()} AND job_type IN ('sampling', 'multi_manual') AND total_count > 0
+            FROM jobs WHERE {r.scope.where()} AND job_type IN ('{JobType.SAMPLING}', '{JobType.MULTI_MANUAL}')
+                AND total_count > 0
             ORDER BY submitted_at DESC, job_id LIMIT $top),
         ranked AS (
             SELECT c.job_id, c.bitstring, c.count,
@@ -45,7 +49,7 @@ def top_bitstrings(r: Context) -> Section:
     if not rows:
         return section.empty("No sampling job with counts in this selection.")
     section.text(f"<p>The {TOP_BITSTRINGS} most frequent outcomes of the {r.top_jobs} most recent sampling and "
-                 "multi_manual jobs (newest first); the bar is the share of all counted shots.</p>")
+                 f"multi_manual jobs (newest first); the bar is the share of all counted shots. {BIT_ORDER}</p>")
     cards: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         cards.setdefault(row[0], []).append(row)
@@ -56,8 +60,9 @@ def top_bitstrings(r: Context) -> Section:
                    f'{esc(minute(submitted))} · {shots:,} shots · {n_outcomes:,} outcomes<br>'
                    f'<code>{esc(job_id)}</code></p><table class="bits">')
         for *_, bits, p in outcomes:
-            out.append(f'<tr><td class="bitstring">{esc(bits)}</td><td class="barcell"><span class="bar" '
-                       f'style="width:{100 * p:.1f}%"></span></td><td class="num">{100 * p:.1f}%</td></tr>')
+            out.append(f'<tr><td class="bitstring">{bits_html(bits, CARD_BITS)}</td><td class="barcell">'
+                       f'<span class="bar" style="width:{100 * p:.1f}%"></span></td><td class="num">{100 * p:.1f}%'
+                       "</td></tr>")
         out.append("</table></div>")
     section.text("".join(out) + "</div>")
     return section
@@ -77,7 +82,8 @@ def drift(r: Context) -> Section:
         "its outcome distribution p and the circuit's reference q: its simulator runs pooled when it has any, "
         f"else its runs on every device pooled. Whiskers are ±1 shot-noise standard error; runs of fewer than "
         f"{MIN_SHOTS} shots are hollow and faint and left out of the black trend line (a shot-weighted mean per "
-        "period); dashed brown lines are recalibrations of the device.</p>")
+        "period). Brown ticks on the time axis mark the device's recalibrations (hover one for its time), "
+        "and each panel's title counts them.</p>")
     calibrations = calibration_times(r.con)
     for circuit in circuits:
         mine = [run for run in runs if run.circuit == circuit.key]
@@ -100,7 +106,9 @@ def drift(r: Context) -> Section:
 
 
 def _circuit_heading(c: Circuit) -> str:
-    names = f" (and {c.names - 1} other name{'s' if c.names > 2 else ''})" if c.names > 1 else ""
+    shown = ", ".join(c.other_names[:OTHER_NAMES])
+    more = f" and {len(c.other_names) - OTHER_NAMES:,} more" if len(c.other_names) > OTHER_NAMES else ""
+    names = f" (also named {shown}{more})" if c.other_names else ""
     pooled = "simulator runs" if c.reference == "simulator" else "runs on all devices (no simulator runs)"
     reference = f"reference: {c.reference_runs:,} {pooled}, {format_count(c.reference_shots)} shots"
     return (f'<h3 class="circuit">{esc(c.name)}{esc(names)}</h3><p class="meta">circuit <code>{esc(c.key[:12])}'
@@ -122,10 +130,10 @@ def _drift_panel(device: str, runs: Sequence[Run], calibrations: Sequence[dateti
             buckets.setdefault(int(epoch(x.submitted_at) // period), []).append((x.fidelity, x.shots))
     trend = [((k + 0.5) * period, weighted_mean(v) or 0.0) for k, v in sorted(buckets.items())]
     inside = [t for t in calibrations if t0 <= epoch(t) <= t1]
-    marks = [Mark(epoch(t), f"{device} recalibrated {minute(t)}") for t in inside] if len(inside) <= MAX_MARKS else []
+    marks = [Mark(epoch(t), f"{device} recalibrated {minute(t)}") for t in inside]
     note = f"{len(runs):,} runs" + (f", {len(points)} newest drawn" if len(points) < len(runs) else "")
-    note += f", {len(inside)} recalibrations (not marked)" if len(inside) > MAX_MARKS else ""
-    return charts.series_panel(device, [Series(device, color, points, trend=trend if len(trend) > 1 else [])],
+    title = f"{device} · {len(inside):,} recalibration{'' if len(inside) == 1 else 's'}" if calibrations else device
+    return charts.series_panel(title, [Series(device, color, points, trend=trend if len(trend) > 1 else [])],
                                note=note, y_range=y_range, y_format=lambda v: f"{v:.3g}", y_name="fidelity",
                                marks=marks, x_range=x_range)
 
@@ -164,20 +172,25 @@ def estimation(r: Context) -> Section:
     for key, n, stepped, first_name, names, run, device, t, step, value, stds, name in rows:
         s = series.setdefault(key, {"label": first_name if names == 1 else key + "*", "n": n, "stepped": stepped,
                                     "runs": {}})
-        group = run if stepped else device
-        label = f"run from {minute(t)}" if stepped else device
+        group = (run, device) if stepped else (0, device)  # a run on two devices: a line in each one's colour
         tip = f"{name} on {device}, {minute(t)}\nexp_value = {number(value, 6)} ± {number(stds, 3)}"
-        s["runs"].setdefault(group, (label, []))[1].append(Point(step if stepped else epoch(t), value, stds, tip))
-    panels = []
+        s["runs"].setdefault(group, (device, []))[1].append(Point(step if stepped else epoch(t), value, stds, tip))
+    panels, shown = [], []
     for s in series.values():
-        lines = [Series(label, r.colors.get(label, charts.PALETTE[k % len(charts.PALETTE)]) if not s["stepped"]
-                        else charts.PALETTE[k % len(charts.PALETTE)], points, line=True)
-                 for k, (label, points) in enumerate(s["runs"].values())]
+        newest = max(run for run, _ in s["runs"])
+        lines = []
+        for (run, device), (_, points) in s["runs"].items():
+            older = s["stepped"] and run != newest
+            lines.append(Series(device, r.colors[r.group(device)], points, line=True, dash="4 3" if older else "",
+                                hollow=older))
+            shown.append(r.group(device))
         panels.append(charts.series_panel(s["label"], lines, note=f"{s['n']:,} jobs", time_x=not s["stepped"],
                                           y_format=lambda v: f"{v:.4g}", y_name="exp_value",
                                           x_name="step" if s["stepped"] else ""))
     section.panels(panels, "exp_value ± stds. Jobs are grouped by name without its trailing number (vqe-h2-step-017 "
-                           f"→ vqe-h2-step-*). Numbered series are drawn by step, their {TRACE_RUNS} newest runs in "
-                           f"different colours (a run restarts when the step goes back); other series by time, one "
-                           f"colour per device, their {TRACE_POINTS} newest jobs. Hover a point for its job.")
+                           "→ vqe-h2-step-*). Colour is the device, as in every chart of this page (legend above). "
+                           f"Numbered series are drawn by step, their {TRACE_RUNS} newest runs (a run restarts when "
+                           "the step goes back): the newest solid, older ones dashed with hollow points; other "
+                           f"series by time, their {TRACE_POINTS} newest jobs. Hover a point for its job.",
+                   legend([(d, r.colors[d]) for d in r.shown if d in shown]))
     return section

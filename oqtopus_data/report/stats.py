@@ -6,6 +6,10 @@ import math
 from collections.abc import Iterable
 
 Z95 = 1.959963984540054  # the standard normal's 97.5th percentile: two-sided 95 %
+#: The one high percentile the report shows (whiskers, monthly lines, tables), named as the usage views name it.
+HIGH, HIGH_NAME = 0.9, "p90"
+#: The quantiles of a box: whisker, box, median, box, whisker (HIGH's mirror image at the low end).
+BOX_QUANTILES = (round(1 - HIGH, 9), 0.25, 0.5, 0.75, HIGH)
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:

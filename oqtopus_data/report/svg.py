@@ -22,6 +22,7 @@ TITLE = 12  # panel titles
 WIDE = 760  # width of a full-width chart
 PANEL = 370  # width of a small panel (two side by side in an 800 px window, three in a wide one)
 INK, MUTED, GRID = "#333", "#666", "#e6e6e6"
+LOG_FLOOR = 1e-3  # a log scale's lowest value (seconds: 1 ms): 0 and negative values are drawn there
 
 
 def _n(v: float) -> str:
@@ -109,8 +110,12 @@ class Scale:
     log: bool = False
 
     def __call__(self, v: float) -> float:
-        lo, hi, v = (math.log10(self.lo), math.log10(self.hi), math.log10(max(v, self.lo * 1e-3))) if self.log \
-            else (self.lo, self.hi, v)
+        if self.log:  # 0 and negative values (a job started and ended in one second, clock skew) sit at the floor
+            floor = self.lo if self.lo > 0 else LOG_FLOOR
+            hi = max(self.hi, floor)
+            lo, hi, v = math.log10(floor), math.log10(hi), math.log10(max(v, floor))
+        else:
+            lo, hi = self.lo, self.hi
         if hi == lo:
             return (self.a + self.b) / 2
         return self.a + (v - lo) / (hi - lo) * (self.b - self.a)
@@ -135,7 +140,7 @@ _NICE_SECONDS = (0.001, 0.01, 0.1, 1, 10, 60, 600, 3600, 6 * 3600, 86400, 7 * 86
 
 def duration_ticks(lo: float, hi: float) -> tuple[list[float], bool]:
     """Ticks for durations in seconds and whether the scale is logarithmic (wide ranges: 1 s, 1 min, 1 h, ...)."""
-    lo = max(lo, 1e-3)
+    lo = max(lo, LOG_FLOOR)
     if hi / lo > 30:
         ticks = [t for t in _NICE_SECONDS if lo / 3 <= t <= hi * 3]
         return ticks or [lo, hi], True
