@@ -46,8 +46,9 @@ def load_result(dataset: Location, job_id: str) -> OqtopusJobResult:
     raise _not_found(dataset, job_id)
 
 
-def load_results(dataset: Location, job_ids: Iterable[str] | None = None, *, job_type: str | Sequence[str] | None = None,
-                 device: str | Sequence[str] | None = None, status: str | Sequence[str] | None = None,
+def load_results(dataset: Location, job_ids: Iterable[str] | None = None, *,
+                 job_type: str | Sequence[str] | None = None, device: str | Sequence[str] | None = None,
+                 status: str | Sequence[str] | None = None,
                  since: datetime | None = None, until: datetime | None = None) -> Iterator[OqtopusJobResult]:
     """Result objects of the selected jobs (all by default), oldest submission first, read BATCH jobs at a time.
 
