@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from . import schema as S
-from .viewtext import DEVICE_CALIBRATIONS, JOB_CALIBRATION, JOB_COSTS, usage_select
+from .viewtext import DEVICE_CALIBRATIONS, JOB_CALIBRATION, JOB_COSTS, JOB_QUBITS, usage_select
 
 ENGINES = ("spark", "trino", "duckdb")
 
@@ -171,6 +171,27 @@ MACROS: dict[str, dict[str, Callable[[str], str]]] = {
         "spark": lambda e: f"map_values(from_json({e}, 'qubit_mapping MAP<STRING, BIGINT>').qubit_mapping)",
         "trino": lambda e: f"map_values(TRY(CAST(json_extract({e}, '$.qubit_mapping') AS map(varchar, bigint))))",
     },
+    # qubit_mapping of virtual_physical_mapping (JSON text) as a map of virtual qubit (text) -> physical qubit;
+    # null when the text is not such a mapping.
+    "qubit_map": {
+        "duckdb": lambda e: f"CASE WHEN json_valid({e}) THEN TRY_CAST(json_extract({e}, '$.qubit_mapping') AS "
+                            "MAP(VARCHAR, BIGINT)) END",
+        "spark": lambda e: f"from_json({e}, 'qubit_mapping MAP<STRING, BIGINT>').qubit_mapping",
+        "trino": lambda e: f"TRY(CAST(json_extract({e}, '$.qubit_mapping') AS map(varchar, bigint)))",
+    },
+    # A FROM clause's last item: one row per entry of such a map, as u.virtual_qubit and u.physical_qubit.
+    "unnest_mapping": {
+        "duckdb": lambda e: f'CROSS JOIN LATERAL (SELECT unnest(map_keys({e})) AS "virtual_qubit", '
+                            f'unnest(map_values({e})) AS "physical_qubit") AS "u"',
+        "spark": lambda e: f"LATERAL VIEW explode({e}) `u` AS `virtual_qubit`, `physical_qubit`",
+        "trino": lambda e: f'CROSS JOIN UNNEST({e}) AS "u"("virtual_qubit", "physical_qubit")',
+    },
+    # Text of digits as a 64-bit integer; null when it is not one.
+    "bigint": {
+        "duckdb": lambda e: f"TRY_CAST({e} AS BIGINT)",
+        "spark": lambda e: f"TRY_CAST({e} AS BIGINT)",
+        "trino": lambda e: f"TRY_CAST({e} AS bigint)",
+    },
     # A FROM clause's last item: one row per element of the array, as u.qubit (a lateral join).
     "unnest_qubit": {
         "duckdb": lambda e: f'CROSS JOIN unnest({e}) AS "u"("qubit")',
@@ -218,6 +239,9 @@ WHERE j."total_count" > 0"""),
     View("job_calibration", "Each job with the calibration of its device in force when it ran (else when it was "
          "submitted) and the calibration of the qubits it used (virtual_physical_mapping) and of the couplings "
          "between them; nulls where none is known.", JOB_CALIBRATION),
+    View("job_qubits", "One row per virtual qubit a job used (virtual_physical_mapping) with its physical qubit "
+         "and that qubit's T1, T2, readout error and 1q fidelity in the calibration in force when the job ran (the "
+         "rule of job_calibration); nulls where none is known.", JOB_QUBITS),
     View("usage_monthly", "Usage per submission month, device and job type: jobs, shots, execution seconds, failed "
          "and cancelled (wasted) jobs and seconds, median and p90 queue seconds.",
          usage_select(("month", "device_id", "job_type"))),

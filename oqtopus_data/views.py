@@ -15,7 +15,7 @@ from .dataset import Dataset
 from .errors import StoreError
 from .manifest import Manifest
 from .prices import Prices, load_prices
-from .sqltext import duckdb_registered, duckdb_scan, duckdb_views, priced_view_statements
+from .sqltext import VIEWS, duckdb_registered, duckdb_scan, duckdb_views, priced_view_statements, quote
 from .storage import Storage
 
 Location = str | os.PathLike[str] | Storage
@@ -59,10 +59,21 @@ def connect(location: Location, database: str = ":memory:", *, prices: Prices | 
     return con
 
 
+#: The analysis views scan() and read() accept besides the tables.
+VIEW_NAMES = tuple(v.name for v in VIEWS)
+
+
 def scan(location: Location, table: str, **storage_options: str) -> pl.LazyFrame:
-    """A polars LazyFrame over one table of the export (its committed files only)."""
+    """A polars LazyFrame over one table or analysis view of the export (its committed files only).
+
+    A view is computed by DuckDB (connect) and handed over as one frame: filter it in SQL when it is large.
+    """
+    if table in VIEW_NAMES:
+        with connect(location, **storage_options) as con:
+            return con.sql(f"SELECT * FROM {quote('duckdb', table)}").pl().lazy()
     if table not in S.TABLES:
-        raise ValueError(f"unknown table {table!r}; tables are: {', '.join(S.TABLES)}")
+        raise ValueError(f"unknown table or view {table!r}; tables are: {', '.join(S.TABLES)}; views are: "
+                         f"{', '.join(VIEW_NAMES)}")
     dataset = Dataset(location, **storage_options)
     manifest = _verified(dataset)
     spec = S.TABLES[table]
@@ -79,7 +90,7 @@ def scan(location: Location, table: str, **storage_options: str) -> pl.LazyFrame
 
 
 def read(location: Location, table: str, **storage_options: str) -> pl.DataFrame:
-    """A polars DataFrame of one table of the export."""
+    """A polars DataFrame of one table or analysis view of the export."""
     return scan(location, table, **storage_options).collect()
 
 

@@ -103,6 +103,29 @@ LEFT JOIN qubit_stats AS s ON s."job_id" = j."job_id"
 LEFT JOIN coupling_stats AS c ON c."job_id" = j."job_id"
 """.replace("READOUT_ERROR", _READOUT_ERROR)
 
+# One row per virtual qubit a job used (the entries of qubit_mapping), with the calibration of its physical qubit
+# in force when the job ran: job_calibration's rule, read from that view. The unnest is in its own step: Spark's
+# LATERAL VIEW comes after a FROM clause's joins, so it cannot feed a join's condition.
+JOB_QUBITS = """
+WITH mapped AS (
+    SELECT m."job_id", m."device_id", m."submitted_month", u."virtual_qubit", u."physical_qubit"
+    FROM (
+        SELECT j."job_id", j."device_id", j."submitted_month", {qubit_map(j."virtual_physical_mapping")} AS "mapping"
+        FROM {jobs} AS j
+        WHERE j."virtual_physical_mapping" IS NOT NULL
+    ) AS m
+    {unnest_mapping(m."mapping")}
+)
+SELECT
+    m."job_id", m."device_id", {bigint(m."virtual_qubit")} AS "virtual_qubit", m."physical_qubit",
+    f."calibrated_at", q."t1", q."t2", READOUT_ERROR AS "readout_assignment_error", q."fidelity",
+    m."submitted_month"
+FROM mapped AS m
+LEFT JOIN {job_calibration} AS f ON f."job_id" = m."job_id"
+LEFT JOIN {qubit_calibrations} AS q
+    ON q."device_id" = m."device_id" AND q."calibrated_at" = f."calibrated_at" AND q."qubit_id" = m."physical_qubit"
+""".replace("READOUT_ERROR", _READOUT_ERROR)
+
 #: What a usage figure is grouped by: its name -> the job_timings column.
 USAGE_KEYS = {"month": "submitted_month", "device_id": "device_id", "job_type": "job_type"}
 #: Jobs whose machine time is wasted: they ended without a result.
