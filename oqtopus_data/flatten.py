@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from . import schema as S
 from . import storable as st
+from .circuits import circuit_id
 from .payload import clean_bitstrings, outcomes, short_repr
 from .results import OqtopusJobResult, result_from_raw
 from .times import parse_datetime
@@ -197,6 +198,7 @@ def _job_row(result: OqtopusJobResult, exported_at: datetime) -> dict[str, Any]:
         "total_count": None,
         "exported_at": exported_at,
         "extra": st.json_text(result.extra or None, "extra"),
+        "circuit_id": circuit_id(result.program),
     }
     for name in _TIME_FIELDS:
         row[name] = _timestamp(getattr(result, name), name)

@@ -57,3 +57,10 @@ def test_scan_and_read_accept_every_view(out: Path) -> None:
     assert od.scan(out, "job_qubits").filter(job_id="b-between").collect().height == 2
     with pytest.raises(ValueError, match=r"unknown table or view 'nope'.*views are: job_timings"):
         od.scan(out, "nope")
+
+
+def test_the_documented_columns_are_the_views_columns(out: Path) -> None:
+    con = connect(out)
+    for doc in od.schema.VIEW_DOCS:
+        assert [name for name, _ in doc.columns] == [
+            d[0] for d in con.execute(f"SELECT * FROM {doc.name} LIMIT 0").description], doc.name
