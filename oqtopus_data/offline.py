@@ -22,6 +22,7 @@ from typing import Any
 
 import polars as pl
 
+from . import schema as S
 from .dataset import Dataset
 from .errors import OqtopusDataError
 from .results import OqtopusJobResult, result_from_raw
@@ -65,11 +66,13 @@ def load_results(dataset: Location, job_ids: Iterable[str] | None = None, *,
         where &= pl.col("submitted_at") >= since
     if until is not None:
         where &= pl.col("submitted_at") < until
-    ids = (scan(dataset, "jobs").filter(where).sort("submitted_at", "job_id", nulls_last=True)
-           .select("job_id").collect()["job_id"].to_list())
+    selected = (scan(dataset, "jobs").filter(where).sort("submitted_at", "job_id", nulls_last=True)
+                .select("job_id", S.PARTITION_COLUMN).collect())
+    ids, months = selected["job_id"].to_list(), selected[S.PARTITION_COLUMN].to_list()
     for start in range(0, len(ids), BATCH):
         batch = ids[start:start + BATCH]
-        yield from _load(dataset, batch, pl.col("job_id").is_in(batch))
+        # Oldest first, so a batch spans few months: the month partitions not among them are not read.
+        yield from _load(dataset, batch, pl.col("job_id").is_in(batch), sorted(set(months[start:start + BATCH])))
 
 
 def counts(dataset: Location, job_id: str, sub_result: int | None = None) -> dict[str, int]:
@@ -87,17 +90,22 @@ def counts(dataset: Location, job_id: str, sub_result: int | None = None) -> dic
 # ------------------------------------------------------------------------------------------------------ reading
 
 
-def _load(dataset: Location, order: list[str], where: pl.Expr) -> Iterator[OqtopusJobResult]:
-    """The results of the jobs `where` selects, in the order of `order`."""
-    jobs = {row["job_id"]: row for row in scan(dataset, "jobs").filter(where).collect().iter_rows(named=True)}
+def _load(dataset: Location, order: list[str], where: pl.Expr,
+          months: list[str] | None = None) -> Iterator[OqtopusJobResult]:
+    """The results of the jobs `where` selects, in the order of `order`; `months`: the partitions they are in."""
+    per_job = where if months is None else where & pl.col(S.PARTITION_COLUMN).is_in(months)
+
+    def rows(table: str) -> pl.DataFrame:
+        return scan(dataset, table).filter(per_job).collect()
+
+    jobs = {row["job_id"]: row for row in rows("jobs").iter_rows(named=True)}
     if not jobs:
         return
-    job_counts = _grouped(scan(dataset, "counts").filter(where).collect(), ("bitstring", "count"))
+    job_counts = _grouped(rows("counts"), ("bitstring", "count"))
     divided: dict[str, dict[str, dict[str, int]]] = {}
-    for row in scan(dataset, "divided_counts").filter(where).collect().iter_rows(named=True):
+    for row in rows("divided_counts").iter_rows(named=True):
         divided.setdefault(row["job_id"], {}).setdefault(str(row["sub_result"]), {})[row["bitstring"]] = row["count"]
-    estimations = {row["job_id"]: row for row in scan(dataset, "estimations").filter(where).collect()
-                   .iter_rows(named=True)}
+    estimations = {row["job_id"]: row for row in rows("estimations").iter_rows(named=True)}
     logs = {row["job_id"]: row["path"] for row in scan(dataset, "sse_logs").filter(where).collect()
             .iter_rows(named=True)}
     storage = Dataset(dataset).storage if logs else None
