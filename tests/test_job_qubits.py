@@ -64,3 +64,15 @@ def test_the_documented_columns_are_the_views_columns(out: Path) -> None:
     for doc in od.schema.VIEW_DOCS:
         assert [name for name, _ in doc.columns] == [
             d[0] for d in con.execute(f"SELECT * FROM {doc.name} LIMIT 0").description], doc.name
+
+
+def test_trino_unnests_the_mapping_into_virtual_and_physical_qubits() -> None:
+    from oqtopus_data.ddl import ddl_statements
+
+    trino = ddl_statements("/d", "trino")
+    body = trino[trino.index('CREATE OR REPLACE VIEW "oqtopus"."job_qubits"'):]
+    body = body[:body.index(";")]
+    assert "TRY(CAST(json_extract(j.\"virtual_physical_mapping\", '$.qubit_mapping') AS map(varchar, bigint)))" in body
+    assert 'CROSS JOIN UNNEST(m."mapping") AS "u"("virtual_qubit", "physical_qubit")' in body
+    assert 'TRY_CAST(m."virtual_qubit" AS bigint) AS "virtual_qubit"' in body
+    assert 'LEFT JOIN "oqtopus"."job_calibration" AS f' in body
