@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_sdk_parity import ALL, observe
+from test_sdk_parity import ALL, canon, observe
 
 import oqtopus_data
 from oqtopus_data.offline import JobNotFound, counts, load_result, load_results
@@ -19,6 +19,9 @@ from oqtopus_data.results import result_from_raw
 #: without a result (the flattener stores operators in `estimations`, which has a row only with a result).
 NOT_RECORDED = {"sampling_no_counts": ("sampling",), "sse_empty_divided_counts": ("get_job_result", "sampling"),
                 "estimation_cancelled": ("operator",)}
+
+
+JOB_INFO_FORM = ("input", "program", "operator", "sse_log")
 
 
 def payloads() -> list[tuple[str, dict[str, Any]]]:
@@ -56,6 +59,16 @@ def test_every_payload_loads_back_as_result_from_raw_reads_it(tmp_path: Path, na
     for key in ("program", "operator", "sse_program", "transpile_result", "message", "combined_program", "extra"):
         if key not in NOT_RECORDED.get(name, ()):
             assert getattr(loaded, key) == getattr(original, key), key
+    # job_info comes back in the current form: the input under `input` (the oldest form had it inline), a lone
+    # program string as a list of one, and without the presigned sse_log URL (a secret, never stored).
+    rebuilt = {k: v for k, v in canon(loaded.job_info).items() if k not in JOB_INFO_FORM}
+    sent = {k: v for k, v in canon(original.job_info).items() if k not in JOB_INFO_FORM}
+    if name not in NOT_RECORDED:
+        assert rebuilt == sent
+        expected = canon(original.input)
+        if original.program is not None:
+            expected = {**expected, "program": original.program}
+        assert canon(loaded.input) == expected
 
 
 # -- against the local cloud -----------------------------------------------------------------------------------------
