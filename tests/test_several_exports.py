@@ -109,3 +109,10 @@ def test_the_commands_take_several_exports(group: dict[str, Path], tmp_path: Pat
     assert (tmp_path / "group.html").stat().st_size > 10_000
     refused = run_data("usage", a, "--by", "month,fortnight")
     assert refused.exit_code == 2 and "fortnight" in refused.output and "Traceback" not in refused.output
+
+
+def test_no_export_or_a_missing_one_is_a_clear_error(group: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"connect\(\[\]\): name at least one export"):
+        od.connect([])
+    done = run_data("usage", str(group["a"]), str(tmp_path / "nowhere"))
+    assert done.exit_code == 2 and "nowhere" in done.output and "Traceback" not in done.output
