@@ -67,3 +67,33 @@ def test_the_drift_groups_by_circuit_id_and_computes_it_for_older_files(tmp_path
     with CircuitDrift(od.connect(out)) as drift:
         circuits = {c.key: c.runs for c in drift.circuits(min_runs=1)}
     assert circuits == {circuit_key([BELL]): 2, circuit_key([GHZ3]): 1, circuit_key([BELL, GHZ3]): 1}
+
+
+def reference(text: str) -> str:
+    """The normalisation as the plain _STEPS substitutions (what DuckDB runs)."""
+    import re
+
+    from oqtopus_data.circuits import _STEPS
+
+    for pattern, replacement in _STEPS:
+        text = re.sub(pattern, replacement, text)
+    return text.strip(" ")
+
+
+PIECES = ["h", "q[0]", " ", "  ", "\t", "\n", "\r\n", "\v", "\f", "\xa0", "\x1c", ";", ",", "(", ")", "{", "}", "[",
+          "]", "=", "+", "*", "/", "<", ">", ":", "-", "//", "/*", "*/", "x", "0", "OPENQASM 3.0", "é", "\u2003"]
+
+
+def test_the_fast_normalisation_is_the_substitutions() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from oqtopus_data.circuits import normalise_program
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.lists(st.sampled_from(PIECES), max_size=40).map("".join) | st.text(max_size=60))
+    def same(text: str) -> None:
+        assert normalise_program(text) == reference(text)
+
+    same()
+    assert normalise_program(BELL_AGAIN) == reference(BELL_AGAIN) == normalise_program(BELL)
