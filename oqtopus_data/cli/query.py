@@ -17,7 +17,7 @@ UNDECLARED_SHOWN = 20  # undeclared keys listed by `info`; the rest are counted
 
 
 @click.command("info", cls=Command)
-@click.argument("locations", metavar="OUT_DIR...", nargs=-1, required=True)
+@opt.locations
 @opt.storage_option
 def info_command(locations: tuple[str, ...], storage_options: dict[str, str]) -> None:
     """What an export holds: source, last sync, jobs by type, status and device, rows, undeclared keys, errors.
@@ -39,7 +39,7 @@ def info_command(locations: tuple[str, ...], storage_options: dict[str, str]) ->
         warn_skipped(dataset)
     many = len(locations) > 1
     # before anything is printed: it names lost files
-    con = connect(list(locations) if many else locations[0], **storage_options)
+    con = connect(opt.one_or_many(locations), **storage_options)
     for location, dataset in zip(locations, datasets, strict=True):
         manifest = dataset.require_latest()
         click.echo(f"export {location}: commit {manifest.version} ({manifest.operation or '?'}, "
@@ -145,7 +145,7 @@ USE_TMP_FILE false, overwrites it. --writable gives the query DuckDB's full acce
 
 # ignore_unknown_options: a query may start with a `-- comment`, which is no option.
 @click.command("sql", cls=Command, epilog=SQL_HELP_EPILOG, context_settings={"ignore_unknown_options": True})
-@click.argument("locations", metavar="OUT_DIR...", nargs=-1, required=True)
+@opt.locations
 @click.argument("query")
 @opt.storage_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table",
@@ -187,7 +187,7 @@ def _connect(locations: list[str], storage_options: dict[str, str], *, writable:
     from oqtopus_data.dataset import Dataset
     from oqtopus_data.views import connect
 
-    target = locations[0] if len(locations) == 1 else locations
+    target = opt.one_or_many(tuple(locations))
     if writable:
         return connect(target, **storage_options)
     datasets = [Dataset(location, **storage_options) for location in locations]

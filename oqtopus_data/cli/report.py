@@ -13,7 +13,7 @@ from .failures import EXIT_FAILED, EXIT_USAGE, Command, fail
 
 
 @click.command("report", cls=Command)
-@click.argument("locations", metavar="OUT_DIR...", nargs=-1, required=True)
+@opt.locations
 @click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
 @opt.date_range("jobs")
 @opt.devices("Only jobs on this device (repeatable; checked against the export).")
@@ -46,7 +46,7 @@ def report_command(locations: tuple[str, ...], target: Path, since: datetime | N
     from oqtopus_data.report import SelectionError, write_report
 
     try:
-        location = locations[0] if len(locations) == 1 else list(locations)
+        location = opt.one_or_many(locations)
         summary = write_report(location, target, since=since, until=until, devices=devices, statuses=statuses,
                                job_types=job_types, top_jobs=top_jobs, table_rows=table_rows, prices=prices,
                                storage_options=storage_options)

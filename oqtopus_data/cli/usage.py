@@ -37,7 +37,7 @@ per_second, at its device's newest price valid when it was submitted.
 
 
 @click.command("usage", cls=Command, epilog=USAGE_EPILOG)
-@click.argument("locations", metavar="OUT_DIR...", nargs=-1, required=True)
+@opt.locations
 @opt.date_range("jobs")
 @click.option("--by", default="month", show_default=True, metavar="KEY[,KEY...]",
               help="Group by day, week, month, quarter or year of submission (UTC), device, type or account; a "
@@ -65,6 +65,6 @@ def usage_command(locations: tuple[str, ...], since: datetime | None, until: dat
         raise click.BadParameter(str(exc), param_hint="--by") from None
     if output is not None:
         check_output(output)
-    location = locations[0] if len(locations) == 1 else list(locations)
+    location = opt.one_or_many(locations)
     table = usage_figures(location, by=by, since=since, until=until, prices=prices, **storage_options)
     emit(table, fmt, output)
