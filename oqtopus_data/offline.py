@@ -5,8 +5,9 @@ payload: the dataset's rows are put back into the API's job JSON (the columns, t
 from) and read by `result_from_raw`, so the accessors answer by the same rules. `normalised` is the stored one (what
 was read differently from the payload as first sent). An SSE job's `download_log()` / `read_log_text()` read the
 archive the export saved (`--sse-logs`). What the dataset does not record cannot come back: an empty `sampling`
-object or an empty `divided_counts` (no rows), a job the export could not flatten (it is in `errors`, and the error
-says so).
+object or an empty `divided_counts` (no rows), the operator of an estimation job without a result (`estimations`
+has a row only with a result), the presigned sse_log URL (never stored), the oldest payloads' form (their input
+comes back under `input`), a job the export could not flatten (it is in `errors`, and the error says so).
 
 `load_results(...)` iterates many jobs in batches of BATCH, so memory holds one batch whatever the export's size.
 `counts(dataset, job_id)` is the bitstring -> count mapping as the API gave its keys.
@@ -26,6 +27,7 @@ from . import schema as S
 from .dataset import Dataset
 from .errors import OqtopusDataError
 from .results import OqtopusJobResult, result_from_raw
+from .times import to_utc
 from .views import Location, scan
 
 BATCH = 500  # jobs whose rows are read together by load_results
@@ -53,8 +55,9 @@ def load_results(dataset: Location, job_ids: Iterable[str] | None = None, *,
                  since: datetime | None = None, until: datetime | None = None) -> Iterator[OqtopusJobResult]:
     """Result objects of the selected jobs (all by default), oldest submission first, read BATCH jobs at a time.
 
-    `job_type`, `device` (device_id) and `status` take one value or several; `since` <= submitted_at < `until`.
-    Job ids the export does not hold are skipped.
+    `job_type`, `device` (device_id) and `status` take one value or several; `since` and `until` bound submitted_at
+    inclusively, as the export's and usage's bounds do (a naive time is UTC). Job ids the export does not hold are
+    skipped.
     """
     where = pl.lit(True)
     if job_ids is not None:
@@ -63,9 +66,9 @@ def load_results(dataset: Location, job_ids: Iterable[str] | None = None, *,
         if value is not None:
             where &= pl.col(column).is_in([value] if isinstance(value, str) else list(value))
     if since is not None:
-        where &= pl.col("submitted_at") >= since
+        where &= pl.col("submitted_at") >= to_utc(since)
     if until is not None:
-        where &= pl.col("submitted_at") < until
+        where &= pl.col("submitted_at") <= to_utc(until)
     selected = (scan(dataset, "jobs").filter(where).sort("submitted_at", "job_id", nulls_last=True)
                 .select("job_id", S.PARTITION_COLUMN).collect())
     ids, months = selected["job_id"].to_list(), selected[S.PARTITION_COLUMN].to_list()

@@ -4,6 +4,7 @@ answers every accessor of the SDK's API as `result_from_raw` does on the payload
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,9 @@ def test_load_results_selects_by_type_device_status_and_time(cloud_export: Any) 
     device = jobs[some[0]]["device_id"]
     late = list(load_results(out, device=device, since=middle))
     assert late and all(r.submitted_at >= middle and r.device_id == device for r in late)
-    assert all(r.submitted_at < middle for r in load_results(out, until=middle))
+    assert all(r.submitted_at <= middle for r in load_results(out, until=middle))
+    naive = middle.astimezone(UTC).replace(tzinfo=None)  # a naive bound is UTC
+    assert [r.job_id for r in load_results(out, since=naive)] == [r.job_id for r in load_results(out, since=middle)]
 
 
 def test_an_sse_job_reads_its_exported_log(cloud_export: Any) -> None:
