@@ -97,13 +97,15 @@ def _load(dataset: Location, order: list[str], where: pl.Expr,
           months: list[str] | None = None) -> Iterator[OqtopusJobResult]:
     """The results of the jobs `where` selects, in the order of `order`; `months`: the partitions they are in."""
     per_job = where if months is None else where & pl.col(S.PARTITION_COLUMN).is_in(months)
+    jobs = {row["job_id"]: row for row in scan(dataset, "jobs").filter(per_job).collect().iter_rows(named=True)}
+    if not jobs:
+        return
+    # The other tables are read in the jobs' month partitions only.
+    per_job = where & pl.col(S.PARTITION_COLUMN).is_in(sorted({row[S.PARTITION_COLUMN] for row in jobs.values()}))
 
     def rows(table: str) -> pl.DataFrame:
         return scan(dataset, table).filter(per_job).collect()
 
-    jobs = {row["job_id"]: row for row in rows("jobs").iter_rows(named=True)}
-    if not jobs:
-        return
     job_counts = _grouped(rows("counts"), ("bitstring", "count"))
     divided: dict[str, dict[str, dict[str, int]]] = {}
     for row in rows("divided_counts").iter_rows(named=True):
