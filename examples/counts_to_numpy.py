@@ -13,16 +13,17 @@ import numpy as np
 import polars as pl
 
 import oqtopus_data
+from oqtopus_data.payload import clean_bitstring
 
 out = sys.argv[1] if len(sys.argv) > 1 else "demo-out"
 job_id = sys.argv[2] if len(sys.argv) > 2 else None
 MAX_BITS = 20  # a dense vector of 2**20 doubles is 8 MiB; wider registers need a sparse form
 
 jobs = oqtopus_data.scan(out, "jobs").select("job_id", "name", "job_type", "device_id", "shots", "submitted_at")
-counts = oqtopus_data.scan(out, "counts").select("job_id", "outcome", "n_bits", "count")
+count_rows = oqtopus_data.scan(out, "counts").select("job_id", "outcome", "n_bits", "count")
 
 if job_id is None:
-    widths = counts.group_by("job_id").agg(n_bits=pl.col("n_bits").max())
+    widths = count_rows.group_by("job_id").agg(n_bits=pl.col("n_bits").max())
     newest = (
         jobs.filter(pl.col("job_type") == "sampling")
         .join(widths.filter(pl.col("n_bits") <= MAX_BITS), on="job_id")
@@ -34,23 +35,23 @@ if job_id is None:
         sys.exit(f"no sampling job with counts of at most {MAX_BITS} bits in {out}")
     job_id = newest["job_id"][0]
 
-job = jobs.filter(pl.col("job_id") == job_id).collect()
-rows = counts.filter(pl.col("job_id") == job_id).collect()
-if job.is_empty():
+try:
+    result = oqtopus_data.load_result(out, job_id)  # the SDK's result object, rebuilt from the export alone
+except oqtopus_data.JobNotFound:
     sys.exit(f"no job {job_id} in {out}")
-if rows.is_empty():
+counts = result.counts_with_integer_keys()["counts"] if result.sampling else {}  # {outcome: count}
+if not counts:
     sys.exit(f"job {job_id} has no counts (only sampling jobs that succeeded have them)")
-n_bits = rows["n_bits"].max()
+n_bits = max(len(clean_bitstring(key)) for key in result.get_counts())
 if n_bits > MAX_BITS:
     sys.exit(f"job {job_id} measures {n_bits} bits: 2**{n_bits} entries is too many for a dense vector")
 
 probs = np.zeros(2**n_bits)
-np.add.at(probs, rows["outcome"].to_numpy().astype(np.int64), rows["count"].to_numpy())
+probs[list(counts)] = list(counts.values())
 shots_counted = probs.sum()
 probs /= shots_counted
 
-info = job.row(0, named=True)
-print(f"job {job_id}: {info['name']} on {info['device_id']}, {int(shots_counted):,} shots counted")
+print(f"job {job_id}: {result.name} on {result.device_id}, {int(shots_counted):,} shots counted")
 print(f"{n_bits} bits -> probability vector of length {probs.size}")
 for k in np.argsort(probs)[::-1][:8]:
     if probs[k] > 0:

@@ -25,6 +25,10 @@ _EXPORTS = {
     "read": "views",
     "export": "export",
     "write_report": "report",
+    "load_result": "offline",
+    "load_results": "offline",
+    "counts": "offline",
+    "JobNotFound": "offline",
 }
 
 # `flatten` is both a module and the function users call as `oqtopus_data.flatten(results)`; importing the

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from . import schema as S
 from . import storable as st
+from .circuits import circuit_id
 from .enums import TERMINAL
 from .payload import clean_bitstrings, outcomes, short_repr
 from .redact import scrub_stored
@@ -227,6 +228,7 @@ def _job_row(result: OqtopusJobResult, exported_at: datetime) -> dict[str, Any]:
         "total_count": None,
         "exported_at": exported_at,
         "extra": st.json_text(scrub_stored(result.extra) or None, "extra"),
+        "circuit_id": circuit_id(result.program),
     }
     for name in _TIME_FIELDS:
         row[name] = _timestamp(getattr(result, name), name)

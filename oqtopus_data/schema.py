@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 #: 2: jobs.extra, estimations.operator_coeff_imag. 3: the qubit_calibrations and coupling_calibrations tables.
-SCHEMA_VERSION = 3
+#: 4: jobs.circuit_id.
+SCHEMA_VERSION = 4
 
 #: Partition column of the per-job tables: the job's submission month, "YYYY-MM" ("unknown" when absent).
 PARTITION_COLUMN = "submitted_month"
@@ -102,6 +103,9 @@ JOBS = Table(
         Column("exported_at", TIMESTAMP, "when oqtopus-data wrote this row (UTC)"),
         Column("extra", pa.string(), "what the payload holds that no column declares, JSON text by section (job, "
                "job_info, input, result, transpile_result); presigned URLs replaced by a marker; null when nothing"),
+        Column("circuit_id", pa.string(), "the circuit the job ran: md5 (hex) of its programs with comments removed "
+               "and whitespace normalised, joined by newlines (oqtopus_data.circuits); the same for the same "
+               "circuit on every device; null without programs (sse) and in files written before schema version 4"),
         _month(),
     ),
 )
@@ -259,6 +263,36 @@ SCHEMAS: dict[str, pa.Schema] = {name: t.schema for name, t in TABLES.items()}
 RESULT_TABLES = ("jobs", "counts", "divided_counts", "estimations", "errors")
 
 
+@dataclass(frozen=True)
+class ViewDoc:
+    """The columns of an analysis view (declared in sqltext), for the docs: name, grain, (column, meaning)."""
+
+    name: str
+    grain: str
+    columns: tuple[tuple[str, str], ...]
+
+
+#: The analysis views whose columns the docs list with their units (every view is described in sql/views.sql).
+VIEW_DOCS: tuple[ViewDoc, ...] = (
+    ViewDoc("job_qubits", "one row per job and virtual qubit it used (the entries of virtual_physical_mapping's "
+            "qubit_mapping); calibration values of the calibration in force when the job ran (job_calibration's "
+            "rule: its device's newest calibration at or before running_at, else submitted_at); nulls where none "
+            "is known", (
+                ("job_id", "job identifier"),
+                ("device_id", "device the job ran on"),
+                ("virtual_qubit", "the qubit as the program numbers it (int64)"),
+                ("physical_qubit", "the qubit_id it was mapped to (int64; qubit_calibrations.qubit_id)"),
+                ("calibrated_at", "the calibration in force (UTC timestamp)"),
+                ("t1", "T1 of the physical qubit, as device_info sent it: microseconds on OQTOPUS"),
+                ("t2", "T2 of the physical qubit, as device_info sent it: microseconds on OQTOPUS"),
+                ("readout_assignment_error", "readout assignment error, a probability 0..1 (else the mean of "
+                 "prob_meas1_prep0 and prob_meas0_prep1)"),
+                ("fidelity", "single-qubit gate fidelity, 0..1"),
+                (PARTITION_COLUMN, "submission month of the job, YYYY-MM"),
+            )),
+)
+
+
 def empty_table(name: str) -> pa.Table:
     """An empty table with the declared schema, so every output has every column even with no rows."""
     return TABLES[name].schema.empty_table()
@@ -280,6 +314,10 @@ def markdown_reference() -> str:
         part = f"; partitioned by `{PARTITION_COLUMN}`" if t.partitioned else ""
         lines += [f"## `{t.name}`: {t.grain}{part}", "", "| column | type | meaning |", "|---|---|---|"]
         lines += [f"| `{c.name}` | `{c.type}` | {c.description} |" for c in t.columns]
+        lines.append("")
+    for v in VIEW_DOCS:
+        lines += [f"## view `{v.name}`: {v.grain}", "", "| column | meaning |", "|---|---|"]
+        lines += [f"| `{name}` | {meaning} |" for name, meaning in v.columns]
         lines.append("")
     return "\n".join(lines)
 

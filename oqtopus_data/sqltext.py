@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from . import schema as S
-from .viewtext import DEVICE_CALIBRATIONS, JOB_CALIBRATION, JOB_COSTS, usage_select
+from .viewtext import DEVICE_CALIBRATIONS, JOB_CALIBRATION, JOB_COSTS, JOB_QUBITS, usage_select
 
 ENGINES = ("spark", "trino", "duckdb")
 
@@ -171,6 +171,27 @@ MACROS: dict[str, dict[str, Callable[[str], str]]] = {
         "spark": lambda e: f"map_values(from_json({e}, 'qubit_mapping MAP<STRING, BIGINT>').qubit_mapping)",
         "trino": lambda e: f"map_values(TRY(CAST(json_extract({e}, '$.qubit_mapping') AS map(varchar, bigint))))",
     },
+    # qubit_mapping of virtual_physical_mapping (JSON text) as a map of virtual qubit (text) -> physical qubit;
+    # null when the text is not such a mapping.
+    "qubit_map": {
+        "duckdb": lambda e: f"CASE WHEN json_valid({e}) THEN TRY_CAST(json_extract({e}, '$.qubit_mapping') AS "
+                            "MAP(VARCHAR, BIGINT)) END",
+        "spark": lambda e: f"from_json({e}, 'qubit_mapping MAP<STRING, BIGINT>').qubit_mapping",
+        "trino": lambda e: f"TRY(CAST(json_extract({e}, '$.qubit_mapping') AS map(varchar, bigint)))",
+    },
+    # A FROM clause's last item: one row per entry of such a map, as u.virtual_qubit and u.physical_qubit.
+    "unnest_mapping": {
+        "duckdb": lambda e: f'CROSS JOIN LATERAL (SELECT unnest(map_keys({e})) AS "virtual_qubit", '
+                            f'unnest(map_values({e})) AS "physical_qubit") AS "u"',
+        "spark": lambda e: f"LATERAL VIEW explode({e}) `u` AS `virtual_qubit`, `physical_qubit`",
+        "trino": lambda e: f'CROSS JOIN UNNEST({e}) AS "u"("virtual_qubit", "physical_qubit")',
+    },
+    # Text of digits as a 64-bit integer; null when it is not one.
+    "bigint": {
+        "duckdb": lambda e: f"TRY_CAST({e} AS BIGINT)",
+        "spark": lambda e: f"TRY_CAST({e} AS BIGINT)",
+        "trino": lambda e: f"TRY_CAST({e} AS bigint)",
+    },
     # A FROM clause's last item: one row per element of the array, as u.qubit (a lateral join).
     "unnest_qubit": {
         "duckdb": lambda e: f'CROSS JOIN unnest({e}) AS "u"("qubit")',
@@ -218,6 +239,9 @@ WHERE j."total_count" > 0"""),
     View("job_calibration", "Each job with the calibration of its device in force when it ran (else when it was "
          "submitted) and the calibration of the qubits it used (virtual_physical_mapping) and of the couplings "
          "between them; nulls where none is known.", JOB_CALIBRATION),
+    View("job_qubits", "One row per virtual qubit a job used (virtual_physical_mapping) with its physical qubit "
+         "and that qubit's T1, T2, readout error and 1q fidelity in the calibration in force when the job ran (the "
+         "rule of job_calibration); nulls where none is known.", JOB_QUBITS),
     View("usage_monthly", "Usage per submission month, device and job type: jobs, shots, execution seconds, failed "
          "and cancelled (wasted) jobs and seconds, median and p90 queue seconds.",
          usage_select(("month", "device_id", "job_type"))),
@@ -286,9 +310,11 @@ def _render(view: View, engine: str, relation: Callable[[str], str], known: set[
 
 # -- DuckDB ---------------------------------------------------------------------------------------------------------
 
-def duckdb_views(relations: dict[str, str]) -> str:
-    """The DuckDB script of every view: one per table over `relations[table]` (SQL of a relation), then VIEWS."""
-    base = [f"CREATE OR REPLACE VIEW {quote('duckdb', t)} AS SELECT * FROM {relations[t]};" for t in S.TABLES]
+def duckdb_views(relations: dict[str, str], helpers: list[str] | None = None) -> str:
+    """The DuckDB script of every view: `helpers` (statements the relations read), one view per table over
+    `relations[table]` (SQL of a relation), then VIEWS."""
+    base = [*(helpers or []),
+            *(f"CREATE OR REPLACE VIEW {quote('duckdb', t)} AS SELECT * FROM {relations[t]};" for t in S.TABLES)]
     return "\n".join(base) + "\n\n" + "\n\n".join(view_statements("duckdb")) + "\n"
 
 
@@ -327,6 +353,40 @@ def duckdb_registered(table: str, registered: str) -> str:
     """A DuckDB relation of `table`'s declared columns from a relation registered on the connection."""
     cols = ", ".join(quote("duckdb", c.name) for c in S.TABLES[table].columns)
     return f"(SELECT {cols} FROM {quote('duckdb', registered)})"
+
+
+#: Several exports read as one (connect([a, b, ...])): the tables whose rows belong to a job, taken from the export
+#: that holds its newest row; the calibration tables (one row per key, whoever stored it) by their keys.
+JOB_TABLES = ("counts", "divided_counts", "estimations", "sse_logs")
+_KEYS = {"devices": ("snapshot_at", "device_id"), "qubit_calibrations": ("device_id", "calibrated_at", "qubit_id"),
+         "coupling_calibrations": ("device_id", "calibrated_at", "control", "target")}
+
+
+def duckdb_combined(exports: list[dict[str, str]], accounts: list[str | None]) -> tuple[list[str], dict[str, str]]:
+    """Several exports as one: each row tagged with its export's `account_id` (a column after the declared ones),
+    a job held by two exports of the same account once (the row exported last), its counts, estimations and logs
+    from that same export; devices and calibrations once per key. `exports[i]` maps each table to a relation of
+    export i (duckdb_scan, duckdb_registered). Returns the helper views to create first and the relation of every
+    table, for duckdb_views."""
+    def union(table: str) -> str:
+        account = [literal("duckdb", a) if a is not None else "CAST(NULL AS VARCHAR)" for a in accounts]
+        return " UNION ALL BY NAME ".join(
+            f"(SELECT *, {account[i]} AS account_id, {i} AS _export FROM {relations[table]})"
+            for i, relations in enumerate(exports))
+
+    helpers = [
+        f"CREATE OR REPLACE VIEW _oqtopus_jobs AS SELECT * FROM ({union('jobs')}) QUALIFY row_number() OVER ("
+        "PARTITION BY account_id, job_id ORDER BY exported_at DESC NULLS LAST, _export DESC) = 1;"]
+    relations = {"jobs": "(SELECT * EXCLUDE (_export) FROM _oqtopus_jobs)",
+                 "errors": f"(SELECT * EXCLUDE (_export) FROM ({union('errors')}))"}
+    for table in JOB_TABLES:
+        relations[table] = (f"(SELECT t.* EXCLUDE (_export) FROM ({union(table)}) AS t SEMI JOIN _oqtopus_jobs AS j "
+                            "ON j.job_id = t.job_id AND j._export = t._export)")
+    for table, keys in _KEYS.items():
+        by = ", ".join(quote("duckdb", k) for k in keys)
+        relations[table] = (f"(SELECT * EXCLUDE (_export) FROM ({union(table)}) QUALIFY row_number() OVER ("
+                            f"PARTITION BY {by} ORDER BY _export) = 1)")
+    return helpers, relations
 
 
 def views_file() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 
 import duckdb
 import polars as pl
@@ -15,7 +16,16 @@ from .dataset import Dataset
 from .errors import StoreError
 from .manifest import Manifest
 from .prices import Prices, load_prices
-from .sqltext import duckdb_registered, duckdb_scan, duckdb_views, priced_view_statements
+from .sqltext import (
+    VIEWS,
+    duckdb_combined,
+    duckdb_registered,
+    duckdb_scan,
+    duckdb_views,
+    priced_view_statements,
+    quote,
+)
+from .state import SyncState
 from .storage import Storage
 
 Location = str | os.PathLike[str] | Storage
@@ -25,7 +35,7 @@ class DatasetWarning(UserWarning):
     """The export was read from an older commit than its newest manifest (which is unreadable); says why."""
 
 
-def connect(location: Location, database: str = ":memory:", *, prices: Prices | None = None,
+def connect(location: Location | Sequence[Location], database: str = ":memory:", *, prices: Prices | None = None,
             **storage_options: str) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views (oqtopus_data.sqltext) over the export at `location`.
 
@@ -34,22 +44,42 @@ def connect(location: Location, database: str = ":memory:", *, prices: Prices | 
     views live only as long as it does. `prices` (a CSV file's path or a table: oqtopus_data.prices) adds a
     `prices` table, the `job_costs` view and the estimated `cost`, `currency` and `unpriced_jobs` of the usage
     views; without it they have no cost column at all.
+
+    A list of locations reads several exports as one (sqltext.duckdb_combined): every table gets an `account_id`
+    column, the account each export came from (null where the server did not say), and a job two exports of the
+    same account hold counts once.
     """
     price_table = load_prices(prices) if prices is not None else None  # checked before anything is opened
-    dataset = Dataset(location, **storage_options)
-    manifest = _verified(dataset)
-    storage = dataset.storage
-    if not storage.is_local and database != ":memory:":
-        raise StoreError(f"the views over {storage.uri('')} read through this process and cannot be kept in "
-                         f"the DuckDB file {database}: connect in memory, or export to a local directory")
-    arrow = {} if storage.is_local else {f"_oqtopus_{name}": _arrow_dataset(dataset, manifest, name)
-                                         for name in S.TABLES}
+    many = isinstance(location, list | tuple)
+    locations: list[Location] = list(location) if many else [location]  # type: ignore[list-item, arg-type]
+    if not locations:
+        raise ValueError("connect([]): name at least one export")
+    opened = []
+    for where in locations:
+        dataset = Dataset(where, **storage_options)
+        manifest = _verified(dataset)
+        if not dataset.storage.is_local and database != ":memory:":
+            raise StoreError(f"the views over {dataset.storage.uri('')} read through this process and cannot be "
+                             f"kept in the DuckDB file {database}: connect in memory, or export to a local directory")
+        opened.append((dataset, manifest))
     con = duckdb.connect(database)
     con.execute("SET TimeZone = 'UTC'")
-    for registered, relation in arrow.items():
-        con.register(registered, relation)
-    con.execute(duckdb_views({name: duckdb_registered(name, f"_oqtopus_{name}") if arrow else
-                              duckdb_scan(name, dataset.uris(name, manifest)) for name in S.TABLES}))
+    exports = []
+    for i, (dataset, manifest) in enumerate(opened):
+        relations = {}
+        for name in S.TABLES:
+            if dataset.storage.is_local:
+                relations[name] = duckdb_scan(name, dataset.uris(name, manifest))
+            else:
+                registered = f"_oqtopus_{i}_{name}" if many else f"_oqtopus_{name}"
+                con.register(registered, _arrow_dataset(dataset, manifest, name))
+                relations[name] = duckdb_registered(name, registered)
+        exports.append(relations)
+    if many:
+        helpers, relations = duckdb_combined(exports, [account_of(manifest) for _, manifest in opened])
+        con.execute(duckdb_views(relations, helpers))
+    else:
+        con.execute(duckdb_views(exports[0]))
     if price_table is not None:
         # A table, not a registered relation: it lives in `database` with the views that read it.
         con.register("_oqtopus_prices", price_table)
@@ -59,10 +89,31 @@ def connect(location: Location, database: str = ":memory:", *, prices: Prices | 
     return con
 
 
-def scan(location: Location, table: str, **storage_options: str) -> pl.LazyFrame:
-    """A polars LazyFrame over one table of the export (its committed files only)."""
+def account_of(manifest: Manifest) -> str | None:
+    """The account an export came from, as its state recorded GET /users/me; None where the server did not say."""
+    try:
+        state = SyncState.from_json(manifest.state)
+    except StoreError:
+        return None
+    return state.source.account_id if state is not None and state.source is not None else None
+
+
+#: The analysis views scan() and read() accept besides the tables.
+VIEW_NAMES = tuple(v.name for v in VIEWS)
+
+
+def scan(location: Location | Sequence[Location], table: str, **storage_options: str) -> pl.LazyFrame:
+    """A polars LazyFrame over one table or analysis view of the export (its committed files only).
+
+    A view, or a table of several exports (a list of locations, read as `connect` reads them), is computed by
+    DuckDB and handed over as one frame: filter it in SQL when it is large.
+    """
+    if table in VIEW_NAMES or (isinstance(location, list | tuple) and table in S.TABLES):
+        with connect(location, **storage_options) as con:
+            return con.sql(f"SELECT * FROM {quote('duckdb', table)}").pl().lazy()
     if table not in S.TABLES:
-        raise ValueError(f"unknown table {table!r}; tables are: {', '.join(S.TABLES)}")
+        raise ValueError(f"unknown table or view {table!r}; tables are: {', '.join(S.TABLES)}; views are: "
+                         f"{', '.join(VIEW_NAMES)}")
     dataset = Dataset(location, **storage_options)
     manifest = _verified(dataset)
     spec = S.TABLES[table]
@@ -78,8 +129,8 @@ def scan(location: Location, table: str, **storage_options: str) -> pl.LazyFrame
     return frame.select(spec.column_names)
 
 
-def read(location: Location, table: str, **storage_options: str) -> pl.DataFrame:
-    """A polars DataFrame of one table of the export."""
+def read(location: Location | Sequence[Location], table: str, **storage_options: str) -> pl.DataFrame:
+    """A polars DataFrame of one table or analysis view of the export."""
     return scan(location, table, **storage_options).collect()
 
 

@@ -103,18 +103,65 @@ LEFT JOIN qubit_stats AS s ON s."job_id" = j."job_id"
 LEFT JOIN coupling_stats AS c ON c."job_id" = j."job_id"
 """.replace("READOUT_ERROR", _READOUT_ERROR)
 
+# One row per virtual qubit a job used (the entries of qubit_mapping), with the calibration of its physical qubit
+# in force when the job ran: job_calibration's rule, read from that view. The unnest is in its own step: Spark's
+# LATERAL VIEW comes after a FROM clause's joins, so it cannot feed a join's condition.
+JOB_QUBITS = """
+WITH mapped AS (
+    SELECT m."job_id", m."device_id", m."submitted_month", u."virtual_qubit", u."physical_qubit"
+    FROM (
+        SELECT j."job_id", j."device_id", j."submitted_month", {qubit_map(j."virtual_physical_mapping")} AS "mapping"
+        FROM {jobs} AS j
+        WHERE j."virtual_physical_mapping" IS NOT NULL
+    ) AS m
+    {unnest_mapping(m."mapping")}
+)
+SELECT
+    m."job_id", m."device_id", {bigint(m."virtual_qubit")} AS "virtual_qubit", m."physical_qubit",
+    f."calibrated_at", q."t1", q."t2", READOUT_ERROR AS "readout_assignment_error", q."fidelity",
+    m."submitted_month"
+FROM mapped AS m
+LEFT JOIN {job_calibration} AS f ON f."job_id" = m."job_id"
+LEFT JOIN {qubit_calibrations} AS q
+    ON q."device_id" = m."device_id" AND q."calibrated_at" = f."calibrated_at" AND q."qubit_id" = m."physical_qubit"
+""".replace("READOUT_ERROR", _READOUT_ERROR)
+
 #: What a usage figure is grouped by: its name -> the job_timings column.
 USAGE_KEYS = {"month": "submitted_month", "device_id": "device_id", "job_type": "job_type"}
 #: Jobs whose machine time is wasted: they ended without a result.
 WASTED_STATUSES = (JobStatus.FAILED.value, JobStatus.CANCELLED.value)
 
 
-def usage_select(keys: tuple[str, ...], *, priced: bool = False, where: str = "") -> str:
-    """The usage figures grouped by `keys` (of USAGE_KEYS) as the SELECT of a View: jobs, shots, execution seconds,
-    the failed and cancelled jobs and their seconds ("wasted"), median and p90 queue time; with `priced`, the
-    estimated cost from {job_costs}, its currency and the jobs no price covers. `where` filters job_timings (t)."""
+#: The periods `oqtopus_data.usage` groups by besides the month, as text keys (2025-04-07, 2025-W15, 2025-Q2,
+#: 2025) of the UTC submission time; DuckDB SQL, as `usage` runs there.
+_UTC = 't."submitted_at" AT TIME ZONE \'UTC\''
+USAGE_PERIODS = {
+    "day": f"strftime({_UTC}, '%Y-%m-%d')",
+    "week": f"strftime({_UTC}, '%G-W%V')",
+    "quarter": f"strftime({_UTC}, '%Y') || '-Q' || CAST(quarter({_UTC}) AS VARCHAR)",
+    "year": f"strftime({_UTC}, '%Y')",
+}
+
+
+def usage_source(account: bool) -> str:
+    """job_timings with the USAGE_PERIODS and the job's `account_id` (null when `account` is False: the jobs of
+    one export have no such column), as the `source` of usage_select (DuckDB)."""
+    periods = "".join(f', {expr} AS "{name}"' for name, expr in USAGE_PERIODS.items())
+    if not account:
+        return f'(SELECT t.*{periods}, CAST(NULL AS VARCHAR) AS "account_id" FROM {{job_timings}} AS t)'
+    return (f'(SELECT t.*{periods}, a."account_id" FROM {{job_timings}} AS t\n'
+            'LEFT JOIN (SELECT "job_id", "account_id" FROM {jobs}) AS a ON a."job_id" = t."job_id")')
+
+
+def usage_select(keys: tuple[str, ...], *, priced: bool = False, where: str = "",
+                 source: str = "{job_timings}", columns: dict[str, str] | None = None) -> str:
+    """The usage figures grouped by `keys` (of USAGE_KEYS, or of `columns`: name -> column of `source`) as the
+    SELECT of a View: jobs, shots, execution seconds, the failed and cancelled jobs and their seconds ("wasted"),
+    median and p90 queue time; with `priced`, the estimated cost from {job_costs}, its currency and the jobs no
+    price covers. `source` (job_timings, or a relation with its columns and more) is t; `where` filters it."""
+    columns = {**USAGE_KEYS, **(columns or {})}
     wasted = "t.\"status\" IN (" + ", ".join(f"'{s}'" for s in WASTED_STATUSES) + ")"
-    names = [f't."{USAGE_KEYS[k]}" AS "{k}"' for k in keys]
+    names = [f't."{columns[k]}" AS "{k}"' for k in keys]
     lines = [
         *names,
         'count(*) AS "jobs"',
@@ -125,12 +172,12 @@ def usage_select(keys: tuple[str, ...], *, priced: bool = False, where: str = ""
         'round({median(t."queue_seconds")}, 3) AS "median_queue_seconds"',
         'round({p90(t."queue_seconds")}, 3) AS "p90_queue_seconds"',
     ]
-    source = "FROM {job_timings} AS t"
+    source = f"FROM {source} AS t"
     if priced:
         lines += ['round(sum(p."cost"), 4) AS "cost"', '(SELECT max("currency") FROM {prices}) AS "currency"',
                   'count(*) - count(p."cost") AS "unpriced_jobs"']
         source += '\nLEFT JOIN {job_costs} AS p ON p."job_id" = t."job_id"'
-    group = ", ".join(f't."{USAGE_KEYS[k]}"' for k in keys)
+    group = ", ".join(f't."{columns[k]}"' for k in keys)
     return ("\nSELECT\n    " + ",\n    ".join(lines) + f"\n{source}" + (f"\nWHERE {where}" if where else "")
             + (f"\nGROUP BY {group}" if group else ""))
 

@@ -143,6 +143,26 @@ LEFT JOIN job_in_force AS f ON f."job_id" = j."job_id"
 LEFT JOIN qubit_stats AS s ON s."job_id" = j."job_id"
 LEFT JOIN coupling_stats AS c ON c."job_id" = j."job_id";
 
+-- One row per virtual qubit a job used (virtual_physical_mapping) with its physical qubit and that qubit's T1, T2, readout error and 1q fidelity in the calibration in force when the job ran (the rule of job_calibration); nulls where none is known.
+CREATE OR REPLACE VIEW "job_qubits" AS
+WITH mapped AS (
+    SELECT m."job_id", m."device_id", m."submitted_month", u."virtual_qubit", u."physical_qubit"
+    FROM (
+        SELECT j."job_id", j."device_id", j."submitted_month", CASE WHEN json_valid(j."virtual_physical_mapping") THEN TRY_CAST(json_extract(j."virtual_physical_mapping", '$.qubit_mapping') AS MAP(VARCHAR, BIGINT)) END AS "mapping"
+        FROM "jobs" AS j
+        WHERE j."virtual_physical_mapping" IS NOT NULL
+    ) AS m
+    CROSS JOIN LATERAL (SELECT unnest(map_keys(m."mapping")) AS "virtual_qubit", unnest(map_values(m."mapping")) AS "physical_qubit") AS "u"
+)
+SELECT
+    m."job_id", m."device_id", TRY_CAST(m."virtual_qubit" AS BIGINT) AS "virtual_qubit", m."physical_qubit",
+    f."calibrated_at", q."t1", q."t2", coalesce(q."readout_assignment_error", (q."prob_meas1_prep0" + q."prob_meas0_prep1") / 2) AS "readout_assignment_error", q."fidelity",
+    m."submitted_month"
+FROM mapped AS m
+LEFT JOIN "job_calibration" AS f ON f."job_id" = m."job_id"
+LEFT JOIN "qubit_calibrations" AS q
+    ON q."device_id" = m."device_id" AND q."calibrated_at" = f."calibrated_at" AND q."qubit_id" = m."physical_qubit";
+
 -- Usage per submission month, device and job type: jobs, shots, execution seconds, failed and cancelled (wasted) jobs and seconds, median and p90 queue seconds.
 CREATE OR REPLACE VIEW "usage_monthly" AS
 SELECT

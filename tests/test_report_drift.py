@@ -11,7 +11,8 @@ import pytest
 from demo_export import write_export
 
 import oqtopus_data
-from oqtopus_data.report.drift import MIN_SHOTS, CircuitDrift, circuit_key, circuit_key_sql, normalise_program
+from oqtopus_data.circuits import circuit_key, circuit_key_sql, normalise_program
+from oqtopus_data.report.drift import MIN_SHOTS, CircuitDrift
 from oqtopus_data.report.stats import wilson_interval
 
 BELL = 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\nh q[0];\ncx q[0], q[1];\nc = measure q;\n'

@@ -239,7 +239,8 @@ def test_calibration_tables_read_in_spark_as_in_duckdb(registered: SparkSession,
         assert spark_rows(registered, f"SELECT {spark_cols} FROM {DB}.{table}") == expected, table
 
 
-@pytest.mark.parametrize("view", ["device_calibrations", "job_calibration", "usage_monthly", "usage_by_device"])
+@pytest.mark.parametrize("view", ["device_calibrations", "job_calibration", "job_qubits", "usage_monthly",
+                                  "usage_by_device"])
 def test_calibration_and_usage_views_answer_in_spark_as_in_duckdb(registered: SparkSession,
                                                                   duck: duckdb.DuckDBPyConnection, view: str) -> None:
     columns = [d[0] for d in duck.execute(f"SELECT * FROM {view} LIMIT 0").description]

@@ -23,6 +23,7 @@ Examples:
   oqtopus-data sql out "SELECT device_id, count(*) FROM jobs GROUP BY ALL"
   oqtopus-data report out/ report.html
   oqtopus-data usage out/ --by device --prices prices.csv
+  oqtopus-data usage alice/ bob/ --by quarter,account       # several exports as one
   oqtopus-data fake-cloud --jobs 2000 --port 8080
 
 \b

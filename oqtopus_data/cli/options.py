@@ -111,6 +111,15 @@ def _key_values(ctx: click.Context, param: click.Parameter, pairs: tuple[str, ..
     return out
 
 
+#: One export or several read as one (oqtopus_data.connect with a list): the commands' first arguments.
+locations = click.argument("locations", metavar="OUT_DIR...", nargs=-1, required=True)
+
+
+def one_or_many(locations: tuple[str, ...]) -> str | list[str]:
+    """The location the library takes: the export itself, or the list of several (read as one)."""
+    return locations[0] if len(locations) == 1 else list(locations)
+
+
 storage_option = click.option(
     "--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE", callback=_key_values,
     help="Option for an s3:// location (repeatable): endpoint_url, region, profile, addressing_style, "

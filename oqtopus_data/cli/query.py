@@ -18,31 +18,43 @@ UNDECLARED_SHOWN = 20  # undeclared keys listed by `info`; the rest are counted
 
 
 @click.command("info", cls=Command)
-@click.argument("location", metavar="OUT_DIR")
+@opt.locations
 @opt.storage_option
-def info_command(location: str, storage_options: dict[str, str]) -> None:
+def info_command(locations: tuple[str, ...], storage_options: dict[str, str]) -> None:
     """What an export holds: source, last sync, jobs by type, status and device, rows, undeclared keys, errors.
+
+    Several exports are read as one (a job two exports of the same account hold counts once), the jobs counted
+    by account too.
 
     \b
     Examples:
       oqtopus-data info out/
+      oqtopus-data info alice/ bob/
       oqtopus-data info s3://bucket/oqtopus --storage-option endpoint_url=http://127.0.0.1:9000
     """
     from oqtopus_data.dataset import Dataset
     from oqtopus_data.views import connect
 
-    dataset = Dataset(location, **storage_options)
-    warn_skipped(dataset)
-    con = connect(location, **storage_options)  # before anything is printed: it names lost files
-    manifest = dataset.require_latest()
-    echo_data(f"export {location}: commit {manifest.version} ({manifest.operation or '?'}, "
-               f"{manifest.created_at or '?'}), schema version {manifest.schema_version}")
-    for line in _sync_lines(manifest):
-        echo_data(line)
+    datasets = [Dataset(location, **storage_options) for location in locations]
+    for dataset in datasets:
+        warn_skipped(dataset)
+    many = len(locations) > 1
+    # before anything is printed: it names lost files
+    con = connect(opt.one_or_many(locations), **storage_options)
+    for location, dataset in zip(locations, datasets, strict=True):
+        manifest = dataset.require_latest()
+        echo_data(f"export {location}: commit {manifest.version} ({manifest.operation or '?'}, "
+                  f"{manifest.created_at or '?'}), schema version {manifest.schema_version}")
+        for line in _sync_lines(manifest):
+            echo_data(line)
+        if many:
+            echo_data("rows: " + ", ".join(f"{t} {manifest.rows(t):,}" for t in sorted(manifest.files)))
+    location = " ".join(locations)
     first, last = con.execute("SELECT min(submitted_at), max(submitted_at) FROM jobs").fetchone()
     echo_data(f"jobs submitted from {first or '-'} to {last or '-'}")
-    echo_data("rows: " + ", ".join(f"{t} {manifest.rows(t):,}" for t in sorted(manifest.files)))
-    for column in ("job_type", "status", "device_id"):
+    if not many:
+        echo_data("rows: " + ", ".join(f"{t} {manifest.rows(t):,}" for t in sorted(manifest.files)))
+    for column in ("job_type", "status", "device_id", *(("account_id",) if many else ())):
         rows = con.execute(f"SELECT {column}, count(*) FROM jobs GROUP BY ALL ORDER BY 2 DESC, 1").fetchall()
         echo_data(f"by {column}: " + ", ".join(f"{k} {n:,}" for k, n in rows))
     echo_data(_undeclared_line(con))
@@ -134,7 +146,7 @@ USE_TMP_FILE false, overwrites it. --writable gives the query DuckDB's full acce
 
 # ignore_unknown_options: a query may start with a `-- comment`, which is no option.
 @click.command("sql", cls=Command, epilog=SQL_HELP_EPILOG, context_settings={"ignore_unknown_options": True})
-@click.argument("location", metavar="OUT_DIR")
+@opt.locations
 @click.argument("query")
 @opt.storage_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table",
@@ -144,22 +156,23 @@ USE_TMP_FILE false, overwrites it. --writable gives the query DuckDB's full acce
 @click.option("--writable", is_flag=True,
               help="Give the query DuckDB's full access to files (COPY ... TO, ATTACH, other files).")
 @raw_csv_option
-def sql_command(location: str, query: str, storage_options: dict[str, str], fmt: str, output: Path | None,
-                writable: bool, raw_csv: bool) -> None:
+def sql_command(locations: tuple[str, ...], query: str, storage_options: dict[str, str], fmt: str,
+                output: Path | None, writable: bool, raw_csv: bool) -> None:
     """Run SQL against the export's views (jobs, counts, job_timings, device_daily, ...).
 
     QUERY is the SQL text, or - to read it from standard input (e.g. a .sql file). Duplicate column
-    names (a join) are made unique as DuckDB does: job_id, job_id_1, ...
+    names (a join) are made unique as DuckDB does: job_id, job_id_1, ... Several OUT_DIRs are read as one:
+    every table gets an account_id column, and a job two exports of the same account hold counts once.
     """
     import duckdb
 
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet needs --output FILE")
     if output is not None:
-        check_output(output, location)
+        check_output(output, locations)
     if query == "-":
         query = sys.stdin.read()
-    con = _connect(location, storage_options, writable=writable)
+    con = _connect(list(locations), storage_options, writable=writable)
     try:
         relation = con.sql(query)
         if relation is None:  # a statement without a result (SET, CREATE VIEW, ...)
@@ -170,27 +183,30 @@ def sql_command(location: str, query: str, storage_options: dict[str, str], fmt:
     emit(table, fmt, output, raw_csv=raw_csv)
 
 
-def _connect(location: str, storage_options: dict[str, str], *, writable: bool) -> Any:
-    """A connection with the views; unless `writable`, one that can read the export's committed files only."""
+def _connect(locations: list[str], storage_options: dict[str, str], *, writable: bool) -> Any:
+    """A connection with the views over one export or several; unless `writable`, one that can read the exports'
+    committed files only."""
     from oqtopus_data.dataset import Dataset
     from oqtopus_data.views import connect
 
+    target = opt.one_or_many(tuple(locations))
     if writable:
-        return connect(location, **storage_options)
-    dataset = Dataset(location, **storage_options)
-    warn_skipped(dataset)
-    for _ in range(3):  # the files of the commit `connect` read: the same one before and after it, else again
-        before = dataset.verified() if dataset.storage.is_local else None
-        con = connect(location, **storage_options)
-        if before is None:
-            break  # views over an object store read through pyarrow: DuckDB needs no file at all
-        after = dataset.verified()
-        if after.version == before.version:
-            break
+        return connect(target, **storage_options)
+    datasets = [Dataset(location, **storage_options) for location in locations]
+    for dataset in datasets:
+        warn_skipped(dataset)
+    for _ in range(3):  # the files of the commits `connect` read: the same ones before and after it, else again
+        before = [dataset.verified() if dataset.storage.is_local else None for dataset in datasets]
+        con = connect(target, **storage_options)
+        after = [dataset.verified() if dataset.storage.is_local else None for dataset in datasets]
+        if [m and m.version for m in after] == [m and m.version for m in before]:
+            break  # views over an object store read through pyarrow: DuckDB needs no file there
         con.close()
     else:
-        fail(f"{location} kept changing while it was being opened (an export committing?): try again", EXIT_USAGE)
-    files = [uri for table in sorted(before.files) for uri in dataset.uris(table, before)] if before else []
+        fail(f"{' '.join(locations)} kept changing while being opened (an export committing?): try again",
+             EXIT_USAGE)
+    files = [uri for dataset, manifest in zip(datasets, before, strict=True) if manifest is not None
+             for table in sorted(manifest.files) for uri in dataset.uris(table, manifest)]
     # Paths first: DuckDB takes no change of them once external access is off, and no switching it back on.
     con.execute("SET allowed_paths = ?", [files])
     con.execute("SET enable_external_access = false")

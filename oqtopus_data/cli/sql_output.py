@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,11 @@ def check_outside(output: Path, location: str) -> None:
                  "write it outside the export", EXIT_USAGE)
 
 
-def check_output(output: Path, location: str) -> None:
-    """Refuse, before the query runs, an output file that cannot be written or that lies inside the export at
-    `location` (one sentence, exit 2)."""
-    check_outside(output, location)
+def check_output(output: Path, locations: Sequence[str]) -> None:
+    """Refuse, before the query runs, an output file that cannot be written or that lies inside one of the exports
+    at `locations` (one sentence, exit 2)."""
+    for location in locations:
+        check_outside(output, location)
     parent = output.absolute().parent
     if not parent.is_dir():
         fail(f"cannot write {output}: the directory {parent} does not exist", EXIT_USAGE)

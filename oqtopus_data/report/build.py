@@ -52,7 +52,8 @@ class Rendered:
     jobs: int
 
 
-def write_report(location: str | os.PathLike[str], target: str | os.PathLike[str], *, since: datetime | None = None,
+def write_report(location: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], target: str | os.PathLike[str],
+                 *, since: datetime | None = None,
                  until: datetime | None = None, devices: Sequence[str] = (), statuses: Sequence[str] = (),
                  job_types: Sequence[str] = (), top_jobs: int = 10, table_rows: int = TABLE_ROWS,
                  prices: str | os.PathLike[str] | None = None,
@@ -60,7 +61,8 @@ def write_report(location: str | os.PathLike[str], target: str | os.PathLike[str
     """Write the HTML report of the export at `location` to `target`, narrowed to a time range, devices, statuses
     and job types.
 
-    `location` is a directory or an s3:// URL (read with `storage_options`); `since` and `until` bound `submitted_at`
+    `location` is a directory or an s3:// URL (read with `storage_options`), or a list of them read as one
+    (oqtopus_data.connect); `since` and `until` bound `submitted_at`
     inclusively (naive times are UTC); `top_jobs` recent sampling jobs show their top outcomes; the job table lists
     the newest `table_rows` jobs; `prices` (a price table file) is handed to `connect` for the usage costs.
     Raises SelectionError when a device, status or job type is not in the export or nothing is selected,
@@ -77,10 +79,12 @@ def write_report(location: str | os.PathLike[str], target: str | os.PathLike[str
                   job_types=tuple(dict.fromkeys(job_types)), devices=tuple(dict.fromkeys(devices)))
     if scope.since and scope.until and scope.since > scope.until:
         raise ValueError("since is after until")
-    storage = open_storage(location, **(storage_options or {}))
-    con = _connect(storage, prices)
+    storages = [open_storage(where, **(storage_options or {}))
+                for where in (location if isinstance(location, list | tuple) else [location])]
+    con = _connect(storages if isinstance(location, list | tuple) else storages[0], prices)
     try:
-        rendered = render(con, scope, storage.uri(), top_jobs=top_jobs, table_rows=table_rows)
+        rendered = render(con, scope, ", ".join(s.uri() for s in storages), top_jobs=top_jobs,
+                          table_rows=table_rows)
     finally:
         con.close()
     tmp = target.with_name(f".{target.name}.tmp")

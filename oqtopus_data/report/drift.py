@@ -1,10 +1,9 @@
 """Drift of repeated circuits, defined by the program: the report's drift section and examples/device_drift.py
 both use this module, so they agree.
 
-A *circuit* is what a job ran: its list of OpenQASM programs, each normalised (block and line comments removed,
-every run of whitespace made one space, no space around punctuation) and the list hashed (md5 of the normalised
-programs joined by newlines; `circuit_key`). Jobs named `vqe-step-17`, `calib 284` or `量子実験 12` that ran the same
-program are the same circuit; the name most of its runs carry labels it.
+A *circuit* is what a job ran: its list of OpenQASM programs, normalised and hashed (oqtopus_data.circuits, stored
+as `jobs.circuit_id`). Jobs named `vqe-step-17`, `calib 284` or `量子実験 12` that ran the same program are the same
+circuit; the name most of its runs carry labels it.
 
 Each *run* (a sampling or multi_manual job with counts) gets its Hellinger fidelity to the circuit's *reference
 distribution* q: the pooled counts of the circuit's runs on simulators when there are any, else of its runs on
@@ -17,9 +16,7 @@ shot noise alone pulls its F down by about (K−1)/(8n) for K outcomes, so it is
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,33 +26,10 @@ import duckdb
 
 from oqtopus_data.enums import JobType
 
+from ..circuits import circuit_key_sql
+
 MIN_RUNS = 5  # runs a circuit needs (in the selection) to count as repeated
 MIN_SHOTS = 100  # runs with fewer counted shots are low-shot
-
-# The normalisation, written once for Python's re and DuckDB's RE2 (the same syntax for these patterns).
-_STEPS = ((r"(?s)/\*.*?\*/", " "), (r"//[^\n]*", ""), (r"[\t\n\v\f\r ]+", " "),
-          (r" ?([;,(){}\[\]=+*/<>:-]) ?", r"\1"))
-
-
-def normalise_program(text: str) -> str:
-    """An OpenQASM program with comments removed and whitespace normalised (the text a circuit is hashed by)."""
-    for pattern, replacement in _STEPS:
-        text = re.sub(pattern, replacement, text)
-    return text.strip(" ")
-
-
-def circuit_key(programs: Sequence[str]) -> str:
-    """The circuit of a job's programs: md5 (hex) of the normalised programs joined by newlines."""
-    return hashlib.md5("\n".join(normalise_program(p) for p in programs).encode(), usedforsecurity=False).hexdigest()
-
-
-def circuit_key_sql(column: str = "program") -> str:
-    """DuckDB SQL computing `circuit_key` of a list-of-programs column (tests check both agree)."""
-    text = "p"
-    for pattern, replacement in _STEPS:
-        text = f"regexp_replace({text}, '{pattern}', '{replacement}', 'g')"
-    return f"md5(array_to_string(list_transform({column}, lambda p: trim({text})), chr(10)))"
-
 
 @dataclass(frozen=True)
 class Circuit:
@@ -108,15 +82,19 @@ class CircuitDrift:
             CREATE OR REPLACE TEMP TABLE {self.table} AS
             WITH runs AS (
                 SELECT job_id, submitted_month, name, device_id, submitted_at, total_count AS shots, program,
+                       circuit_id,
                        coalesce(({where}), FALSE) AS in_scope
                 FROM jobs
                 WHERE job_type IN ('{JobType.SAMPLING}', '{JobType.MULTI_MANUAL}') AND total_count > 0
                     AND len(program) > 0
                     AND submitted_at IS NOT NULL),
-            distinct_programs AS (SELECT DISTINCT program FROM runs),  -- each distinct text normalised once
+            -- files written before jobs.circuit_id: each distinct program list normalised once, in SQL
+            distinct_programs AS (SELECT DISTINCT program FROM runs WHERE circuit_id IS NULL),
             keyed AS (SELECT program, {circuit_key_sql()} AS key FROM distinct_programs)
-            SELECT r.* EXCLUDE (program), k.key, s.device_id IS NOT NULL AS simulator
-            FROM runs AS r JOIN keyed AS k USING (program) LEFT JOIN ({simulators}) AS s USING (device_id)
+            SELECT r.* EXCLUDE (program, circuit_id), coalesce(r.circuit_id, k.key) AS key,
+                   s.device_id IS NOT NULL AS simulator
+            FROM runs AS r LEFT JOIN keyed AS k ON r.circuit_id IS NULL AND k.program = r.program
+            LEFT JOIN ({simulators}) AS s USING (device_id)
             """, dict(params or {}))
 
     def close(self) -> None:

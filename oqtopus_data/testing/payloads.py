@@ -17,9 +17,8 @@ from oqtopus_data.testing.catalog import DEVICES, ENERGY, NAME_LIST, NOISE, S, f
 #: How an estimation archive writes exp_value: a number (older payloads), `[x]` or `[re, im]` (the
 #: server's schema: a list of 1 or 2 numbers).
 EXP_VALUE_FORMS = ("number", "single", "pair")
-#: The forms a history mixes by default. `[x]` ("single") joins once the exporter reads it (issue 20
-#: item 1); until then a history asks for it with `exp_value_forms`.
-DEFAULT_EXP_VALUE_FORMS = ("number", "pair")
+#: The forms a history mixes by default: every form the server's schema allows.
+DEFAULT_EXP_VALUE_FORMS = EXP_VALUE_FORMS
 
 
 class JobPayloads:
