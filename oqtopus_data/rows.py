@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from oqtopus_data.flatten import error_rows
 from oqtopus_data.storable import escaped
+
+if TYPE_CHECKING:
+    from oqtopus_data.manifest import Manifest
+    from oqtopus_data.writer import Writer
 
 #: The tables holding rows per job (the rest are per run).
 JOB_TABLES = ("jobs", "counts", "divided_counts", "estimations")
@@ -105,7 +109,7 @@ class RunRows:
     """A run's rows on their way to the next commit: the volatile set carried from the last commit and updated,
     final rows buffered and written in files as they fill, all made visible by `commit`."""
 
-    def __init__(self, writer: Any, now: datetime, flush_rows: int) -> None:
+    def __init__(self, writer: Writer, now: datetime, flush_rows: int) -> None:
         self.writer = writer
         self.now = now
         self.volatile = VolatileRows()
@@ -134,7 +138,7 @@ class RunRows:
         for name, table in self.final.take().items():
             self.writer.write(name, table, final=True)
 
-    def commit(self, state: dict[str, Any], info: dict[str, Any], *, final: bool) -> Any:
+    def commit(self, state: dict[str, Any], info: dict[str, Any], *, final: bool) -> Manifest:
         """Write what is buffered, replace the volatile set, and commit it with `state`; `final=False` keeps the
         writer open for the next checkpoint."""
         self.flush()

@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,6 +20,10 @@ from . import schema as S
 from .archives import ArchiveError, check_zip
 from .dataset import Dataset
 from .manifest import LOG_DIR
+
+if TYPE_CHECKING:
+    from .errors import JobError
+    from .writer import Writer
 
 READABLE_PREFIX = 64  # characters of the job id kept readable in the file name; a hash of the whole id follows
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -75,13 +79,13 @@ class LogStep:
     A log that fails is the caller's to retry (its job's rows stay final); a job's log is indexed once, whatever
     brought it back (its file is replaced by the same name, never doubled)."""
 
-    def __init__(self, dataset: Dataset, writer: Any) -> None:
+    def __init__(self, dataset: Dataset, writer: Writer) -> None:
         self.dataset = dataset
         self.writer = writer
-        self._held: dict[str, tuple[bytes | None, Any]] = {}
+        self._held: dict[str, tuple[bytes | None, JobError | None]] = {}
         self._indexed: set[str] | None = None
 
-    def hold(self, job_id: str, data: bytes | None, error: Any) -> None:
+    def hold(self, job_id: str, data: bytes | None, error: JobError | None) -> None:
         """Keep a fetched log (or the error that stopped it) until its job's rows are written."""
         if data is not None or error is not None:
             self._held[job_id] = (data, error)
