@@ -33,7 +33,8 @@ def run(mode: Mode) -> dict[str, Any]:
         cloud.reset()
         env = {**os.environ, "OQTOPUS_URL": cloud.url, "OQTOPUS_API_TOKEN": cloud.token}
         t0 = time.perf_counter()
-        cli = subprocess.run([sys.executable, "-m", "oqtopus_data.cli_export", "-q", out], cwd=ROOT, env=env,
+        command = [sys.executable, "-c", "from oqtopus_data.cli import export_command; export_command()"]
+        cli = subprocess.run([*command, "-q", out], cwd=ROOT, env=env,
                              capture_output=True, text=True, check=False)
         cli_wall = time.perf_counter() - t0
         cli_requests = cloud.stats()["requests"]

@@ -1,45 +1,75 @@
 """oqtopus-data: an OQTOPUS Cloud job history as a Parquet dataset with DuckDB views.
 
-The public names are imported lazily so that `import oqtopus_data` stays cheap for the CLI.
+The public names are the ones in `__all__`, each read lazily from the module `_PUBLIC` names, so that
+`import oqtopus_data` stays cheap for the CLI (no pyarrow, numpy, polars or duckdb until a name is used).
+Adding a public name is one line in `_PUBLIC`. Every other module is internal: its names may change between
+releases; import the public ones from here (the command line is `oqtopus_data.cli`, the local cloud
+`oqtopus_data.testing`).
 """
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
+from types import ModuleType
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
-_EXPORTS = {
-    "OqtopusJobResult": "results",
-    "OqtopusSamplingJobResult": "results",
-    "OqtopusEstimationJobResult": "results",
-    "OqtopusMultiManualJobResult": "results",
-    "OqtopusSseJobResult": "results",
-    "result_from_raw": "results",
-    "SCHEMAS": "schema",
-    "Dataset": "dataset",
-    "write_dataset": "dataset",
-    "connect": "views",
-    "scan": "views",
-    "read": "views",
-    "export": "export",
-    "write_report": "report",
-    "load_result": "offline",
-    "load_results": "offline",
-    "counts": "offline",
-    "JobNotFound": "offline",
+# Public name -> the module that defines it.
+_PUBLIC = {
+    "OqtopusJobResult": "oqtopus_data.results",
+    "OqtopusSamplingJobResult": "oqtopus_data.results",
+    "OqtopusEstimationJobResult": "oqtopus_data.results",
+    "OqtopusMultiManualJobResult": "oqtopus_data.results",
+    "OqtopusSseJobResult": "oqtopus_data.results",
+    "result_from_raw": "oqtopus_data.results",
+    "flatten": "oqtopus_data.flatten",
+    "SCHEMAS": "oqtopus_data.schema",
+    "Dataset": "oqtopus_data.dataset",
+    "write_dataset": "oqtopus_data.dataset",
+    "compact": "oqtopus_data.dataset",
+    "connect": "oqtopus_data.views",
+    "scan": "oqtopus_data.views",
+    "read": "oqtopus_data.views",
+    "usage_figures": "oqtopus_data.usage",
+    "ApiClient": "oqtopus_data.api",
+    "Credentials": "oqtopus_data.config",
+    "ExportOptions": "oqtopus_data.runinfo",
+    "export": "oqtopus_data.export",
+    "write_report": "oqtopus_data.report",
+    "load_result": "oqtopus_data.offline",
+    "load_results": "oqtopus_data.offline",
+    "counts": "oqtopus_data.offline",
+    "JobNotFound": "oqtopus_data.offline",
 }
 
-# `flatten` is both a module and the function users call as `oqtopus_data.flatten(results)`; importing the
-# function eagerly makes the package attribute the function, whatever imports the module later.
-from .flatten import flatten  # noqa: E402
-
-__all__ = ["__version__", "flatten", *_EXPORTS]
+__all__ = ["__version__", *_PUBLIC]
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
+    """A public name, imported on first use (PEP 562)."""
+    module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'oqtopus_data' has no attribute {name!r}")
-    return getattr(import_module(f"oqtopus_data.{module}"), name)
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})
+
+
+class _Package(ModuleType):
+    """Keeps a public function from being replaced by the submodule of the same name (`flatten`, `export`)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Importing `oqtopus_data.export` binds the module to the package's attribute `export`, hiding the
+        # function `od.export`; the module stays reachable through the import system (sys.modules).
+        if name in _PUBLIC and isinstance(value, ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

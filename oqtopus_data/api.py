@@ -20,7 +20,7 @@ import requests
 from oqtopus_data import __version__
 from oqtopus_data.archives import ArchiveError, check_zip, is_url, read_entry, url_problem
 from oqtopus_data.config import URL_ENV, Credentials, check_token, check_url
-from oqtopus_data.errors import ApiError, AuthError, ConfigError
+from oqtopus_data.errors import ApiError, ConfigError
 from oqtopus_data.http import DEFAULT_BUDGET, Stats, Transport
 from oqtopus_data.limits import MIN_THROUGHPUT, ByteBudget, Hold
 from oqtopus_data.redact import redact_url
@@ -120,8 +120,6 @@ class ApiClient:
         or a URL whose /jobs answers 404; AuthError for refused credentials."""
         try:
             me = self._api("/users/me", "user", tries=1)
-        except AuthError:
-            raise
         except ApiError as exc:
             self._raise_setup_error(exc)
             # No /users/me (404), or a /users/me that failed: the run may still work. /jobs tells, fail-fast
@@ -135,8 +133,6 @@ class ApiClient:
     def _probe_jobs(self, *, tries: int | None) -> None:
         try:
             self._api("/jobs", "list", {"size": 1}, tries=tries)
-        except AuthError:
-            raise
         except ApiError as exc:
             self._raise_setup_error(exc)
             if exc.status == 404:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from oqtopus_data.api import MAX_URL_REFRESHES
 from oqtopus_data.archives import ArchiveError, is_url, read_archive, url_problem
 from oqtopus_data.enums import TERMINAL, JobType
-from oqtopus_data.errors import ApiError, AuthError, JobError
+from oqtopus_data.errors import ApiError, JobError
 
 if TYPE_CHECKING:
     from oqtopus_data.api import ApiClient
@@ -64,8 +64,6 @@ def resolve_job(api: ApiClient, job: dict) -> dict:
             break
         try:
             base = api.get_job(job_id)
-        except AuthError:
-            raise
         except ApiError as exc:
             raise JobError(job_id, "fetch", str(exc)) from None
         info = base.get("job_info")
@@ -101,8 +99,6 @@ def _download_archives(
                 # No name for the body: read_archive drops it as soon as it is inflated.
                 decoded[key] = read_archive(api.download(url, limit=api.archive_limit, hold=hold), key=key,
                                             limit=api.archive_limit, reserve=hold.grow)
-        except AuthError:
-            raise
         except ArchiveError as exc:
             raise JobError(job_id, "archive", str(exc)) from None
         except ApiError as exc:
@@ -129,8 +125,6 @@ def fetch_sse_log(api: ApiClient, job_id: str, job: dict | None = None) -> tuple
     job as listed or resolved (default: a fresh GET /jobs/{id}). AuthError stops everything, as elsewhere."""
     try:
         return api.sse_log_archive(job_id, job), None
-    except AuthError:
-        raise
     except (ApiError, ArchiveError) as exc:
         return None, JobError(job_id, "sse_log", str(exc))
 
@@ -172,8 +166,6 @@ def refetch_jobs(
     def get(job_id: str) -> tuple[dict | None, JobError | None]:
         try:
             return api.get_job(job_id), None
-        except AuthError:
-            raise
         except ApiError as exc:
             return None, None if exc.status == 404 else JobError(job_id, "fetch", str(exc))
 

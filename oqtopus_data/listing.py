@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from oqtopus_data.errors import ApiError, AuthError, OqtopusDataError
+from oqtopus_data.errors import ApiError, OqtopusDataError
 from oqtopus_data.pages import DEFAULT_PAGE_SIZE, PageSize, Walk, job_identity
 from oqtopus_data.times import parse_time
 from oqtopus_data.windows import DAY, SECOND, SHIFT_SLACK, Window, day_start, lower, text, whole
@@ -194,8 +194,6 @@ class Lister:
                     with self._lock:
                         slot.state = "failed"
                         self.failures.append(exc)
-                except (AuthError, _Stopped):
-                    raise
                 except ApiError as exc:
                     with self._lock:
                         slot.state = "failed"

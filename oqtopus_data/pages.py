@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from oqtopus_data.errors import ApiError, AuthError
+from oqtopus_data.errors import ApiError
 from oqtopus_data.windows import Window
 
 if TYPE_CHECKING:
@@ -42,8 +42,6 @@ class PageSize:
                 size = self.current
                 try:
                     page = api.list_page({**params, "size": size}, tries=1)
-                except AuthError:
-                    raise
                 except ApiError as exc:
                     smaller = [s for s in SIZE_LADDER if s < size]
                     if exc.status is None or not (exc.status == 400 or exc.status >= 500) or not smaller:

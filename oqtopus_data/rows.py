@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from oqtopus_data.flatten import error_rows
 from oqtopus_data.storable import escaped
+
+if TYPE_CHECKING:
+    from oqtopus_data.manifest import Manifest
+    from oqtopus_data.writer import Writer
 
 #: The tables holding rows per job (the rest are per run).
 JOB_TABLES = ("jobs", "counts", "divided_counts", "estimations")
@@ -116,7 +120,7 @@ class RunRows:
     (`Writer.duplicates`): `refused(job_id, stage, message)` is told (default: the job's errors row).
     """
 
-    def __init__(self, writer: Any, now: datetime, flush_rows: int,
+    def __init__(self, writer: Writer, now: datetime, flush_rows: int,
                  refused: Callable[[str, str, str], None] | None = None) -> None:
         self.writer = writer
         self.now = now
@@ -151,7 +155,7 @@ class RunRows:
         for name, table in self._unique(self.final.take()).items():
             self.writer.write(name, table, final=True)
 
-    def commit(self, state: dict[str, Any], info: dict[str, Any], *, final: bool) -> Any:
+    def commit(self, state: dict[str, Any], info: dict[str, Any], *, final: bool) -> Manifest:
         """Write what is buffered, replace the volatile set, and commit it with `state`; `final=False` keeps the
         writer open for the next checkpoint."""
         self.flush()

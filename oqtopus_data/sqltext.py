@@ -251,11 +251,13 @@ WHERE j."total_count" > 0"""),
 
 #: With a price table (connect(..., prices=...), DuckDB only): the cost of each job, and the usage views again with
 #: the estimated cost, its currency and the jobs no price covers.
+_COMMENTS = {view.name: view.comment for view in VIEWS}
 PRICED_VIEWS: tuple[View, ...] = (
     View("job_costs", "The estimated cost of each job a price covers.", JOB_COSTS),
-    View("usage_monthly", VIEWS[-2].comment + " With the estimated cost.",
+    View("usage_monthly", _COMMENTS["usage_monthly"] + " With the estimated cost.",
          usage_select(("month", "device_id", "job_type"), priced=True)),
-    View("usage_by_device", VIEWS[-1].comment + " With the estimated cost.", usage_select(("device_id",), priced=True)),
+    View("usage_by_device", _COMMENTS["usage_by_device"] + " With the estimated cost.",
+         usage_select(("device_id",), priced=True)),
 )
 
 _QUOTED = re.compile(r"--[^\n]*|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")

@@ -31,7 +31,9 @@ from .manifest import LOG_DIR
 
 if TYPE_CHECKING:
     from .api import ApiClient
+    from .errors import JobError
     from .state import SyncState
+    from .writer import Writer
 
 SAVE_EVERY = 32  # logs of a backfill held in memory before they are saved
 READABLE_PREFIX = 64  # characters of the job id kept readable in the file name; a hash of the whole id follows
@@ -89,15 +91,15 @@ class LogStep:
     brought it back (its file is replaced by the same name, never doubled). Jobs found to have no log are kept in
     `none`, for the sync state."""
 
-    def __init__(self, dataset: Dataset, writer: Any) -> None:
+    def __init__(self, dataset: Dataset, writer: Writer) -> None:
         self.dataset = dataset
         self.writer = writer
         self.none: set[str] = set()  # finished SSE jobs asked for their log this run that have none
         self.backfilled = False  # every exported job's log was looked for (see `backfill`)
-        self._held: dict[str, tuple[bytes | None, Any]] = {}
+        self._held: dict[str, tuple[bytes | None, JobError | None]] = {}
         self._indexed: set[str] | None = None
 
-    def hold(self, job_id: str, data: bytes | None, error: Any, job: Any = None) -> None:
+    def hold(self, job_id: str, data: bytes | None, error: JobError | None, job: Any = None) -> None:
         """Keep a fetched log (or the error that stopped it, or that a finished SSE `job` has none) until its
         job's rows are written."""
         if data is not None or error is not None or (isinstance(job, dict) and has_log(job)):

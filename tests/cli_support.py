@@ -13,6 +13,10 @@ from click.testing import CliRunner, Result
 
 from oqtopus_data.cli import export_command, main
 
+#: `oqtopus-export` as a real process of this interpreter (for environments without the console script).
+EXPORT_COMMAND = [sys.executable, "-c", "from oqtopus_data.cli import export_command; "
+                  "export_command(prog_name='oqtopus-export')"]
+
 
 def point_at(env: pytest.MonkeyPatch, cloud: Any) -> None:
     """Credentials of a local cloud in the environment."""
@@ -31,9 +35,9 @@ def run_data(*args: Any, stdin: str | None = None) -> Result:
 
 
 def export_process(out: Path | str, *args: str, cloud: Any, **popen: Any) -> subprocess.Popen:
-    """`python -m oqtopus_data.cli_export ARGS OUT` as a real process against a local cloud."""
+    """`oqtopus-export ARGS OUT` as a real process against a local cloud."""
     env = {**os.environ, "OQTOPUS_URL": cloud.url, "OQTOPUS_API_TOKEN": cloud.token, "NO_PROXY": "127.0.0.1"}
-    return subprocess.Popen([sys.executable, "-m", "oqtopus_data.cli_export", *args, str(out)], env=env,
+    return subprocess.Popen([*EXPORT_COMMAND, *args, str(out)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import pytest
 import requests
+from cli_support import EXPORT_COMMAND
 from click.testing import CliRunner
 from groundtruth import assert_matches_ground_truth
 
@@ -163,7 +164,7 @@ def test_real_command_exports_and_never_writes_or_prints_the_token(tmp_path):
         env = {**os.environ, "OQTOPUS_URL": cloud.url, "OQTOPUS_API_TOKEN": SECRET, "HOME": str(tmp_path)}
         out = tmp_path / "out"
         proc = subprocess.run(
-            [sys.executable, "-m", "oqtopus_data.cli_export", str(out), "--sse-logs",
+            [*EXPORT_COMMAND, str(out), "--sse-logs",
              "--duckdb", str(tmp_path / "v.db")],
             env=env, capture_output=True, timeout=300,
         )
@@ -179,7 +180,7 @@ def test_a_second_export_into_the_same_directory_stops_at_once(tmp_path, env):
     with FakeCloud(n_jobs=300, seed=9, faults=Faults(latency=0.01)) as cloud:
         run_env = {**os.environ, "OQTOPUS_URL": cloud.url, "OQTOPUS_API_TOKEN": cloud.token}
         out = tmp_path / "out"
-        first = subprocess.Popen([sys.executable, "-m", "oqtopus_data.cli_export", "-q", str(out)], env=run_env,
+        first = subprocess.Popen([*EXPORT_COMMAND, "-q", str(out)], env=run_env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         lock = out / "_oqtopus" / "lock"
         deadline = time.monotonic() + 30
@@ -229,7 +230,7 @@ def test_fake_cloud_command_serves_an_export(tmp_path):
         token = server.stdout.readline().strip().removeprefix("OQTOPUS_API_TOKEN=")
         assert url.startswith("http://127.0.0.1:")
         env = {**os.environ, "OQTOPUS_URL": url, "OQTOPUS_API_TOKEN": token, "HOME": str(tmp_path)}
-        proc = subprocess.run([sys.executable, "-m", "oqtopus_data.cli_export", str(tmp_path / "out")], env=env,
+        proc = subprocess.run([*EXPORT_COMMAND, str(tmp_path / "out")], env=env,
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert "jobs written" in proc.stdout

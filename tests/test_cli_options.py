@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from importlib import import_module
 
 import click
 import pytest
 from cli_support import run_export
 
-from oqtopus_data import export as export_module
 from oqtopus_data.cli.options import Duration, Moment
 from oqtopus_data.export import ExportOptions, ExportReport
 
 pytest_plugins = ["cli_env"]  # the `env` fixture
+# The module (`oqtopus_data.export` as an attribute is the public function `export`).
+export_module = import_module("oqtopus_data.export")
 
 
 @pytest.mark.parametrize(("text", "end_of_day", "moment"), [

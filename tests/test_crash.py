@@ -6,9 +6,9 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
+from cli_support import EXPORT_COMMAND
 from groundtruth import assert_matches_ground_truth
 
 from oqtopus_data import connect
@@ -28,7 +28,7 @@ def snapshot(out) -> dict[str, list[tuple]]:
 
 
 def command(out, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "oqtopus_data.cli_export", "-q", "--checkpoint-every", "40", "--workers", "4",
+    return [*EXPORT_COMMAND, "-q", "--checkpoint-every", "40", "--workers", "4",
             "--page-size", "60", *extra, str(out)]
 
 

@@ -9,6 +9,7 @@ import textwrap
 import time
 
 import pytest
+from cli_support import EXPORT_COMMAND
 from groundtruth import assert_matches_ground_truth
 
 from oqtopus_data.dataset import Dataset
@@ -50,7 +51,7 @@ LOSER = textwrap.dedent("""
 
 
 def winner_command(out) -> list[str]:
-    return [sys.executable, "-m", "oqtopus_data.cli_export", "-q", "--checkpoint-every", "10", "--workers", "2",
+    return [*EXPORT_COMMAND, "-q", "--checkpoint-every", "10", "--workers", "2",
             "--page-size", "20", str(out)]
 
 

@@ -7,13 +7,13 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
 
 import polars as pl
 import pytest
+from cli_support import EXPORT_COMMAND
 from conftest import result
 from groundtruth import assert_matches_ground_truth
 
@@ -37,7 +37,7 @@ pytest_plugins = ["s3server"]  # the `s3` fixture: moto's server on 127.0.0.1
 def export_command(out: str, endpoint: str, *extra: str) -> list[str]:
     """The export command into `out`; an s3:// one with the endpoint as its storage option."""
     where = ["--storage-option", f"endpoint_url={endpoint}"] if out.startswith("s3://") else []
-    return [sys.executable, "-m", "oqtopus_data.cli_export", "-q", "--since", "2024-01-01", "--checkpoint-every",
+    return [*EXPORT_COMMAND, "-q", "--since", "2024-01-01", "--checkpoint-every",
             "40", "--workers", "4", "--page-size", "60", *where, *extra, out]
 
 

@@ -95,3 +95,10 @@ def test_every_macro_has_every_engine() -> None:
 def test_sql_views_sql_is_generated_from_the_declared_views() -> None:
     assert (ROOT / "sql" / "views.sql").read_text() == views_file(), \
         "regenerate: python -m oqtopus_data.sqltext > sql/views.sql"
+
+
+def test_a_priced_usage_view_describes_itself_as_the_view_of_the_same_name_with_the_cost():
+    plain = {view.name: view.comment for view in sqltext.VIEWS}
+    for view in sqltext.PRICED_VIEWS:
+        if view.name in plain:
+            assert view.comment == plain[view.name] + " With the estimated cost.", view.name
