@@ -19,7 +19,9 @@ from oqtopus_data.results import result_from_raw
 #: empty divided_counts (an SSE job's class then follows its counts alone), and the operator of an estimation job
 #: without a result (the flattener stores operators in `estimations`, which has a row only with a result).
 NOT_RECORDED = {"sampling_no_counts": ("sampling",), "sse_empty_divided_counts": ("get_job_result", "sampling"),
-                "estimation_cancelled": ("operator",)}
+                "estimation_cancelled": ("operator",),
+                # an operator coeff sent as [x] is stored as x (noted in `normalised`): the input comes back so
+                "tolerant_exp_value_list_of_one": ("input",)}
 
 
 JOB_INFO_FORM = ("input", "program", "operator", "sse_log")
