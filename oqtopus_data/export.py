@@ -12,6 +12,18 @@ A run into a directory that holds an export continues it:
 
 The state (`state.SyncState`) is written in the same manifest as the files it describes. A long run commits a
 checkpoint every `checkpoint_jobs` jobs or `checkpoint_seconds` seconds, and when asked to stop.
+
+What a run does not take on one answer's word:
+
+- the run's time is the server's clock (the Date header of its answers; this machine's only when it sends none);
+  a stored listing bound later than the server's now (time ran backwards) lists again from the start of the newest
+  month the dataset holds jobs of, and says so;
+- a job whose GET /jobs/{id} answers 404 keeps its rows and is fetched again by id until the deletion is confirmed:
+  a 404 again at least `state.GONE_AFTER` (1 hour, server's clock) after the first, or absent from a reconcile's
+  complete listing and 404 again; then its rows are dropped and a notice names it;
+- a body of another job than the one asked for is that job's error (its rows untouched);
+- a clock step, a foreign body or an unconfirmed 404 makes the run reconcile (`reconcile`) before its last commit,
+  as `verify` asks and as `verify_every` schedules.
 """
 
 from __future__ import annotations
@@ -22,32 +34,45 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from . import schema as S
 from .api import ApiClient
-from .datafiles import column_values
+from .datafiles import column_values, read_files
 from .dataset import Dataset, compact, excess_file_count
 from .device_snapshot import export_devices, public_url, write_snapshots
 from .devices import check_device_names, fetch_devices
 from .enums import TERMINAL
 from .errors import ConfigError, OqtopusDataError
-from .fetch import fetch_jobs, refetch_jobs, refetch_sse_logs
+from .fetch import FOREIGN, fetch_jobs, refetch_jobs, refetch_sse_logs
 from .flatten import flatten
 from .listing import Lister
 from .manifest import Manifest
 from .pages import job_identity
+from .reconcile import compare, held_statuses, server_inventory
 from .results import result_from_raw
-from .rows import RunRows
+from .rows import JOB_TABLES, RunRows
 from .runinfo import ExportOptions, ExportReport, Interrupted, Progress
 from .selection import select
 from .sse import LogStep
-from .state import Source, SyncState
+from .state import GONE_AFTER, Source, SyncState
 from .storable import escaped
+from .times import format_time
 from .windows import SHIFT_SLACK, root_window
 from .writer import Writer, discard_new
+
+#: How far a stored listing bound may lie past the server's clock before time counts as having run backwards.
+CLOCK_TOLERANCE = timedelta(minutes=5)
+
+
+def _local_now() -> datetime:
+    """This machine's clock: the run's time only when the server sends no Date header (tests move it)."""
+    return datetime.now(UTC)
 
 
 def export(api: ApiClient, out_dir: str | Path, options: ExportOptions | None = None, *,
@@ -92,10 +117,12 @@ class _Run:
         self.lister: Lister | None = None
         self.outstanding: Counter[int] = Counter()  # listed jobs of each window not processed yet
         self.since_checkpoint = (0, time.monotonic())
+        self.anomalies: list[str] = []  # what makes this run reconcile: clock steps, foreign bodies, 404s
 
     # ------------------------------------------------------------------------------------------ the run
     def execute(self) -> ExportReport:
         account = self.api.preflight() or {}  # set-up errors (no connection, wrong URL, bad token) end here
+        self.now = self._clock()
         source = Source(api_url=public_url(self.api), account_id=_text(account.get("id")),
                         organization=_text(account.get("organization")), name=_text(account.get("name")))
         devices, device_error = (None, None)
@@ -112,8 +139,9 @@ class _Run:
             for note in writer.notes:
                 self._notice(note)
             self._continue_from(writer, source)
+            self._check_clock(writer)
             self._repair(writer)
-            refreshed = self._refresh(sorted(self.state.pending | self.state.retry))
+            refreshed = self._refresh(sorted(self.state.followed()))
             self._retry_logs(sorted(self.state.log_retry - refreshed))
             root = self._root()
             known = self._final_ids(root.start) if self.previous else set()
@@ -123,6 +151,9 @@ class _Run:
                 self.volatile.error(None, "devices", device_error, self.now)
             if devices is not None and self.options.devices_snapshot:
                 self._snapshot(devices)
+            reason = self._verify_reason()
+            if reason is not None:
+                self._reconcile(reason)
             self.manifest = self._commit(final=True)
         self.report.version = self.manifest.version
         stats = getattr(self.api, "stats", None)
@@ -137,6 +168,7 @@ class _Run:
     def _continue_from(self, writer: Writer, source: Source) -> None:
         """Take the previous commit's state (checked: the same selection and source) and its volatile rows."""
         self.state.source = source
+        self.state.verified_at = self.now  # a first run lists the whole selection: as good as a reconcile
         if self.options.full_refresh or writer.base is None:
             return
         previous = SyncState.from_json(writer.base.state)
@@ -147,6 +179,29 @@ class _Run:
         self.state = previous.continued(self.filters, source)
         self.filters = replace(self.filters, since=self.state.since)
         self.rows.carry()
+
+    def _clock(self) -> datetime:
+        """The run's time: the server's clock (its latest Date header), else this machine's."""
+        server_now = getattr(self.api, "server_now", None)
+        server = server_now() if callable(server_now) else None
+        return server if server is not None else _local_now()
+
+    def _check_clock(self, writer: Writer) -> None:
+        """Time ran backwards (the stored listing bound is later than the server's now): list again from the start
+        of the newest month the dataset holds jobs of, which no job created since the bound was stored precedes."""
+        stored = self.state.listed_until if self.previous else None
+        if stored is None or stored - self.now <= CLOCK_TOLERANCE:
+            return
+        months = sorted(e.partition for e in writer.files.get("jobs", [])
+                        if e.partition and e.partition != S.UNKNOWN_MONTH)
+        earlier = datetime.strptime(months[-1], "%Y-%m").replace(tzinfo=UTC) if months else None
+        if earlier is not None:
+            earlier = min(earlier, self.now)
+        self.state.listed_until = earlier
+        self.anomalies.append("the clock stepped back")
+        self._notice(f"time ran backwards: the last run listed jobs up to {format_time(stored)}, but the server's "
+                     f"clock says {format_time(self.now)}; listing again from "
+                     f"{format_time(earlier) if earlier else 'the start of the selection'}")
 
     def _repair(self, writer: Writer) -> None:
         """Take out every file of the months that lost one, and list from the first of them again."""
@@ -199,11 +254,14 @@ class _Run:
             for job_id, job, error in refetch_jobs(self.api, job_ids, workers=self.options.workers):
                 self.state.retry.discard(job_id)
                 if error is not None:  # keep its old rows; try again next run
-                    self._error(job_id, error.stage, error.problem)
-                elif job is None or job_id in already_final:  # deleted since, or its rows are final already
+                    self._error(job_id, error.stage, error.problem, keep_rows=True)
+                elif job is None:
+                    self._answered_404(job_id)
+                elif job_id in already_final:  # its rows are final already
+                    self.state.suspects.pop(job_id, None)
                     self.state.pending.discard(job_id)
                     self.volatile.drop([job_id])
-                elif self._take(job) and not (job.get("status") not in TERMINAL
+                elif self._answered(job_id) and self._take(job) and not (job.get("status") not in TERMINAL
                                               and known.get(job_id) == job.get("status")):
                     yield job  # changed since last time (a job still where it was keeps its rows)
 
@@ -280,10 +338,10 @@ class _Run:
             for item in fetched:
                 if item.error is not None:
                     self._error(item.job_id, item.error.stage, item.error.problem)
-                elif item.job is None:  # deleted on the server since it was listed
-                    self.state.pending.discard(item.job_id)
-                    self.volatile.drop([item.job_id])
+                elif item.job is None:  # GET /jobs/{id} answered 404
+                    self._answered_404(item.job_id)
                 else:
+                    self._answered(item.job_id)
                     self.progress("fetched", 1)
                     if self.options.sse_logs:
                         self.logs.hold(item.job_id, item.sse_log, item.sse_log_error)
@@ -338,13 +396,116 @@ class _Run:
         for job_id, problem in errors:
             self._log_error(job_id, problem)
 
-    def _error(self, job_id: str | None, stage: str, message: str) -> None:
+    def _error(self, job_id: str | None, stage: str, message: str, *, keep_rows: bool = False) -> None:
+        """Record a failure (the job is tried again next run); `keep_rows` keeps the rows it had (a failed look
+        at a job says nothing about it)."""
         self.report.errors.append((job_id, stage, message))
+        if stage == FOREIGN:
+            self.anomalies.append(f"job {job_id} was answered with another job's body")
+            keep_rows = True
         if job_id:
             if not escaped(job_id)[1]:  # an id that is not valid text cannot be asked for by id: no retry
                 self.state.retry.add(job_id)
-            self.volatile.drop([job_id])
+            if not keep_rows:
+                self.volatile.drop([job_id])
         self.volatile.error(job_id, stage, message, self.now)
+
+    # --------------------------------------------------------------------------------------- deletions
+    def _answered(self, job_id: str | None) -> bool:
+        """A job answered: a 404 it gave before was not its deletion. Always True (for use in conditions)."""
+        if job_id is not None:
+            self.state.suspects.pop(job_id, None)
+        return True
+
+    def _answered_404(self, job_id: str | None) -> None:
+        """The one rule for a 404 on GET /jobs/{id}: evidence, not proof. The job keeps its rows and stays followed
+        until `SyncState.answered_404` confirms the deletion; then its rows are dropped, and a notice says so."""
+        if job_id is None:
+            return
+        if not self.state.answered_404(job_id, self.now):
+            self.anomalies.append(f"job {job_id} answered 404")
+            self._notice(f"job {job_id}: GET /jobs/{{id}} answered 404; its rows are kept and it is asked for "
+                         f"again until the deletion is confirmed (404 again {_duration(GONE_AFTER)} later)")
+            return
+        self._gone([job_id], f"GET /jobs/{{id}} answered 404 again {_duration(GONE_AFTER)} or more after the "
+                             "first time")
+
+    def _gone(self, job_ids: list[str], why: str) -> None:
+        """Drop every row of jobs confirmed deleted on the server, and say so."""
+        for job_id in job_ids:
+            self.state.forget(job_id)
+        self.volatile.drop(job_ids)
+        self._drop_final(job_ids)
+        self.report.gone += job_ids
+        shown = ", ".join(job_ids[:5]) + (f" and {len(job_ids) - 5} more" if len(job_ids) > 5 else "")
+        self._notice(f"deleted on the server ({why}): job(s) {shown}; their rows were dropped")
+
+    def _drop_final(self, job_ids: list[str]) -> None:
+        """Rewrite the committed final files holding rows of these jobs without them (rare: deletions, repairs)."""
+        wanted = {escaped(j)[0] for j in job_ids}
+        if not wanted or self.writer.base is None:
+            return
+        storage, value_set = self.dataset.storage, pa.array(sorted(wanted), pa.string())
+        rewritten = False
+        for table in JOB_TABLES:
+            committed = {e.path for e in self.writer.base.entries(table) if e.final}
+            for entry in [e for e in self.writer.files.get(table, []) if e.path in committed]:
+                if not column_values(storage, [entry], "job_id") & wanted:
+                    continue
+                data = read_files(storage, table, [entry])
+                self.writer.drop([entry])
+                self.writer.write(table, data.filter(pc.invert(pc.is_in(data["job_id"], value_set=value_set))))
+                rewritten = True
+        if rewritten:  # committed at once: what reads final files next (skipped ids, the reconcile) reads them
+            self._commit(final=False)
+
+    # --------------------------------------------------------------------------------------- reconcile
+    def _verify_reason(self) -> str | None:
+        """Why this run reconciles (asked, after anomalies, or on schedule), or None."""
+        if self.options.verify:
+            return "asked for"
+        if self.anomalies:
+            return "after " + "; ".join(self.anomalies[:3]) + (" ..." if len(self.anomalies) > 3 else "")
+        every, last = self.options.verify_every, self.state.verified_at
+        if self.previous is None or not every:
+            return None
+        if last is None or self.now - last >= every or last - self.now > CLOCK_TOLERANCE:
+            return f"none in the last {_duration(every)}"
+        return None
+
+    def _reconcile(self, reason: str) -> None:
+        """List the whole selection lightly, compare it with the dataset, fetch what is missing or changed, drop
+        what is confirmed gone, and say what differed."""
+        self._notice(f"verify ({reason}): listing the ids and statuses of the whole selection")
+        self._commit(final=False)  # everything this run wrote, readable where the comparison reads it
+        lookback = self.options.max_submit_delay + SHIFT_SLACK
+        end = self.options.until + SHIFT_SLACK if self.options.until is not None else None
+        root = root_window(self.filters.since - lookback if self.filters.since is not None else None, end)
+        inventory = server_inventory(self.api, root, self.filters, now=self.now,
+                                     workers=max(1, min(self.options.workers, 8)),
+                                     limits=self.options.listing_limits, notice=self._notice)
+        for failure in inventory.failures:
+            self.report.complete = False
+            self._error(None, "verify", failure)
+        held = held_statuses(self.dataset.storage, self.writer.files.get("jobs", []))
+        differences = compare(inventory.statuses, held, complete=inventory.complete, failing=self.state.retry)
+        self._drop_final([j for j in differences.changed if held[escaped(j)[0]][1]])
+        self._refresh(differences.missing + differences.changed)
+        unlisted = sorted(set(differences.absent) | ({j for j in self.state.suspects if j not in inventory.listed}
+                                                     if inventory.complete else set()))
+        absent = [job_id for job_id, job, error in refetch_jobs(self.api, unlisted, workers=self.options.workers)
+                  if job is None and error is None]
+        if absent:
+            self._gone(absent, "absent from a complete listing, and GET /jobs/{id} answered 404")
+        self.report.verified = True
+        self.report.differences = differences.describe()
+        for line in self.report.differences:
+            self._notice(line)
+        if not differences:
+            self._notice(f"verify: the dataset matches the server's {len(inventory.statuses):,} selected job(s) "
+                         f"({inventory.requests:,} listing requests{'' if inventory.light else ', whole pages'})")
+        if inventory.complete:
+            self.state.verified_at = self.now
 
     def _log_error(self, job_id: str, message: str) -> None:
         self.report.errors.append((job_id, "sse_log", message))
@@ -404,3 +565,12 @@ class _Run:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _duration(delta: timedelta) -> str:
+    """A length of time in its largest whole unit: 7 d, 1 h, 90 s."""
+    seconds = abs(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.0f} s"
