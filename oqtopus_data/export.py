@@ -49,14 +49,15 @@ from .device_snapshot import export_devices, public_url, write_snapshots
 from .devices import check_device_names, fetch_devices
 from .enums import TERMINAL
 from .errors import ConfigError, OqtopusDataError
-from .fetch import FOREIGN, fetch_jobs, refetch_jobs, refetch_sse_logs
+from .fetch import fetch_jobs, refetch_jobs, refetch_sse_logs
 from .flatten import flatten
+from .ledger import Ledger, duration_text
 from .listing import Lister
 from .manifest import Manifest
 from .pages import job_identity
 from .reconcile import compare, held_statuses, server_inventory
 from .results import result_from_raw
-from .rows import JOB_TABLES, RunRows
+from .rows import JOB_TABLES, RunRows, VolatileRows
 from .runinfo import ExportOptions, ExportReport, Interrupted, Progress
 from .selection import select
 from .sse import LogStep
@@ -112,17 +113,23 @@ class _Run:
         self.report = ExportReport(str(dataset.storage.uri("")))
         self.manifest: Manifest | None = None
         self.now = datetime.now(UTC)
-        self.state = SyncState(since=options.since, filters=self.filters.locked())
+        self.volatile = VolatileRows()
+        self.ledger = Ledger(SyncState(since=options.since, filters=self.filters.locked()), self.report,
+                             self.volatile, self.now, self._notice)
         self.previous: SyncState | None = None
         self.lister: Lister | None = None
         self.outstanding: Counter[int] = Counter()  # listed jobs of each window not processed yet
         self.since_checkpoint = (0, time.monotonic())
-        self.anomalies: list[str] = []  # what makes this run reconcile: clock steps, foreign bodies, 404s
+
+    @property
+    def state(self) -> SyncState:
+        """The sync state this run builds (the ledger keeps it)."""
+        return self.ledger.state
 
     # ------------------------------------------------------------------------------------------ the run
     def execute(self) -> ExportReport:
         account = self.api.preflight() or {}  # set-up errors (no connection, wrong URL, bad token) end here
-        self.now = self._clock()
+        self.now = self.ledger.now = self._clock()
         source = Source(api_url=public_url(self.api), account_id=_text(account.get("id")),
                         organization=_text(account.get("organization")), name=_text(account.get("name")))
         devices, device_error = (None, None)
@@ -133,8 +140,7 @@ class _Run:
         with self.dataset.writer(operation=operation, fresh=self.options.full_refresh,
                                  repair=self.options.repair) as writer:
             self.writer = writer
-            self.rows = RunRows(writer, self.now, self.options.flush_rows)
-            self.volatile = self.rows.volatile
+            self.rows = RunRows(writer, self.now, self.options.flush_rows, self.volatile)
             self.logs = LogStep(self.dataset, writer)
             for note in writer.notes:
                 self._notice(note)
@@ -147,8 +153,7 @@ class _Run:
             known = self._final_ids(root.start) if self.previous else set()
             self._list(root, known | refreshed)
             if device_error is not None:
-                self.report.errors.append((None, "devices", device_error))
-                self.volatile.error(None, "devices", device_error, self.now)
+                self.ledger.failed(None, "devices", device_error)
             if devices is not None and self.options.devices_snapshot:
                 self._snapshot(devices)
             reason = self._verify_reason()
@@ -176,7 +181,7 @@ class _Run:
             return
         self.previous = previous
         self.report.incremental = True
-        self.state = previous.continued(self.filters, source)
+        self.ledger.state = previous.continued(self.filters, source)
         self.filters = replace(self.filters, since=self.state.since)
         self.rows.carry()
 
@@ -198,7 +203,7 @@ class _Run:
         if earlier is not None:
             earlier = min(earlier, self.now)
         self.state.listed_until = earlier
-        self.anomalies.append("the clock stepped back")
+        self.ledger.anomalies.append("the clock stepped back")
         self._notice(f"time ran backwards: the last run listed jobs up to {format_time(stored)}, but the server's "
                      f"clock says {format_time(self.now)}; listing again from "
                      f"{format_time(earlier) if earlier else 'the start of the selection'}")
@@ -252,16 +257,14 @@ class _Run:
 
         def changed() -> Iterator[dict[str, Any]]:
             for job_id, job, error in refetch_jobs(self.api, job_ids, workers=self.options.workers):
-                self.state.retry.discard(job_id)
+                self.ledger.asked_again([job_id])
                 if error is not None:  # keep its old rows; try again next run
-                    self._error(job_id, error.stage, error.problem, keep_rows=True)
+                    self.ledger.failed(job_id, error.stage, error.problem, keep_rows=True)
                 elif job is None:
                     self._answered_404(job_id)
                 elif job_id in already_final:  # its rows are final already
-                    self.state.suspects.pop(job_id, None)
-                    self.state.pending.discard(job_id)
-                    self.volatile.drop([job_id])
-                elif self._answered(job_id) and self._take(job) and not (job.get("status") not in TERMINAL
+                    self.ledger.final_already(job_id)
+                elif self.ledger.answered(job_id) and self._take(job) and not (job.get("status") not in TERMINAL
                                               and known.get(job_id) == job.get("status")):
                     yield job  # changed since last time (a job still where it was keeps its rows)
 
@@ -276,11 +279,11 @@ class _Run:
         """Download again the SSE logs that failed last time (the jobs' rows are final already)."""
         if not job_ids or not self.options.sse_logs:
             return
-        self.state.log_retry -= set(job_ids)
+        self.ledger.asked_again(job_ids, logs=True)
         logs = []
         for job_id, data, error in refetch_sse_logs(self.api, job_ids, workers=self.options.workers):
             if error is not None:
-                self._log_error(job_id, error.problem)
+                self.ledger.log_failed(job_id, error.problem)
             elif data is not None:
                 logs.append((job_id, data))
         self._logs_done(*self.logs.save(logs))
@@ -316,16 +319,14 @@ class _Run:
             jobs.close()  # stops the listing threads when the run ends early
         for failure in self.lister.failures:
             self.report.complete = False
-            self._error(None, "list", str(failure))
+            self.ledger.failed(None, "list", str(failure))
 
     def _take(self, job: Any) -> bool:
         """Apply the selection to one job: follow it by id if it may change; True when its rows are wanted."""
         choice = select(job, self.filters)
         job_id = job.get("job_id") if isinstance(job, dict) else None
         if isinstance(job_id, str):
-            (self.state.pending.add if choice.follow else self.state.pending.discard)(job_id)
-            if not choice.export:
-                self.volatile.drop([job_id])  # it may have had volatile rows while it matched
+            self.ledger.follow(job_id, follow=choice.follow, export=choice.export)
         return choice.export
 
     # --------------------------------------------------------------------------------------- processing
@@ -337,18 +338,18 @@ class _Run:
         try:
             for item in fetched:
                 if item.error is not None:
-                    self._error(item.job_id, item.error.stage, item.error.problem)
+                    self.ledger.failed(item.job_id, item.error.stage, item.error.problem)
                 elif item.job is None:  # GET /jobs/{id} answered 404
                     self._answered_404(item.job_id)
                 else:
-                    self._answered(item.job_id)
+                    self.ledger.answered(item.job_id)
                     self.progress("fetched", 1)
                     if self.options.sse_logs:
                         self.logs.hold(item.job_id, item.sse_log, item.sse_log_error)
                     try:
                         batch.append(result_from_raw(item.job, client=self.api))
                     except (ValueError, TypeError) as exc:
-                        self._error(item.job_id, "parse", str(exc))
+                        self.ledger.failed(item.job_id, "parse", str(exc))
                 if done is not None:
                     done()
                 if len(batch) >= min(self.options.batch_jobs, self.options.checkpoint_jobs):
@@ -379,7 +380,7 @@ class _Run:
         raw = {escaped(r.job_id)[0]: r.job_id for r in results if isinstance(r.job_id, str)}
         for job_id, _stage, message in zip(*(tables["errors"][c].to_pylist() for c in ("job_id", "stage", "message")),
                                            strict=True):
-            self._error(raw.get(job_id, job_id), "flatten", message)
+            self.ledger.failed(raw.get(job_id, job_id), "flatten", message)
         statuses = dict(zip(tables["jobs"]["job_id"].to_pylist(), tables["jobs"]["status"].to_pylist(), strict=True))
         final_ids = [j for j, status in statuses.items() if status in TERMINAL]
         self.report.rows.update(self.rows.add(tables, final_ids))
@@ -394,51 +395,19 @@ class _Run:
     def _logs_done(self, written: int, errors: list[tuple[str, str]]) -> None:
         self.report.rows["sse_logs"] += written
         for job_id, problem in errors:
-            self._log_error(job_id, problem)
-
-    def _error(self, job_id: str | None, stage: str, message: str, *, keep_rows: bool = False) -> None:
-        """Record a failure (the job is tried again next run); `keep_rows` keeps the rows it had (a failed look
-        at a job says nothing about it)."""
-        self.report.errors.append((job_id, stage, message))
-        if stage == FOREIGN:
-            self.anomalies.append(f"job {job_id} was answered with another job's body")
-            keep_rows = True
-        if job_id:
-            if not escaped(job_id)[1]:  # an id that is not valid text cannot be asked for by id: no retry
-                self.state.retry.add(job_id)
-            if not keep_rows:
-                self.volatile.drop([job_id])
-        self.volatile.error(job_id, stage, message, self.now)
+            self.ledger.log_failed(job_id, problem)
 
     # --------------------------------------------------------------------------------------- deletions
-    def _answered(self, job_id: str | None) -> bool:
-        """A job answered: a 404 it gave before was not its deletion. Always True (for use in conditions)."""
-        if job_id is not None:
-            self.state.suspects.pop(job_id, None)
-        return True
-
     def _answered_404(self, job_id: str | None) -> None:
-        """The one rule for a 404 on GET /jobs/{id}: evidence, not proof. The job keeps its rows and stays followed
-        until `SyncState.answered_404` confirms the deletion; then its rows are dropped, and a notice says so."""
-        if job_id is None:
-            return
-        if not self.state.answered_404(job_id, self.now):
-            self.anomalies.append(f"job {job_id} answered 404")
-            self._notice(f"job {job_id}: GET /jobs/{{id}} answered 404; its rows are kept and it is asked for "
-                         f"again until the deletion is confirmed (404 again {_duration(GONE_AFTER)} later)")
-            return
-        self._gone([job_id], f"GET /jobs/{{id}} answered 404 again {_duration(GONE_AFTER)} or more after the "
-                             "first time")
+        """A 404 on GET /jobs/{id}: the ledger's rule says whether it confirms a deletion; if so, the rows go."""
+        if job_id is not None and self.ledger.answered_404(job_id):
+            self._gone([job_id], f"GET /jobs/{{id}} answered 404 again {duration_text(GONE_AFTER)} or more after "
+                                 "the first time")
 
     def _gone(self, job_ids: list[str], why: str) -> None:
-        """Drop every row of jobs confirmed deleted on the server, and say so."""
-        for job_id in job_ids:
-            self.state.forget(job_id)
-        self.volatile.drop(job_ids)
+        """Drop every row of jobs confirmed deleted on the server (final ones too), and say so."""
+        self.ledger.gone(job_ids, why)
         self._drop_final(job_ids)
-        self.report.gone += job_ids
-        shown = ", ".join(job_ids[:5]) + (f" and {len(job_ids) - 5} more" if len(job_ids) > 5 else "")
-        self._notice(f"deleted on the server ({why}): job(s) {shown}; their rows were dropped")
 
     def _drop_final(self, job_ids: list[str]) -> None:
         """Rewrite the committed final files holding rows of these jobs without them (rare: deletions, repairs)."""
@@ -464,13 +433,14 @@ class _Run:
         """Why this run reconciles (asked, after anomalies, or on schedule), or None."""
         if self.options.verify:
             return "asked for"
-        if self.anomalies:
-            return "after " + "; ".join(self.anomalies[:3]) + (" ..." if len(self.anomalies) > 3 else "")
+        anomalies = self.ledger.anomalies
+        if anomalies:
+            return "after " + "; ".join(anomalies[:3]) + (" ..." if len(anomalies) > 3 else "")
         every, last = self.options.verify_every, self.state.verified_at
         if self.previous is None or not every:
             return None
         if last is None or self.now - last >= every or last - self.now > CLOCK_TOLERANCE:
-            return f"none in the last {_duration(every)}"
+            return f"none in the last {duration_text(every)}"
         return None
 
     def _reconcile(self, reason: str) -> None:
@@ -486,7 +456,7 @@ class _Run:
                                      limits=self.options.listing_limits, notice=self._notice)
         for failure in inventory.failures:
             self.report.complete = False
-            self._error(None, "verify", failure)
+            self.ledger.failed(None, "verify", failure)
         held = held_statuses(self.dataset.storage, self.writer.files.get("jobs", []))
         differences = compare(inventory.statuses, held, complete=inventory.complete, failing=self.state.retry)
         self._drop_final([j for j in differences.changed if held[escaped(j)[0]][1]])
@@ -506,11 +476,6 @@ class _Run:
                          f"({inventory.requests:,} listing requests{'' if inventory.light else ', whole pages'})")
         if inventory.complete:
             self.state.verified_at = self.now
-
-    def _log_error(self, job_id: str, message: str) -> None:
-        self.report.errors.append((job_id, "sse_log", message))
-        self.state.log_retry.add(job_id)
-        self.volatile.error(job_id, "sse_log", message, self.now)
 
     def _check_devices(self, devices: list[dict[str, Any]] | None) -> None:
         """Refuse a --device no one has heard of (a typo would select nothing and lock the directory to it)."""
@@ -534,7 +499,7 @@ class _Run:
         self.report.rows.update(written.rows)
         self.report.calibrations += written.new
         for job_id, stage, message in written.errors:
-            self.volatile.error(job_id, stage, message, self.now)
+            self.ledger.note_row_error(job_id, stage, message)
             self._notice(f"{stage}: {message}")
 
     def _notice(self, message: str) -> None:
@@ -565,12 +530,3 @@ class _Run:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def _duration(delta: timedelta) -> str:
-    """A length of time in its largest whole unit: 7 d, 1 h, 90 s."""
-    seconds = abs(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.3g} {unit}"
-    return f"{seconds:.0f} s"

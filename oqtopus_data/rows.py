@@ -105,10 +105,10 @@ class RunRows:
     """A run's rows on their way to the next commit: the volatile set carried from the last commit and updated,
     final rows buffered and written in files as they fill, all made visible by `commit`."""
 
-    def __init__(self, writer: Any, now: datetime, flush_rows: int) -> None:
+    def __init__(self, writer: Any, now: datetime, flush_rows: int, volatile: VolatileRows | None = None) -> None:
         self.writer = writer
         self.now = now
-        self.volatile = VolatileRows()
+        self.volatile = volatile if volatile is not None else VolatileRows()
         self.final = FinalRows(flush_rows)
 
     def carry(self) -> None:
