@@ -206,3 +206,24 @@ def test_a_version_2_state_is_migrated_with_no_suspects():
     assert migrated.to_json()["state_version"] == STATE_VERSION == 3
     again = SyncState.from_json(migrated.to_json())
     assert again == migrated
+
+
+def test_verify_lists_whole_pages_where_the_server_refuses_fields(tmp_path, cloud):
+    out = tmp_path / "out"
+    run(cloud, out)
+    cloud.faults.on_list = lambda _c, query: (400, {"message": "fields is invalid"}) if "fields" in query else None
+    report = run(cloud, out, verify=True)
+    assert report.verified and report.ok and not report.differences
+    assert any("refused fields" in note for note in report.notes)
+    assert any("whole pages" in note and "matches" in note for note in report.notes)
+
+
+def test_compare_names_missing_changed_and_absent_jobs_but_not_failing_ones():
+    from oqtopus_data.reconcile import compare
+
+    server = {"a": "succeeded", "b": "running", "c": "succeeded", "e": "failed"}
+    held = {"b": ("submitted", False), "c": ("succeeded", True), "d": ("succeeded", True)}
+    found = compare(server, held, complete=True, failing=["e"])
+    assert (found.missing, found.changed, found.absent) == (["a"], ["b"], ["d"])
+    assert compare(server, held, complete=False).absent == []  # an incomplete listing proves no absence
+    assert not compare({"c": "succeeded"}, {"c": ("succeeded", True)}, complete=True)
