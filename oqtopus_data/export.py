@@ -38,12 +38,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from . import schema as S
 from .api import ApiClient
-from .datafiles import column_values, read_files
 from .dataset import Dataset, compact, excess_file_count
 from .device_snapshot import export_devices, public_url, write_snapshots
 from .devices import check_device_names, fetch_devices
@@ -57,7 +53,7 @@ from .manifest import Manifest
 from .pages import job_identity
 from .reconcile import compare, held_statuses, server_inventory
 from .results import result_from_raw
-from .rows import JOB_TABLES, RunRows, VolatileRows
+from .rows import RunRows, VolatileRows, drop_final, final_among, final_ids
 from .runinfo import ExportOptions, ExportReport, Interrupted, Progress
 from .selection import select
 from .sse import LogStep
@@ -150,7 +146,7 @@ class _Run:
             refreshed = self._refresh(sorted(self.state.followed()))
             self._retry_logs(sorted(self.state.log_retry - refreshed))
             root = self._root()
-            known = self._final_ids(root.start) if self.previous else set()
+            known = final_ids(self.dataset.storage, writer, root.start) if self.previous else set()
             self._list(root, known | refreshed)
             if device_error is not None:
                 self.ledger.failed(None, "devices", device_error)
@@ -232,27 +228,11 @@ class _Run:
         return root_window(max(starts) if starts else None, end)
 
     # --------------------------------------------------------------------------------------- sources
-    def _final_ids(self, start: datetime | None) -> set[str]:
-        """Ids of jobs committed as final that a listing from `start` can meet again: those to skip."""
-        entries = [e for e in self.writer.files.get("jobs", []) if e.final]
-        if start is not None:
-            month = (start - SHIFT_SLACK).strftime("%Y-%m")
-            entries = [e for e in entries if (e.partition or "") >= month or e.partition == S.UNKNOWN_MONTH]
-        return column_values(self.dataset.storage, entries, "job_id")
-
-    def _final_among(self, job_ids: Iterable[str]) -> set[str]:
-        """Which of these jobs already have final rows (so a job brought back by id is never written twice)."""
-        wanted = set(job_ids)
-        entries = [e for e in self.writer.files.get("jobs", []) if e.final]
-        if not wanted or not entries:
-            return set()
-        return wanted & column_values(self.dataset.storage, entries, "job_id")
-
     def _refresh(self, job_ids: list[str]) -> set[str]:
         """Fetch again, by id, the jobs that were pending or failed last time; returns the ids handled."""
         if not job_ids:
             return set()
-        already_final = self._final_among(job_ids)
+        already_final = final_among(self.dataset.storage, self.writer, job_ids)
         known = self.volatile.statuses()
 
         def changed() -> Iterator[dict[str, Any]]:
@@ -410,22 +390,9 @@ class _Run:
         self._drop_final(job_ids)
 
     def _drop_final(self, job_ids: list[str]) -> None:
-        """Rewrite the committed final files holding rows of these jobs without them (rare: deletions, repairs)."""
-        wanted = {escaped(j)[0] for j in job_ids}
-        if not wanted or self.writer.base is None:
-            return
-        storage, value_set = self.dataset.storage, pa.array(sorted(wanted), pa.string())
-        rewritten = False
-        for table in JOB_TABLES:
-            committed = {e.path for e in self.writer.base.entries(table) if e.final}
-            for entry in [e for e in self.writer.files.get(table, []) if e.path in committed]:
-                if not column_values(storage, [entry], "job_id") & wanted:
-                    continue
-                data = read_files(storage, table, [entry])
-                self.writer.drop([entry])
-                self.writer.write(table, data.filter(pc.invert(pc.is_in(data["job_id"], value_set=value_set))))
-                rewritten = True
-        if rewritten:  # committed at once: what reads final files next (skipped ids, the reconcile) reads them
+        """Take these jobs' rows out of the committed final files, committed at once: what reads final files next
+        (the ids to skip, the reconcile) reads them."""
+        if drop_final(self.dataset.storage, self.writer, job_ids):
             self._commit(final=False)
 
     # --------------------------------------------------------------------------------------- reconcile

@@ -14,8 +14,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from oqtopus_data import schema as S
+from oqtopus_data.datafiles import column_values, read_files
 from oqtopus_data.flatten import error_rows
 from oqtopus_data.storable import escaped
+from oqtopus_data.windows import SHIFT_SLACK
 
 #: The tables holding rows per job (the rest are per run).
 JOB_TABLES = ("jobs", "counts", "divided_counts", "estimations")
@@ -142,3 +145,42 @@ class RunRows:
         for name, table in self.volatile.tables().items():
             self.writer.write(name, table, final=False)
         return self.writer.commit(state=state, info=info, keep_open=not final)
+
+
+# ---- final rows already committed -------------------------------------------------------------------------------
+def final_ids(storage: Any, writer: Any, start: datetime | None) -> set[str]:
+    """Ids of jobs committed as final that a listing from `start` can meet again: those a run skips."""
+    entries = [e for e in writer.files.get("jobs", []) if e.final]
+    if start is not None:
+        month = (start - SHIFT_SLACK).strftime("%Y-%m")
+        entries = [e for e in entries if (e.partition or "") >= month or e.partition == S.UNKNOWN_MONTH]
+    return column_values(storage, entries, "job_id")
+
+
+def final_among(storage: Any, writer: Any, job_ids: Iterable[str]) -> set[str]:
+    """Which of these jobs already have final rows (so a job brought back by id is never written twice)."""
+    wanted = set(job_ids)
+    entries = [e for e in writer.files.get("jobs", []) if e.final]
+    if not wanted or not entries:
+        return set()
+    return wanted & column_values(storage, entries, "job_id")
+
+
+def drop_final(storage: Any, writer: Any, job_ids: Iterable[str]) -> bool:
+    """Rewrite the committed final files holding rows of these jobs without them (rare: jobs confirmed deleted, or
+    whose final rows a reconcile found wrong); True when a file was rewritten (the caller commits)."""
+    wanted = {escaped(j)[0] for j in job_ids}
+    if not wanted or writer.base is None:
+        return False
+    value_set = pa.array(sorted(wanted), pa.string())
+    rewritten = False
+    for table in JOB_TABLES:
+        committed = {e.path for e in writer.base.entries(table) if e.final}
+        for entry in [e for e in writer.files.get(table, []) if e.path in committed]:
+            if not column_values(storage, [entry], "job_id") & wanted:
+                continue
+            data = read_files(storage, table, [entry])
+            writer.drop([entry])
+            writer.write(table, data.filter(pc.invert(pc.is_in(data["job_id"], value_set=value_set))))
+            rewritten = True
+    return rewritten
