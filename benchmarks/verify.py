@@ -34,9 +34,9 @@ def run(mode: Mode) -> dict[str, Any]:
               ["run --verify", f"{checked['seconds']:.2f}", checked_requests["total"], by_kind(checked_requests),
                len(checked["differences"])],
               ["cost of --verify", f"{checked['seconds'] - plain['seconds']:.2f}", extra, "", ""],
-          ], note=f"light pages (fields=job_id,status,submitted_at,job_type,device_id) of at most 100 jobs; each "
-                  f"window is walked twice (a walk counts once the next one holds all it saw): about "
-                  f"{2 * n / 100:,.0f} pages for {n:,} jobs.")
+          ], note=f"light pages (fields=job_id,status,submitted_at,job_type,device_id) of at most 100 jobs: "
+                  f"{extra / n * 100:.1f} per 100 jobs (each window is walked twice, a walk counting once the next "
+                  "holds all it saw, and a window is sized by its newest page before it is split).")
     return {"jobs": n, "run_seconds": plain["seconds"], "verify_seconds": checked["seconds"],
             "run_requests": plain_requests, "verify_requests": checked_requests, "extra_requests": extra,
             "differences": checked["differences"]}
