@@ -227,3 +227,12 @@ def test_compare_names_missing_changed_and_absent_jobs_but_not_failing_ones():
     assert (found.missing, found.changed, found.absent) == (["a"], ["b"], ["d"])
     assert compare(server, held, complete=False).absent == []  # an incomplete listing proves no absence
     assert not compare({"c": "succeeded"}, {"c": ("succeeded", True)}, complete=True)
+
+
+def test_the_client_reads_the_servers_clock_from_its_date_header(cloud):
+    with ApiClient(Credentials(url=cloud.url, token=cloud.token)) as api:
+        assert api.server_now() is None  # nothing heard yet: the run falls back to this machine's clock
+        cloud.set_clock(datetime(2030, 1, 1, tzinfo=UTC))
+        api.list_page({"size": 1})
+        now = api.server_now()
+        assert now is not None and abs(now - datetime(2030, 1, 1, tzinfo=UTC)) < timedelta(seconds=5)
