@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from groundtruth import assert_matches_ground_truth
-from s3server import FAKE_AWS
 
 from oqtopus_data.api import ApiClient
 from oqtopus_data.config import Credentials
@@ -14,8 +13,9 @@ pytest_plugins = ["s3server"]  # the `s3` fixture: moto's server on 127.0.0.1
 
 
 def test_verify_drops_a_deleted_jobs_final_rows_from_files_on_s3(s3, monkeypatch):
-    for key, value in FAKE_AWS.items():
-        monkeypatch.setenv(key, value)
+    for key, value in s3.env().items():
+        if key.startswith("AWS_"):  # the fake credentials, for this process's own S3 client
+            monkeypatch.setenv(key, value)
     url = f"s3://{s3.bucket()}/exports/verify"
     with FakeCloud(n_jobs=60, seed=9) as cloud:
         def run(**options):
