@@ -25,12 +25,13 @@ from . import (
     report,
     scale,
     transport,
+    verify,
     windows,
 )
 from .common import Mode, load_average, machine, print_machine
 
 BENCHMARKS = {m.NAME: m for m in (export_vs_sdk, cpu_path, incremental, listing, memory, query, calibration, scale,
-                                  windows, transport, ratelimit, report, profile)}
+                                  windows, transport, ratelimit, report, profile, verify)}
 
 
 def main(argv: list[str] | None = None) -> int:

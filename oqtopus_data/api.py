@@ -12,6 +12,8 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -30,6 +32,10 @@ MAX_URL_REFRESHES = 2
 #: What `preflight` keeps of GET /users/me: which account a dataset came from (never e-mail or login events).
 ACCOUNT_KEYS = ("id", "name", "organization")
 URL_HINT = f"check --url / {URL_ENV}"
+
+
+class ForeignBody(ApiError):
+    """GET /jobs/{id} answered with a body whose job_id is not the one asked for."""
 
 
 class ApiClient:
@@ -79,6 +85,13 @@ class ApiClient:
             budget=ByteBudget(memory_budget),
             notice=notice,
         )
+        self._server_date: tuple[datetime, float] | None = None  # the latest API answer's Date, and when it came
+
+    def server_now(self) -> datetime | None:
+        """The server's clock now: the Date header of its latest API answer plus the time since (None: it sent
+        none). A run's time rests on it rather than on this machine's clock, which may be wrong."""
+        seen = self._server_date
+        return None if seen is None else seen[0] + timedelta(seconds=time.monotonic() - seen[1])
 
     @property
     def session(self) -> Any:
@@ -109,6 +122,9 @@ class ApiClient:
              limit: int | None = None) -> Any:
         reply = self.transport.get(self.base_url + path, kind=kind, params=params, want_json=True, tries=tries,
                                    limit=self.json_limit if limit is None else limit)
+        date = _http_date(reply.headers.get("Date"))
+        if date is not None:
+            self._server_date = (date, time.monotonic())
         return reply.data
 
     # ---- set-up -------------------------------------------------------------------------------------------
@@ -173,6 +189,9 @@ class ApiClient:
         job = self._api(f"/jobs/{_segment(job_id)}", "job")
         if not isinstance(job, dict):
             raise ApiError(f"GET /jobs/{job_id}: expected a JSON object")
+        if job.get("job_id") != job_id:  # a cache or gateway mixing answers up: never take it for this job
+            raise ForeignBody(f"GET /jobs/{job_id} answered with the body of another job "
+                              f"(job_id {str(job.get('job_id'))[:80]!r}); nothing of it was kept")
         return job
 
     def get_status(self, job_id: str) -> str:
@@ -285,6 +304,17 @@ class ApiClient:
         reserved in `hold` (a `ByteBudget` reservation) when one is given, for the caller to decode them."""
         limit = self.archive_limit if limit is None else limit
         return self.transport.get(url, kind="storage", limit=limit, hold=hold).body
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP Date header as an aware datetime, None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo is not None else None
 
 
 def _causes(exc: BaseException | None) -> Iterator[BaseException]:

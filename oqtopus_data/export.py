@@ -12,6 +12,18 @@ A run into a directory that holds an export continues it:
 
 The state (`state.SyncState`) is written in the same manifest as the files it describes. A long run commits a
 checkpoint every `checkpoint_jobs` jobs or `checkpoint_seconds` seconds, and when asked to stop.
+
+What a run does not take on one answer's word:
+
+- the run's time is the server's clock (the Date header of its answers; this machine's only when it sends none);
+  a stored listing bound later than the server's now (time ran backwards) lists again from the start of the newest
+  month the dataset holds jobs of, and says so;
+- a job whose GET /jobs/{id} answers 404 keeps its rows and is fetched again by id until the deletion is confirmed:
+  a 404 again at least `state.GONE_AFTER` (1 hour, server's clock) after the first, or absent from a reconcile's
+  complete listing and 404 again; then its rows are dropped and a notice names it;
+- a body of another job than the one asked for is that job's error (its rows untouched);
+- a clock step, a foreign body or an unconfirmed 404 makes the run reconcile (`reconcile`) before its last commit,
+  as `verify` asks and as `verify_every` schedules.
 """
 
 from __future__ import annotations
@@ -22,7 +34,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +47,29 @@ from .enums import TERMINAL
 from .errors import ConfigError, OqtopusDataError
 from .fetch import fetch_jobs, refetch_jobs, refetch_sse_logs
 from .flatten import flatten_batch
+from .ledger import Ledger, duration_text
 from .listing import Lister
 from .manifest import Manifest
 from .pages import job_identity
+from .reconcile import compare, held_statuses, server_inventory
 from .results import result_from_raw
-from .rows import RunRows
+from .rows import RunRows, VolatileRows, drop_final
 from .runinfo import ExportOptions, ExportReport, Interrupted, Progress
 from .selection import select
 from .sse import LogStep
-from .state import Source, SyncState
+from .state import GONE_AFTER, Source, SyncState
 from .storable import escaped
+from .times import format_time
 from .windows import SHIFT_SLACK, root_window
 from .writer import Writer, discard_new
+
+#: How far a stored listing bound may lie past the server's clock before time counts as having run backwards.
+CLOCK_TOLERANCE = timedelta(minutes=5)
+
+
+def _local_now() -> datetime:
+    """This machine's clock: the run's time only when the server sends no Date header (tests move it)."""
+    return datetime.now(UTC)
 
 
 def export(api: ApiClient, out_dir: str | Path, options: ExportOptions | None = None, *,
@@ -86,15 +109,23 @@ class _Run:
         self.report = ExportReport(str(dataset.storage.uri("")))
         self.manifest: Manifest | None = None
         self.now = datetime.now(UTC)
-        self.state = SyncState(since=options.since, filters=self.filters.locked())
+        self.volatile = VolatileRows()
+        self.ledger = Ledger(SyncState(since=options.since, filters=self.filters.locked()), self.report,
+                             self.volatile, self.now, self._notice)
         self.previous: SyncState | None = None
         self.lister: Lister | None = None
         self.outstanding: Counter[int] = Counter()  # listed jobs of each window not processed yet
         self.since_checkpoint = (0, time.monotonic())
 
+    @property
+    def state(self) -> SyncState:
+        """The sync state this run builds (the ledger keeps it)."""
+        return self.ledger.state
+
     # ------------------------------------------------------------------------------------------ the run
     def execute(self) -> ExportReport:
         account = self.api.preflight() or {}  # set-up errors (no connection, wrong URL, bad token) end here
+        self.now = self.ledger.now = self._clock()
         source = Source(api_url=public_url(self.api), account_id=_text(account.get("id")),
                         organization=_text(account.get("organization")), name=_text(account.get("name")))
         devices, device_error = (None, None)
@@ -105,27 +136,30 @@ class _Run:
         with self.dataset.writer(operation=operation, fresh=self.options.full_refresh,
                                  repair=self.options.repair) as writer:
             self.writer = writer
-            self.rows = RunRows(writer, self.now, self.options.flush_rows, refused=self._error)
-            self.volatile = self.rows.volatile
+            self.rows = RunRows(writer, self.now, self.options.flush_rows, self.volatile, refused=self.ledger.failed)
             self.logs = LogStep(self.dataset, writer)
             for note in writer.notes:
                 self._notice(note)
             self._continue_from(writer, source)
+            self._check_clock(writer)
             self._repair(writer)
-            refreshed = self._refresh(sorted(self.state.pending | self.state.retry))
+            refreshed = self._refresh(sorted(self.state.followed()))
             self._retry_logs(sorted(self.state.log_retry - refreshed))
             if self.options.sse_logs:  # the logs of jobs exported by runs without --sse-logs, once
                 self._logs_done(*self.logs.backfill(self.api, self.state, workers=self.options.workers,
                                                     progress=self.progress, notice=self._notice,
                                                     stop=self.stop.is_set))
             root = self._root()
-            known = self._final_ids() if self.previous else set()
+            known = writer.ids("jobs") if self.previous else set()  # read once per run, by the writer that also
+            # refuses a second row of a job
             self._list(root, known | refreshed)
             if device_error is not None:
-                self.report.errors.append((None, "devices", device_error))
-                self.volatile.error(None, "devices", device_error, self.now)
+                self.ledger.failed(None, "devices", device_error)
             if devices is not None and self.options.devices_snapshot:
                 self._snapshot(devices)
+            reason = self._verify_reason()
+            if reason is not None:
+                self._reconcile(reason)
             self.manifest = self._commit(final=True)
         self.report.version = self.manifest.version
         stats = getattr(self.api, "stats", None)
@@ -140,6 +174,7 @@ class _Run:
     def _continue_from(self, writer: Writer, source: Source) -> None:
         """Take the previous commit's state (checked: the same selection and source) and its volatile rows."""
         self.state.source = source
+        self.state.verified_at = self.now  # a first run lists the whole selection: as good as a reconcile
         if self.options.full_refresh or writer.base is None:
             return
         previous = SyncState.from_json(writer.base.state)
@@ -147,9 +182,32 @@ class _Run:
             return
         self.previous = previous
         self.report.incremental = True
-        self.state = previous.continued(self.filters, source)
+        self.ledger.state = previous.continued(self.filters, source)
         self.filters = replace(self.filters, since=self.state.since)
         self.rows.carry()
+
+    def _clock(self) -> datetime:
+        """The run's time: the server's clock (its latest Date header), else this machine's."""
+        server_now = getattr(self.api, "server_now", None)
+        server = server_now() if callable(server_now) else None
+        return server if server is not None else _local_now()
+
+    def _check_clock(self, writer: Writer) -> None:
+        """Time ran backwards (the stored listing bound is later than the server's now): list again from the start
+        of the newest month the dataset holds jobs of, which no job created since the bound was stored precedes."""
+        stored = self.state.listed_until if self.previous else None
+        if stored is None or stored - self.now <= CLOCK_TOLERANCE:
+            return
+        months = sorted(e.partition for e in writer.files.get("jobs", [])
+                        if e.partition and e.partition != S.UNKNOWN_MONTH)
+        earlier = datetime.strptime(months[-1], "%Y-%m").replace(tzinfo=UTC) if months else None
+        if earlier is not None:
+            earlier = min(earlier, self.now)
+        self.state.listed_until = earlier
+        self.ledger.anomalies.append("the clock stepped back")
+        self._notice(f"time ran backwards: the last run listed jobs up to {format_time(stored)}, but the server's "
+                     f"clock says {format_time(self.now)}; listing again from "
+                     f"{format_time(earlier) if earlier else 'the start of the selection'}")
 
     def _repair(self, writer: Writer) -> None:
         """Take out every file of the months that lost one, and list from the first of them again."""
@@ -175,30 +233,23 @@ class _Run:
         return root_window(max(starts) if starts else None, end)
 
     # --------------------------------------------------------------------------------------- sources
-    def _final_ids(self) -> set[str]:
-        """Ids of jobs committed as final, which a listing may meet again: those to skip."""
-        return self.writer.ids("jobs")  # read once per run, by the writer that also refuses a second row
-
-    def _final_among(self, job_ids: Iterable[str]) -> set[str]:
-        """Which of these jobs already have final rows (so a job brought back by id is never written twice)."""
-        return set(job_ids) & self.writer.ids("jobs")
-
     def _refresh(self, job_ids: list[str]) -> set[str]:
         """Fetch again, by id, the jobs that were pending or failed last time; returns the ids handled."""
         if not job_ids:
             return set()
-        already_final = self._final_among(job_ids)
+        already_final = set(job_ids) & self.writer.ids("jobs")
         known = self.volatile.statuses()
 
         def changed() -> Iterator[dict[str, Any]]:
             for job_id, job, error in refetch_jobs(self.api, job_ids, workers=self.options.workers):
-                self.state.retry.discard(job_id)
+                self.ledger.asked_again([job_id])
                 if error is not None:  # keep its old rows; try again next run
-                    self._error(job_id, error.stage, error.problem)
-                elif job is None or job_id in already_final:  # deleted since, or its rows are final already
-                    self.state.pending.discard(job_id)
-                    self.volatile.drop([job_id])
-                elif self._take(job) and not (job.get("status") not in TERMINAL
+                    self.ledger.failed(job_id, error.stage, error.problem, keep_rows=True)
+                elif job is None:
+                    self._answered_404(job_id)
+                elif job_id in already_final:  # its rows are final already
+                    self.ledger.final_already(job_id)
+                elif self.ledger.answered(job_id) and self._take(job) and not (job.get("status") not in TERMINAL
                                               and known.get(job_id) == job.get("status")):
                     yield job  # changed since last time (a job still where it was keeps its rows)
 
@@ -213,11 +264,11 @@ class _Run:
         """Download again the SSE logs that failed last time (the jobs' rows are final already)."""
         if not job_ids or not self.options.sse_logs:
             return
-        self.state.log_retry -= set(job_ids)
+        self.ledger.asked_again(job_ids, logs=True)
         logs = []
         for job_id, data, error in refetch_sse_logs(self.api, job_ids, workers=self.options.workers):
             if error is not None:
-                self._log_error(job_id, error.problem)
+                self.ledger.log_failed(job_id, error.problem)
             elif data is not None:
                 logs.append((job_id, data))
         self._logs_done(*self.logs.save(logs))
@@ -253,16 +304,14 @@ class _Run:
             jobs.close()  # stops the listing threads when the run ends early
         for failure in self.lister.failures:
             self.report.complete = False
-            self._error(None, "list", str(failure))
+            self.ledger.failed(None, "list", str(failure))
 
     def _take(self, job: Any) -> bool:
         """Apply the selection to one job: follow it by id if it may change; True when its rows are wanted."""
         choice = select(job, self.filters)
         job_id = job.get("job_id") if isinstance(job, dict) else None
         if isinstance(job_id, str):
-            (self.state.pending.add if choice.follow else self.state.pending.discard)(job_id)
-            if not choice.export:
-                self.volatile.drop([job_id])  # it may have had volatile rows while it matched
+            self.ledger.follow(job_id, follow=choice.follow, export=choice.export)
         return choice.export
 
     # --------------------------------------------------------------------------------------- processing
@@ -274,18 +323,18 @@ class _Run:
         try:
             for item in fetched:
                 if item.error is not None:
-                    self._error(item.job_id, item.error.stage, item.error.problem)
-                elif item.job is None:  # deleted on the server since it was listed
-                    self.state.pending.discard(item.job_id)
-                    self.volatile.drop([item.job_id])
+                    self.ledger.failed(item.job_id, item.error.stage, item.error.problem)
+                elif item.job is None:  # GET /jobs/{id} answered 404
+                    self._answered_404(item.job_id)
                 else:
+                    self.ledger.answered(item.job_id)
                     self.progress("fetched", 1)
                     if self.options.sse_logs:
                         self.logs.hold(item.job_id, item.sse_log, item.sse_log_error, item.job)
                     try:
                         batch.append(result_from_raw(item.job, client=self.api))
                     except (ValueError, TypeError) as exc:
-                        self._error(item.job_id, "parse", str(exc))
+                        self.ledger.failed(item.job_id, "parse", str(exc))
                 if done is not None:
                     done()
                 if len(batch) >= min(self.options.batch_jobs, self.options.checkpoint_jobs):
@@ -315,7 +364,7 @@ class _Run:
         tables, final_ids = flat.tables, flat.final_ids
         self.volatile.drop([r.job_id for r in results])
         for job_id, message in flat.errors:
-            self._error(job_id, "flatten", message)
+            self.ledger.failed(job_id, "flatten", message)
         self.report.rows.update(self.rows.add(tables, final_ids))
         for row in tables["jobs"].select(["job_type", "status"]).to_pylist():
             self.report.jobs_by_type_status[(row["job_type"], row["status"])] += 1
@@ -328,20 +377,74 @@ class _Run:
     def _logs_done(self, written: int, errors: list[tuple[str, str]]) -> None:
         self.report.rows["sse_logs"] += written
         for job_id, problem in errors:
-            self._log_error(job_id, problem)
+            self.ledger.log_failed(job_id, problem)
 
-    def _error(self, job_id: str | None, stage: str, message: str) -> None:
-        self.report.errors.append((job_id, stage, message))
-        if job_id:
-            if not escaped(job_id)[1]:  # an id that is not valid text cannot be asked for by id: no retry
-                self.state.retry.add(job_id)
-            self.volatile.drop([job_id])
-        self.volatile.error(job_id, stage, message, self.now)
+    # --------------------------------------------------------------------------------------- deletions
+    def _answered_404(self, job_id: str | None) -> None:
+        """A 404 on GET /jobs/{id}: the ledger's rule says whether it confirms a deletion; if so, the rows go."""
+        if job_id is not None and self.ledger.answered_404(job_id):
+            self._gone([job_id], f"GET /jobs/{{id}} answered 404 again {duration_text(GONE_AFTER)} or more after "
+                                 "the first time")
 
-    def _log_error(self, job_id: str, message: str) -> None:
-        self.report.errors.append((job_id, "sse_log", message))
-        self.state.log_retry.add(job_id)
-        self.volatile.error(job_id, "sse_log", message, self.now)
+    def _gone(self, job_ids: list[str], why: str) -> None:
+        """Drop every row of jobs confirmed deleted on the server (final ones too), and say so."""
+        self.ledger.gone(job_ids, why)
+        self._drop_final(job_ids)
+
+    def _drop_final(self, job_ids: list[str]) -> None:
+        """Take these jobs' rows out of the committed final files, committed at once: what reads final files next
+        (the ids to skip, the reconcile) reads them."""
+        if drop_final(self.dataset.storage, self.writer, job_ids):
+            self._commit(final=False)
+
+    # --------------------------------------------------------------------------------------- reconcile
+    def _verify_reason(self) -> str | None:
+        """Why this run reconciles (asked, after anomalies, or on schedule), or None."""
+        if self.options.verify:
+            return "asked for"
+        anomalies = self.ledger.anomalies
+        if anomalies:
+            return "after " + "; ".join(anomalies[:3]) + (" ..." if len(anomalies) > 3 else "")
+        every, last = self.options.verify_every, self.state.verified_at
+        if self.previous is None or not every:
+            return None
+        if last is None or self.now - last >= every or last - self.now > CLOCK_TOLERANCE:
+            return f"none in the last {duration_text(every)}"
+        return None
+
+    def _reconcile(self, reason: str) -> None:
+        """List the whole selection lightly, compare it with the dataset, fetch what is missing or changed, drop
+        what is confirmed gone, and say what differed."""
+        self._notice(f"verify ({reason}): listing the ids and statuses of the whole selection")
+        self._commit(final=False)  # everything this run wrote, readable where the comparison reads it
+        lookback = self.options.max_submit_delay + SHIFT_SLACK
+        end = self.options.until + SHIFT_SLACK if self.options.until is not None else None
+        root = root_window(self.filters.since - lookback if self.filters.since is not None else None, end)
+        inventory = server_inventory(self.api, root, self.filters, now=self.now,
+                                     workers=max(1, min(self.options.workers, 8)),
+                                     limits=self.options.listing_limits, notice=self._notice)
+        for failure in inventory.failures:
+            self.report.complete = False
+            self.ledger.failed(None, "verify", failure)
+        held = held_statuses(self.dataset.storage, self.writer.files.get("jobs", []))
+        differences = compare(inventory.statuses, held, complete=inventory.complete, failing=self.state.retry)
+        self._drop_final([j for j in differences.changed if held[escaped(j)[0]][1]])
+        self._refresh(differences.missing + differences.changed)
+        unlisted = sorted(set(differences.absent) | ({j for j in self.state.suspects if j not in inventory.listed}
+                                                     if inventory.complete else set()))
+        absent = [job_id for job_id, job, error in refetch_jobs(self.api, unlisted, workers=self.options.workers)
+                  if job is None and error is None]
+        if absent:
+            self._gone(absent, "absent from a complete listing, and GET /jobs/{id} answered 404")
+        self.report.verified = True
+        self.report.differences = differences.describe()
+        for line in self.report.differences:
+            self._notice(line)
+        if not differences:
+            self._notice(f"verify: the dataset matches the server's {len(inventory.statuses):,} selected job(s) "
+                         f"({inventory.requests:,} listing requests{'' if inventory.light else ', whole pages'})")
+        if inventory.complete:
+            self.state.verified_at = self.now
 
     def _check_devices(self, devices: list[dict[str, Any]] | None) -> None:
         """Refuse a --device no one has heard of (a typo would select nothing and lock the directory to it)."""
@@ -365,7 +468,7 @@ class _Run:
         self.report.rows.update(written.rows)
         self.report.calibrations += written.new
         for job_id, stage, message in written.errors:
-            self.volatile.error(job_id, stage, message, self.now)
+            self.ledger.note_row_error(job_id, stage, message)
             self._notice(f"{stage}: {message}")
 
     def _notice(self, message: str) -> None:

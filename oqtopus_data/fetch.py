@@ -1,9 +1,11 @@
 """Resolving listed jobs: each job_info archive URL replaced by its decoded content, on a bounded thread pool,
 and SSE logs fetched on request.
 
-Presigned URLs expire: one fresh GET /jobs/{id} serves every expired archive of a job. A job deleted on the server
-while the export runs is dropped, not an error. Every download reserves its bytes (and what is decoded from
-them) in the client's byte budget, so memory stays bounded whatever the number of workers.
+Presigned URLs expire: one fresh GET /jobs/{id} serves every expired archive of a job. A job whose GET /jobs/{id}
+answers 404 is reported as such (job and error None), not as an error: whether it is really gone is the export's
+call (`state.SyncState.answered_404`). A body of another job than the one asked for is that job's error. Every
+download reserves its bytes (and what is decoded from them) in the client's byte budget, so memory stays bounded
+whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from oqtopus_data.api import MAX_URL_REFRESHES
+from oqtopus_data.api import MAX_URL_REFRESHES, ForeignBody
 from oqtopus_data.archives import ArchiveError, is_url, read_archive, url_problem
 from oqtopus_data.enums import TERMINAL, JobType
 from oqtopus_data.errors import ApiError, JobError
@@ -23,21 +25,23 @@ if TYPE_CHECKING:
     from oqtopus_data.api import ApiClient
 
 ARCHIVE_KEYS = ("input", "combined_program", "result", "transpile_result")
+#: The stage of a job whose GET /jobs/{id} answered with another job's body (an anomaly a reconcile follows up).
+FOREIGN = "body"
 
 _T = TypeVar("_T")
 
 
 class JobGone(Exception):
-    """The job was deleted on the server after it was listed: nothing to export, nothing failed."""
+    """GET /jobs/{id} answered 404 (and its archive too): the job may have been deleted since it was listed."""
 
 
 @dataclass
 class FetchedJob:
     """One input job after resolving: the job, archives decoded, or the error that stopped it.
 
-    `job` and `error` both None means the job was deleted on the server while the export ran. With SSE logs
-    asked for, `sse_log` is the raw zip of a finished SSE job's log (None: it has none) and `sse_log_error` why it
-    could not be had; a log that failed never makes the job itself an error.
+    `job` and `error` both None means GET /jobs/{id} answered 404 (deleted since it was listed, or so it says).
+    With SSE logs asked for, `sse_log` is the raw zip of a finished SSE job's log (None: it has none) and
+    `sse_log_error` why it could not be had; a log that failed never makes the job itself an error.
     """
 
     job_id: str | None
@@ -65,7 +69,7 @@ def resolve_job(api: ApiClient, job: dict) -> dict:
         try:
             base = api.get_job(job_id)
         except ApiError as exc:
-            raise JobError(job_id, "fetch", str(exc)) from None
+            raise fetch_error(job_id, exc) from None
         info = base.get("job_info")
         if not isinstance(info, dict):
             raise JobError(job_id, "fetch", "the job came back without job_info")
@@ -109,6 +113,11 @@ def _download_archives(
                 raise JobGone(job_id) from None
             raise JobError(job_id, "archive", f"{key}: {exc}") from None
     return ", ".join(expired) or None
+
+
+def fetch_error(job_id: str, exc: ApiError) -> JobError:
+    """A failed GET /jobs/{id} as the job's error; a body of another job gets stage FOREIGN."""
+    return JobError(job_id, FOREIGN if isinstance(exc, ForeignBody) else "fetch", str(exc))
 
 
 def _deleted(api: ApiClient, job_id: str) -> bool:
@@ -160,14 +169,14 @@ def fetch_jobs(
 def refetch_jobs(
     api: ApiClient, job_ids: Iterable[str], *, workers: int = 16
 ) -> Iterator[tuple[str, dict | None, JobError | None]]:
-    """(job id, the job as GET /jobs/{id} answers now, or None when it was deleted, or the error) for each id in
+    """(job id, the job as GET /jobs/{id} answers now, or None when it answered 404, or the error) for each id in
     order: the exporter's look at jobs that were not terminal, or failed, last time."""
 
     def get(job_id: str) -> tuple[dict | None, JobError | None]:
         try:
             return api.get_job(job_id), None
         except ApiError as exc:
-            return None, None if exc.status == 404 else JobError(job_id, "fetch", str(exc))
+            return None, None if exc.status == 404 else fetch_error(job_id, exc)
 
     for job_id, future in _in_order(get, job_ids, workers):
         assert future is not None

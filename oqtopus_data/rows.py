@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from oqtopus_data.datafiles import column_values, read_files
 from oqtopus_data.flatten import error_rows
 from oqtopus_data.storable import escaped
 
@@ -120,11 +121,11 @@ class RunRows:
     (`Writer.duplicates`): `refused(job_id, stage, message)` is told (default: the job's errors row).
     """
 
-    def __init__(self, writer: Writer, now: datetime, flush_rows: int,
+    def __init__(self, writer: Writer, now: datetime, flush_rows: int, volatile: VolatileRows | None = None,
                  refused: Callable[[str, str, str], None] | None = None) -> None:
         self.writer = writer
         self.now = now
-        self.volatile = VolatileRows()
+        self.volatile = volatile if volatile is not None else VolatileRows()
         self.final = FinalRows(flush_rows)
         self.refused = refused or self._refused
 
@@ -181,3 +182,24 @@ class RunRows:
 
     def _refused(self, job_id: str, stage: str, message: str) -> None:
         self.volatile.error(job_id, stage, message, self.now)
+
+
+# ---- final rows already committed -------------------------------------------------------------------------------
+def drop_final(storage: Any, writer: Any, job_ids: Iterable[str]) -> bool:
+    """Rewrite the committed final files holding rows of these jobs without them (rare: jobs confirmed deleted, or
+    whose final rows a reconcile found wrong); True when a file was rewritten (the caller commits)."""
+    wanted = {escaped(j)[0] for j in job_ids}
+    if not wanted or writer.base is None:
+        return False
+    value_set = pa.array(sorted(wanted), pa.string())
+    rewritten = False
+    for table in JOB_TABLES:
+        committed = {e.path for e in writer.base.entries(table) if e.final}
+        for entry in [e for e in writer.files.get(table, []) if e.path in committed]:
+            if not column_values(storage, [entry], "job_id") & wanted:
+                continue
+            data = read_files(storage, table, [entry])
+            writer.drop([entry])
+            writer.write(table, data.filter(pc.invert(pc.is_in(data["job_id"], value_set=value_set))))
+            rewritten = True
+    return rewritten

@@ -32,6 +32,10 @@ class ExportOptions(Filters):
     checkpoint_seconds: float = 300.0  # and seconds between them
     compact_after_files: int = 64  # files beyond one per partition that trigger automatic compaction
     listing_limits: Limits | None = None
+    verify: bool = False  # reconcile with a light listing of the whole selection after the run (`reconcile`)
+    #: Reconcile on its own once this long has passed since the last one (None: only when asked, or after an
+    #: anomaly). Weekly by default: the safety net only helps if it runs, and a light listing a week is cheap.
+    verify_every: timedelta | None = timedelta(days=7)
 
     def filters(self) -> Filters:
         """The selection of jobs these options make."""
@@ -56,6 +60,9 @@ class ExportReport:
     compacted: bool = False
     complete: bool = True  # False when some window of the listing could not be shown complete
     calibrations: list[tuple[str, datetime]] = field(default_factory=list)  # new ones stored: (device, calibrated_at)
+    gone: list[str] = field(default_factory=list)  # jobs confirmed deleted on the server: their rows were dropped
+    verified: bool = False  # a reconcile ran (asked for, scheduled, or after an anomaly)
+    differences: list[str] = field(default_factory=list)  # what the reconcile found differing, one line per kind
 
     @property
     def exported(self) -> int:

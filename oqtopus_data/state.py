@@ -6,14 +6,17 @@ It lives in each commit's manifest (key `state`), written with the data it descr
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from oqtopus_data.errors import StoreError
 from oqtopus_data.selection import Filters
 from oqtopus_data.times import format_time, parse_time
 
-STATE_VERSION = 2
+STATE_VERSION = 3
+#: A job is confirmed deleted when GET /jobs/{id} answered 404 at two moments at least this far apart by the
+#: server's clock (one 404 is evidence, not proof: a gateway or cache can answer it for a job that exists).
+GONE_AFTER = timedelta(hours=1)
 
 
 @dataclass
@@ -65,8 +68,32 @@ class SyncState:
     log_retry: set[str] = field(default_factory=set)  # exported, but their SSE log could not be downloaded
     log_none: set[str] = field(default_factory=set)  # finished SSE jobs found to have no log: never asked again
     logs_complete: bool = False  # every exported job's SSE log was looked for (the last run had --sse-logs)
+    #: Jobs GET /jobs/{id} answered 404 for, deletion not confirmed yet: when (server's clock) it first did. They
+    #: keep their rows and are fetched again by id until `answered_404` confirms it, or they answer again.
+    suspects: dict[str, datetime] = field(default_factory=dict)
     last_sync: datetime | None = None
+    verified_at: datetime | None = None  # the last reconcile (`--verify`) that listed the whole history
     source: Source | None = None
+
+    def followed(self) -> set[str]:
+        """Every job fetched again by id at the start of a run: not terminal, failed, or suspected deleted."""
+        return self.pending | self.retry | set(self.suspects)
+
+    def answered_404(self, job_id: str, now: datetime) -> bool:
+        """Record that GET /jobs/{id} answered 404 at `now` (server's clock); True when that confirms the job's
+        deletion (a 404 at least GONE_AFTER after the first one), which also stops following it."""
+        first = self.suspects.setdefault(job_id, now)
+        if now - first < GONE_AFTER:
+            return False
+        self.forget(job_id)
+        return True
+
+    def forget(self, job_id: str) -> None:
+        """Stop following a job (confirmed deleted, or its rows are final)."""
+        self.suspects.pop(job_id, None)
+        self.pending.discard(job_id)
+        self.retry.discard(job_id)
+        self.log_retry.discard(job_id)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -79,7 +106,9 @@ class SyncState:
             "log_retry": sorted(self.log_retry),
             "log_none": sorted(self.log_none),
             "logs_complete": self.logs_complete,
+            "suspects": {job_id: _iso(at) for job_id, at in sorted(self.suspects.items())},
             "last_sync": _iso(self.last_sync),
+            "verified_at": _iso(self.verified_at),
         }
         if self.source is not None:
             out["source"] = self.source.to_json()
@@ -102,7 +131,8 @@ class SyncState:
             raise StoreError(f"this directory holds jobs since {self.since.isoformat()}; an earlier --since "
                              "needs --full-refresh")
         return replace(self, since=filters.since or self.since, pending=set(self.pending), retry=set(self.retry),
-                       log_retry=set(self.log_retry), log_none=set(self.log_none), source=source)
+                       log_retry=set(self.log_retry), log_none=set(self.log_none),
+                       suspects=dict(self.suspects), source=source)
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> SyncState | None:
@@ -114,7 +144,9 @@ class SyncState:
             raise StoreError("the export state was written by a newer oqtopus-data: upgrade, or use --full-refresh")
         data = dict(data)
         if version == 1:
-            data = _from_v1(data)
+            data, version = _from_v1(data), 2
+        if version == 2:
+            data = _from_v2(data)
         try:
             return cls(
                 since=parse_time(data.get("since")),
@@ -125,7 +157,9 @@ class SyncState:
                 log_retry=_ids(data.get("log_retry")),
                 log_none=_ids(data.get("log_none")),
                 logs_complete=data.get("logs_complete") is True,
+                suspects=_suspects(data.get("suspects")),
                 last_sync=parse_time(data.get("last_sync")),
+                verified_at=parse_time(data.get("verified_at")),
                 source=Source.from_json(data.get("source")),
             )
         except (TypeError, ValueError) as exc:
@@ -137,6 +171,23 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
     data["listed_until"] = data.pop("bookmark", None)
     data["state_version"] = 2
     return data
+
+
+def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 had no suspected deletions (a 404 dropped a job at once) and no record of a reconcile."""
+    data["suspects"] = {}
+    data["verified_at"] = None
+    data["state_version"] = 3
+    return data
+
+
+def _suspects(value: Any) -> dict[str, datetime]:
+    out = {}
+    for job_id, at in (value if isinstance(value, dict) else {}).items():
+        when = parse_time(at)
+        if when is not None:
+            out[str(job_id)] = when
+    return out
 
 
 def _filters(value: Any) -> dict[str, list[str]]:

@@ -31,6 +31,7 @@ Examples:
   oqtopus-export --since 2024-01-01 s3://bucket/oqtopus --storage-option endpoint_url=http://minio:9000
   oqtopus-export --repair out/                     # fetch again the months of lost data files
   oqtopus-export --compact out/                    # merge small files (also done automatically)
+  oqtopus-export --verify out/                     # compare with the server's whole history, fix what differs
   oqtopus-export --devices-only out/               # a device snapshot only: cron it for a calibration history
 
 \b
@@ -44,7 +45,8 @@ A second Ctrl-C stops at once, which loses only what was not committed yet.
 
 \b
 Exit status: 0 all jobs exported; 1 some jobs failed (they are in the errors table
-and are tried again next run) or the run was cut short (run it again to continue);
+and are tried again next run), the run was cut short (run it again to continue), or
+--verify found the dataset differing from the server (and fixed what it could);
 2 usage, configuration, authentication, lock or dataset problems, with nothing written.
 """
 
@@ -89,12 +91,20 @@ and are tried again next run) or the run was cut short (run it again to continue
 @click.option("--checkpoint-every", type=click.IntRange(1), default=50_000, show_default=True,
               help="Jobs between intermediate commits of a long export (what a crash can cost); there is also "
                    "one every few minutes.")
+@click.option("--verify", is_flag=True,
+              help="After the run, list the ids and statuses of the whole selection (a light listing), compare "
+                   "them with the dataset, fetch what is missing or changed, drop what is confirmed deleted, and "
+                   "print what differed; exit 1 when anything did.")
+@click.option("--verify-every", type=opt.Duration(), default="7d", show_default=True,
+              help="Verify on its own when the last verify is older than this (0d: never on a schedule); a run "
+                   "also verifies after an anomaly (a clock step, another job's body, an unconfirmed 404).")
 @opt.quiet
 def export_command(out_dir: str, since: datetime | None, until: datetime | None, statuses: tuple[str, ...],
                    job_types: tuple[str, ...], devices: tuple[str, ...], profile: str | None, url: str | None,
                    workers: int, page_size: int, max_submit_delay: timedelta, repair: bool, views_file: Path | None,
                    sse_logs: bool, full_refresh: bool, compact_only: bool, devices_only: bool, demo: bool,
-                   demo_jobs: int, storage_options: dict[str, str], checkpoint_every: int, quiet: bool) -> None:
+                   demo_jobs: int, storage_options: dict[str, str], checkpoint_every: int, verify: bool,
+                   verify_every: timedelta, quiet: bool) -> None:
     """Export your OQTOPUS Cloud job history to a Parquet dataset with DuckDB views.
 
     OUT_DIR (a directory, or s3://bucket/prefix) receives one directory per table (jobs, counts,
@@ -109,14 +119,15 @@ def export_command(out_dir: str, since: datetime | None, until: datetime | None,
         check_target(out_dir, views_file)
     if devices_only:
         _check_devices_only(since=since, until=until, status=statuses, job_type=job_types, device=devices,
-                            repair=repair, sse_logs=sse_logs, full_refresh=full_refresh, compact=compact_only)
+                            repair=repair, sse_logs=sse_logs, full_refresh=full_refresh, compact=compact_only,
+                            verify=verify)
     if compact_only:
         _compact(out_dir, storage_options, quiet, views_file)
         return
     options = ExportOptions(since=since, until=until, statuses=statuses, job_types=job_types, devices=devices,
                             workers=workers, page_size=page_size, full_refresh=full_refresh, repair=repair,
                             sse_logs=sse_logs, max_submit_delay=max_submit_delay, checkpoint_jobs=checkpoint_every,
-                            devices_only=devices_only)
+                            devices_only=devices_only, verify=verify, verify_every=verify_every or None)
     history = None
     try:
         with _credentials(demo, demo_jobs, url, profile, out_dir) as (credentials, cloud):
@@ -142,7 +153,7 @@ def export_command(out_dir: str, since: datetime | None, until: datetime | None,
                        f"from cron records them, are in commit {history} (see the job_calibration view)")
         if demo:
             click.echo(f"\nNext: oqtopus-data sql {out_dir} \"SELECT device_id, count(*) FROM jobs GROUP BY ALL\"")
-    raise SystemExit(EXIT_OK if report.ok else EXIT_FAILED)
+    raise SystemExit(EXIT_OK if report.ok and not (verify and report.differences) else EXIT_FAILED)
 
 
 def _check_devices_only(**given: Any) -> None:

@@ -34,7 +34,8 @@ class Faults:
 
     Every request (API and storage) increments one counter; `*_every=N` fires on every Nth.
     `on_list(cloud, query)` runs before each GET /jobs is answered (the page reflects what it
-    changed): property tests add and delete jobs there at chosen moments of a walk.
+    changed): property tests add and delete jobs there at chosen moments of a walk; `on_job` does the same for
+    GET /jobs/{id} and may answer in its place (`foreign_body` builds the answer of a gateway mixing jobs up).
     """
 
     latency: float = 0.0  # seconds slept before answering any request
@@ -53,7 +54,11 @@ class Faults:
     # jobs the server cannot render: silently left out of listing pages, GET /jobs/{id} 404
     unrenderable: set[str] = field(default_factory=set)
     sse_log_errors: set[str] = field(default_factory=set)  # their SSE log download answers 500
-    on_list: Callable[[Any, dict[str, str]], None] | None = None  # (the FakeCloud, the query) before an answer
+    # (the FakeCloud, the query) before an answer; returning (status, JSON body) answers that instead
+    on_list: Callable[[Any, dict[str, str]], tuple[int, Any] | None] | None = None
+    # (the FakeCloud, the job id) before GET /jobs/{id} is answered: (status, JSON body) to answer instead (a
+    # 404, another job's body), or None to answer as usual
+    on_job: Callable[[Any, str], tuple[int, Any] | None] | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.malformed.values()) - set(MALFORMED_KINDS))
@@ -172,3 +177,9 @@ def zip_bomb(entry: str) -> bytes:
     end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 1, 1, len(central),
                                       len(local) + len(data), 0)
     return local + data + central + end
+
+
+def foreign_body(cloud: Any, other_id: str) -> tuple[int, Any]:
+    """The answer of a cache or gateway that mixes jobs up: 200 with `other_id`'s body (fresh URLs included)."""
+    idx = cloud.history.index(other_id)
+    return 200, cloud._render(idx, None)

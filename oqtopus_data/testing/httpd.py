@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import os
 import socket
 import threading
+from datetime import UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
@@ -89,6 +91,13 @@ class Handler(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         self.server.cloud._handle(self)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header on the cloud's own clock (tests move it), as a real server's clock would show."""
+        clock = getattr(self.server.cloud, "now", None)
+        if timestamp is not None or clock is None:
+            return super().date_time_string(timestamp)
+        return email.utils.format_datetime(clock().astimezone(UTC), usegmt=True)
 
     def _not_allowed(self) -> None:
         self.server.cloud.requests.add("other")

@@ -218,10 +218,13 @@ class FakeCloud:
         hook = self.faults.on_list
         if hook is not None:
             try:
-                hook(self, dict(query))
+                answer = hook(self, dict(query))
             except Exception as exc:  # a test's hook failed: make it visible, keep serving
                 self.hook_errors.append(exc)
                 h.send_json(500, {"message": f"on_list hook failed: {type(exc).__name__}"})
+                return
+            if answer is not None:  # the hook answers in the server's place (a 403, a 500)
+                h.send_json(*answer)
                 return
         try:
             args = parse_list_query(self.api, query)
@@ -282,6 +285,10 @@ class FakeCloud:
     def _job(self, h: Handler, kind: str, job_id: str) -> None:
         if kind == "sselog" and not (self.api.sselog_endpoint or self.legacy):
             h.send_json(404, {"message": "Not Found"})
+            return
+        override = self.faults.on_job(self, job_id) if kind == "job" and self.faults.on_job else None
+        if override is not None:
+            h.send_json(*override)
             return
         idx = self.history.index(job_id)
         if idx is None or (kind != "status" and job_id in self.faults.unrenderable):
