@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from importlib import import_module
 
 import pytest
 from cli_support import point_at, run_export
 
-import oqtopus_data.export as export_module
 from oqtopus_data import connect
 from oqtopus_data.api import ApiClient
 from oqtopus_data.config import Credentials
@@ -18,6 +18,8 @@ from oqtopus_data.state import STATE_VERSION, SyncState
 from oqtopus_data.testing import FakeCloud
 from oqtopus_data.testing.faults import foreign_body
 from oqtopus_data.testing.server import NOT_FOUND
+
+export_module = import_module("oqtopus_data.export")  # the module: `oqtopus_data.export` is the function
 
 
 def run(cloud, out, **options):
