@@ -11,9 +11,10 @@ import binascii
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
-from urllib.parse import quote, urlsplit
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 
@@ -25,11 +26,29 @@ from oqtopus_data.http import DEFAULT_BUDGET, Stats, Transport
 from oqtopus_data.limits import MIN_THROUGHPUT, ByteBudget, Hold
 from oqtopus_data.redact import redact_url
 
-#: An expired presigned URL is renewed by a fresh GET /jobs/{id} at most this many times per job.
+#: Presigned URLs refused (403) while they should still be valid are renewed by a fresh GET /jobs/{id} at most
+#: this many times per job; URLs refused after their stated expiry are renewed up to MAX_RENEWALS times in all.
 MAX_URL_REFRESHES = 2
+MAX_RENEWALS = 8
+#: A presigned URL that expires within this many seconds is renewed before it is tried.
+EXPIRY_MARGIN = 1.0
 #: What `preflight` keeps of GET /users/me: which account a dataset came from (never e-mail or login events).
 ACCOUNT_KEYS = ("id", "name", "organization")
 URL_HINT = f"check --url / {URL_ENV}"
+
+_T = TypeVar("_T")
+
+
+class DownloadFailed(ApiError):
+    """A presigned URL's download failed for a reason other than its expiry; `key` names the archive."""
+
+    def __init__(self, key: str, message: str, *, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        self.key = key
+
+
+class RefreshFailed(ApiError):
+    """GET /jobs/{id}, asked for fresh presigned URLs, failed (`status` says how: 404 when the job is gone)."""
 
 
 class ApiClient:
@@ -223,37 +242,113 @@ class ApiClient:
         """The raw zip of an SSE job's log, or None when the job has none (not run, cancelled, failed early).
 
         As oqtopus-client 1.3.0: the presigned archive `job_info.sse_log` of `job` (default: a fresh GET
-        /jobs/{id}), renewed when it expired; GET /jobs/{id}/sselog only on older servers (job_info without any
-        URL), a 404 there meaning no log. The archive may hold several files: only its zip directory is
-        checked. Raises ApiError or ArchiveError when a log exists but cannot be had."""
+        /jobs/{id}), renewed when it expired (`presigned`); GET /jobs/{id}/sselog only on older servers (job_info
+        without any URL), a 404 there meaning no log. The archive may hold several files: only its zip directory
+        is checked. Raises ApiError or ArchiveError when a log exists but cannot be had."""
         if job is None:
             job = self._job_or_none(job_id)
-        for refresh in range(MAX_URL_REFRESHES + 1):
-            if job is None:
-                return None  # deleted on the server meanwhile: no log to have
-            info = job.get("job_info")
-            url = info.get("sse_log") if isinstance(info, Mapping) else None
+        if job is None:
+            return None  # deleted on the server meanwhile: no log to have
+        info = job.get("job_info")
+        url = info.get("sse_log") if isinstance(info, Mapping) else None
+        if not is_url(url):
             problem = url_problem("sse_log", url)
             if problem is not None:
                 raise ApiError(problem)
-            if not is_url(url):
-                if isinstance(info, Mapping) and any(is_url(v) for v in info.values()):
-                    return None  # a server handing out presigned URLs has no sselog endpoint: no URL, no log
-                return self._sselog_endpoint(job_id)
-            try:
-                with self.budget.hold() as hold:
-                    data = self.download(url, limit=self.archive_limit, hold=hold)
-                    check_zip(data, key="sse_log")
-                    return bytes(data)
-            except ApiError as exc:
-                if exc.status == 404:
-                    return None  # no such object: the job wrote no log
-                if exc.status != 403:
+            if isinstance(info, Mapping) and any(is_url(v) for v in info.values()):
+                return None  # a server handing out presigned URLs has no sselog endpoint: no URL, no log
+
+            return self._sselog_endpoint(job_id)
+
+        def read(key: str, data: bytearray, hold: Hold) -> bytes:
+            check_zip(data, key=key)
+            return bytes(data)
+
+        try:
+            _, logs = self.presigned(job_id, job, ("sse_log",), read)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None  # no such object, or the job was deleted meanwhile: no log
+            raise
+        return logs.get("sse_log")
+
+    def presigned(
+        self, job_id: str | None, job: Mapping[str, Any], keys: Sequence[str],
+        read: Callable[[str, bytearray, Hold], _T],
+    ) -> tuple[Mapping[str, Any], dict[str, _T]]:
+        """(the job whose URLs were used, {key: `read(key, body, hold)`}) for each of `keys` whose job_info value
+        is a presigned URL; the one place presigned URLs are renewed.
+
+        One fresh GET /jobs/{id} renews every expired URL of the job at once. A URL whose stated expiry
+        (X-Amz-Date + X-Amz-Expires, on the server's clock) is near is renewed before it is tried, and a renewed
+        URL does not wait out a shared pause (it would expire meanwhile). A URL refused (403) after its stated
+        expiry costs a renewal, not an error; a job fails only when URLs that should still be valid are refused
+        more than MAX_URL_REFRESHES times (or after MAX_RENEWALS renewals whatever the cause). Raises ApiError
+        for a malformed URL, `RefreshFailed` when GET /jobs/{id} fails, and `DownloadFailed` for
+        any other failure of a download, with its status. `read` runs with the body's bytes
+        reserved in `hold`."""
+        decoded: dict[str, _T] = {}
+        refused = renewals = 0
+        fresh = False  # whether `job` was just fetched to renew its URLs
+        while True:
+            info = job.get("job_info")
+            if not isinstance(info, Mapping):
+                raise RefreshFailed(f"GET /jobs/{job_id}: the job came back without job_info")
+            stale: list[str] = []
+            refused_now = False
+            for key in keys:
+                url = info.get(key)
+                if key in decoded or not is_url(url):
+                    continue
+                if (problem := url_problem(key, url)) is not None:
+                    raise ApiError(problem)
+                expiry = self._expiry(url)
+                if not fresh and expiry is not None and expiry - time.monotonic() < EXPIRY_MARGIN:
+                    stale.append(key)  # about to expire: renew first rather than spend a request on a 403
+                    continue
+                try:
+                    with self.budget.hold() as hold:
+                        body = self.transport.get(url, kind="storage", limit=self.archive_limit, hold=hold,
+                                                  pause=not fresh).body
+                        decoded[key] = read(key, body, hold)
+                        del body
+                except AuthError:
                     raise
-            if refresh < MAX_URL_REFRESHES:
-                job = self._job_or_none(job_id)
-        raise ApiError(f"sse_log: the presigned URL was still refused (HTTP 403) after {MAX_URL_REFRESHES} "
-                       "refreshes", status=403)
+                except ApiError as exc:
+                    if exc.status != 403:
+                        raise DownloadFailed(key, str(exc), status=exc.status) from None
+                    stale.append(key)
+                    refused_now |= expiry is None or expiry > time.monotonic()  # refused while still valid
+            refused += refused_now
+            if not stale:
+                return job, decoded
+            if not isinstance(job_id, str):
+                raise ApiError(f"{', '.join(stale)}: the presigned URL was refused (HTTP 403)", status=403)
+            if refused > MAX_URL_REFRESHES or renewals >= MAX_RENEWALS:
+                raise ApiError(f"{', '.join(stale)}: the presigned URL was still refused (HTTP 403) after "
+                               f"{renewals} refreshes", status=403)
+            try:
+                job = self.get_job(job_id)
+            except AuthError:
+                raise
+            except ApiError as exc:
+                raise RefreshFailed(str(exc), status=exc.status) from None
+            renewals += 1
+            fresh = True
+
+    def _expiry(self, url: str) -> float | None:
+        """The monotonic time a presigned URL stops working, from its X-Amz-Date and X-Amz-Expires read on the
+        server's clock (its Date header); None when the URL does not say."""
+        query = parse_qs(urlsplit(url).query)
+        date, expires = query.get("X-Amz-Date"), query.get("X-Amz-Expires")
+        if not date or not expires:
+            return None
+        try:
+            signed = datetime.strptime(date[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+            lifetime = float(expires[0])
+        except ValueError:
+            return None
+        return time.monotonic() + (signed - self.transport.server_now()).total_seconds() + lifetime
 
     def _job_or_none(self, job_id: str) -> dict | None:
         try:

@@ -12,10 +12,11 @@ import json
 import os
 import random
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -262,6 +263,7 @@ class Transport:
         # environment's settings, which need trust_env), redirects and adapters mounted by tests.
         self._wire = None if self._proxies or self.session.trust_env else Wire(
             timeout=timeout, verify=lambda: self.session.verify)
+        self._date: tuple[str | None, float] = (None, 0.0)  # the last API answer's Date header, and when it came
         self._headers = {"User-Agent": user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"}
 
     def close(self) -> None:
@@ -284,14 +286,17 @@ class Transport:
         want_json: bool = False,
         tries: int | None = None,
         hold: Hold | None = None,
+        pause: bool = True,
     ) -> Reply:
         """GET `url` with retries (`tries` attempts at most, default max_tries); API kinds carry the token,
         "storage" (presigned URLs) not. The body's bytes are reserved in `hold` (the caller keeps them reserved
-        while it decodes the body), or in a reservation of this call alone."""
+        while it decodes the body), or in a reservation of this call alone. `pause=False`: the request does not
+        wait out a pause other requests' Retry-After set (a just-renewed presigned URL would expire meanwhile);
+        it still keeps the pace and waits for its own."""
         if hold is None:
             with self.budget.hold() as own:
                 return self.get(url, kind=kind, params=params, limit=limit, want_json=want_json, tries=tries,
-                                hold=own)
+                                hold=own, pause=pause)
         api = kind != "storage"
         label = f"GET {redact_url(url)}"
         headers = {"q-api-token": self._token, "Accept": "application/json"} if api else {}
@@ -300,7 +305,7 @@ class Transport:
         failure: BaseException | None = None
         tries = self.max_tries if tries is None else max(1, tries)
         held = hold.nbytes
-        served = 0.0  # the end of a shared pause this thread has already waited out
+        served = 0.0 if pause else float("inf")  # the end of a shared pause this thread has already waited out
         for attempt in range(1, tries + 1):
             if attempt > 1:
                 self._wait(attempt, tries, label, verdict)
@@ -312,10 +317,13 @@ class Transport:
                                auth=kind in AUTH_KINDS)
             if verdict.action == "ok" and reply is not None:
                 self.pace.accepted()
+                if api:
+                    self._date = (reply.headers.get("Date"), time.monotonic())
                 return reply
             if verdict.throttled:  # every worker pauses for its Retry-After; this one waits it out in _wait
-                served = self.pace.throttled(sent, None if verdict.wait is None else min(verdict.wait,
-                                                                                         self.max_backoff))
+                until = self.pace.throttled(sent, None if verdict.wait is None else min(verdict.wait,
+                                                                                        self.max_backoff))
+                served = max(served, until)
             hold.shrink_to(held)
             failure = outcome if isinstance(outcome, BaseException) else None
             if verdict.action == "fail":
@@ -324,6 +332,17 @@ class Transport:
         raise ApiError(
             f"{label} failed after {tries} {'try' if tries == 1 else 'tries'}: {verdict.problem}", status=status
         ) from failure
+
+    def server_now(self) -> datetime:
+        """The server's time now, from the Date header of its last API answer (the local clock without one): the
+        clock presigned URLs are signed on."""
+        header, seen = self._date
+        if header:
+            try:
+                return to_utc(parsedate_to_datetime(header)) + timedelta(seconds=time.monotonic() - seen)
+            except (TypeError, ValueError, IndexError):
+                pass
+        return self._clock()
 
     def _wait(self, attempt: int, tries: int, label: str, verdict: Verdict) -> None:
         delay = self._delay(attempt - 1, verdict.wait, verdict.throttled)
