@@ -35,7 +35,6 @@ from oqtopus_data.body import (
 )
 from oqtopus_data.errors import ApiError, AuthError, OqtopusDataError
 from oqtopus_data.limits import (
-    DEADLINE_FLOOR,
     MIN_THROUGHPUT,
     ByteBudget,
     Deadline,
@@ -58,6 +57,8 @@ AUTH_KINDS = frozenset({"list", "devices", "user"})
 DEFAULT_BUDGET = 256 * 2**20  # bytes of bodies held at once; one job alone may pass it (limits.ByteBudget)
 THROTTLED = frozenset({429, 503})  # statuses that mean "too many requests" (pace.Pace)
 NOTICE_AFTER = 3.0  # retries that wait at least this long are announced through `notice`
+ATTEMPT_TIMEOUTS = 2.0  # an attempt's deadline, before its body's size adds to it, in configured timeouts
+PATIENCE_ATTEMPTS = 5.0  # the time one request may take with its retries, in attempt deadlines
 AUTH_HINT = "check OQTOPUS_API_TOKEN or the profile's api_token"
 
 
@@ -205,8 +206,11 @@ class Transport:
     """GETs with one timeout, one pool, one deadline watchdog, one byte budget and one retry loop, shared by all
     worker threads.
 
-    `deadline` is the shortest overall time an attempt may take (default: DEADLINE_FLOOR, or twice the per-read
-    `timeout` when that is longer); each byte declared or received adds 1/`min_throughput` seconds to it.
+    `deadline` is the shortest overall time an attempt may take (default: ATTEMPT_TIMEOUTS x the configured
+    `timeout`, so that the timeout bounds an API call whatever the server trickles); each byte declared or received
+    adds 1/`min_throughput` seconds to it, so downloads get time by size. `patience` bounds the whole of one
+    request, its retries and their waits included (default: PATIENCE_ATTEMPTS attempt deadlines and the backoff
+    schedule, plus the time its bodies' sizes granted): a request that would pass it is given up.
     `budget` caps the body bytes held at once by every thread. `notice`, when given, hears about retries that
     wait NOTICE_AFTER seconds or more.
     """
@@ -229,6 +233,7 @@ class Transport:
         min_throughput: float = MIN_THROUGHPUT,
         budget: ByteBudget | None = None,
         notice: Callable[[str], None] | None = None,
+        patience: float | None = None,
     ) -> None:
         if max_tries < 1:
             raise ValueError("max_tries must be at least 1")
@@ -242,7 +247,10 @@ class Transport:
         self._rng = rng or random.Random()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._notice = notice
-        self.deadline = Deadline(max(DEADLINE_FLOOR, 2 * timeout) if deadline is None else deadline, min_throughput)
+        self.deadline = Deadline(ATTEMPT_TIMEOUTS * timeout if deadline is None else deadline, min_throughput)
+        # Attempts' deadlines and the backoff's own schedule (whatever the timeout, the retries may back off).
+        backoffs = sum(min(max_backoff, backoff * 2**retry) for retry in range(max_tries - 1))
+        self.patience = PATIENCE_ATTEMPTS * self.deadline.floor + backoffs if patience is None else patience
         self.budget = budget or ByteBudget(DEFAULT_BUDGET)
         self.pace = Pace(sleep=sleep)
         return_large_buffers_to_the_os()
@@ -306,12 +314,17 @@ class Transport:
         tries = self.max_tries if tries is None else max(1, tries)
         held = hold.nbytes
         served = 0.0 if pause else float("inf")  # the end of a shared pause this thread has already waited out
+        began = time.monotonic()
+        allowed = self.patience  # grows with the time each attempt's body size granted
         for attempt in range(1, tries + 1):
-            if attempt > 1:
-                self._wait(attempt, tries, label, verdict)
+            if attempt > 1 and not self._wait(attempt, tries, label, verdict, began + allowed):
+                raise ApiError(f"{label}: gave up after {time.monotonic() - began:.0f} s and {attempt - 1} "
+                               f"{'try' if attempt == 2 else 'tries'}: {verdict.problem}", status=status
+                               ) from failure
             sent = self.pace.turn(served)
             self.stats.count(kind, retry=attempt > 1)
-            outcome, reply = self._attempt(url, params, headers, label, limit, want_json, hold)
+            outcome, reply, granted = self._attempt(url, params, headers, label, limit, want_json, hold)
+            allowed += granted
             status = reply.status if reply is not None else getattr(outcome, "status_code", None)
             verdict = classify(outcome, label=label, api=api, now=self._clock(), token=self._token,
                                auth=kind in AUTH_KINDS)
@@ -344,17 +357,22 @@ class Transport:
                 pass
         return self._clock()
 
-    def _wait(self, attempt: int, tries: int, label: str, verdict: Verdict) -> None:
+    def _wait(self, attempt: int, tries: int, label: str, verdict: Verdict, give_up: float) -> bool:
+        """Wait before a retry; False (without waiting) when the retry could not start before `give_up`."""
         delay = self._delay(attempt - 1, verdict.wait, verdict.throttled)
+        if time.monotonic() + delay >= give_up:
+            return False
         if self._notice is not None and delay >= NOTICE_AFTER:
             self._notice(f"{label}: {verdict.problem}, retrying in {delay:.0f} s (try {attempt} of {tries})")
         self._sleep(delay)
+        return True
 
     def _attempt(
         self, url: str, params: Mapping[str, Any] | None, headers: dict[str, str], label: str,
         limit: int | None, want_json: bool, hold: Hold,
-    ) -> tuple[requests.Response | BaseException, Reply | None]:
-        """One request under the deadline: (the response or the exception, the reply when it was read)."""
+    ) -> tuple[requests.Response | BaseException, Reply | None, float]:
+        """One request under the deadline: (the response or the exception, the reply when it was read, the seconds
+        its body's size added to its deadline)."""
         response: requests.Response | None = None
         outcome: requests.Response | BaseException
         reply: Reply | None = None
@@ -375,7 +393,7 @@ class Transport:
         finally:
             if response is not None:
                 response.close()
-        return outcome, reply
+        return outcome, reply, watch.allowed - watch.floor
 
     def _send(self, url: str, params: Mapping[str, Any] | None, headers: dict[str, str], watch: Any) -> Any:
         """The response to one GET, its body not read yet: through `wire` when it can, else requests."""
