@@ -138,6 +138,25 @@ def test_a_trickling_archive_is_its_jobs_error_within_the_timeout_and_the_others
     assert exported == [("g0",), ("g1",), ("g2",)]
 
 
+def test_a_run_that_gives_a_listing_page_up_has_committed_the_jobs_it_already_had(
+    server: Hostile, tmp_path
+) -> None:
+    from oqtopus_data import connect
+    from oqtopus_data.export import ExportOptions, export
+
+    listed = [job(f"j{n}", {"result": {"sampling": {"counts": {"0": 3}}}}, created_at=f"2024-05-01T00:00:0{n}Z")
+              for n in range(3)]
+    server.on("/users/me", payload({"id": "u"}))
+    server.on("/devices", payload([]))
+    server.on("/jobs", payload(listed[::-1]), trickle(b"[]" + b" " * 200, interval=0.1))  # the next page trickles
+    api = client(server.url, timeout=0.3, sleep=time.sleep, backoff=0.01, max_backoff=0.02)
+    report = within(30, lambda: export(api, tmp_path / "out", ExportOptions(page_size=3)))
+    assert [stage for _, stage, _ in report.errors] == ["list"]
+    assert "gave up after" in report.errors[0][2]
+    exported = connect(tmp_path / "out").execute("SELECT job_id FROM jobs ORDER BY job_id").fetchall()
+    assert exported == [("j0",), ("j1",), ("j2",)]
+
+
 # ---- 2. memory bounded whatever the server sends -----------------------------------------------------------------
 @pytest.mark.parametrize("chunked", [False, True])
 def test_a_gzip_bomb_api_body_stops_at_the_json_limit_and_is_not_retried(server: Hostile, chunked: bool) -> None:
