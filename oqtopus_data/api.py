@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -339,13 +339,13 @@ class ApiClient:
     def _expiry(self, url: str) -> float | None:
         """The monotonic time a presigned URL stops working, from its X-Amz-Date and X-Amz-Expires read on the
         server's clock (its Date header); None when the URL does not say."""
-        query = parse_qs(urlsplit(url).query)
-        date, expires = query.get("X-Amz-Date"), query.get("X-Amz-Expires")
-        if not date or not expires:
+        date, expires = _query_value(url, "X-Amz-Date="), _query_value(url, "X-Amz-Expires=")
+        if date is None or expires is None:
             return None
-        try:
-            signed = datetime.strptime(date[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-            lifetime = float(expires[0])
+        try:  # 20240501T120000Z, read without strptime (which costs more than the rest of this method)
+            signed = datetime(int(date[:4]), int(date[4:6]), int(date[6:8]), int(date[9:11]), int(date[11:13]),
+                              int(date[13:15]), tzinfo=UTC)
+            lifetime = float(expires)
         except ValueError:
             return None
         return time.monotonic() + (signed - self.transport.server_now()).total_seconds() + lifetime
@@ -383,6 +383,17 @@ class ApiClient:
         reserved in `hold` (a `ByteBudget` reservation) when one is given, for the caller to decode them."""
         limit = self.archive_limit if limit is None else limit
         return self.transport.get(url, kind="storage", limit=limit, hold=hold).body
+
+
+def _query_value(url: str, prefix: str) -> str | None:
+    """The raw value of one query parameter (`prefix` is "name="), None when absent."""
+    start = url.find("?")
+    while start >= 0:
+        if url.startswith(prefix, start + 1):
+            end = url.find("&", start + 1)
+            return url[start + 1 + len(prefix): end if end >= 0 else len(url)]
+        start = url.find("&", start + 1)
+    return None
 
 
 def _causes(exc: BaseException | None) -> Iterator[BaseException]:

@@ -275,6 +275,7 @@ class Transport:
         self._curl = None if self._proxies or self.session.trust_env else Curl(
             timeout=timeout, verify=lambda: self.session.verify)
         self._date: tuple[str | None, float] = (None, 0.0)  # the last API answer's Date header, and when it came
+        self._server_date: tuple[str | None, datetime] = (None, datetime.min)  # that header parsed
         self._headers = {"User-Agent": user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"}
 
     def close(self) -> None:
@@ -354,12 +355,14 @@ class Transport:
         """The server's time now, from the Date header of its last API answer (the local clock without one): the
         clock presigned URLs are signed on."""
         header, seen = self._date
-        if header:
+        if not header:
+            return self._clock()
+        if self._server_date[0] != header:  # parsed once per second of the server's clock, not per call
             try:
-                return to_utc(parsedate_to_datetime(header)) + timedelta(seconds=time.monotonic() - seen)
+                self._server_date = (header, to_utc(parsedate_to_datetime(header)))
             except (TypeError, ValueError, IndexError):
-                pass
-        return self._clock()
+                return self._clock()
+        return self._server_date[1] + timedelta(seconds=time.monotonic() - seen)
 
     def _wait(self, attempt: int, tries: int, label: str, verdict: Verdict, give_up: float) -> bool:
         """Wait before a retry; False (without waiting) when the retry could not start before `give_up`."""
