@@ -140,7 +140,8 @@ class _Transfer:
         if text.startswith("HTTP/"):  # a new answer's head (after 100 Continue): forget the earlier one
             self.headers = Headers()
             self.head_done = False
-            self.interim = text[9:12].startswith("1")  # libcurl answers 100 Continue; its head ends too
+            status = text.split(maxsplit=2)[1:2]  # "HTTP/1.1 200 OK", "HTTP/2 200"
+            self.interim = bool(status) and status[0].startswith("1")  # 100 Continue: its head ends too
         elif not text:
             self.head_done = self.head_done or not self.interim
         elif ":" in text:

@@ -150,9 +150,10 @@ def test_a_run_that_gives_a_listing_page_up_has_committed_the_jobs_it_already_ha
     server.on("/devices", payload([]))
     server.on("/jobs", payload(listed[::-1]), trickle(b"[]" + b" " * 200, interval=0.1))  # the next page trickles
     api = client(server.url, timeout=0.3, sleep=time.sleep, backoff=0.01, max_backoff=0.02)
+    started = time.monotonic()
     report = within(30, lambda: export(api, tmp_path / "out", ExportOptions(page_size=3)))
+    assert time.monotonic() - started < 15  # each listing request within its patience (about 3 s here)
     assert [stage for _, stage, _ in report.errors] == ["list"]
-    assert "gave up after" in report.errors[0][2]
     exported = connect(tmp_path / "out").execute("SELECT job_id FROM jobs ORDER BY job_id").fetchall()
     assert exported == [("j0",), ("j1",), ("j2",)]
 

@@ -131,3 +131,10 @@ def test_a_body_that_stops_arriving_fails_at_the_read_timeout_not_only_at_the_de
     with pytest.raises(ApiError, match=r"timed out \(no byte in 0.3 s\)"):
         t.get(url + "/a", kind="storage")
     assert time.monotonic() - started < 2.5
+
+
+def test_an_interim_100_continue_is_skipped_and_the_final_answer_read(within: None) -> None:
+    server = Scripted([b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Final: 1\r\n\r\nok"])
+    t = transport()
+    reply = t.get(server.url + "/a", kind="storage")
+    assert (reply.status, reply.body, reply.headers.get("x-final")) == (200, b"ok", "1")
