@@ -1,8 +1,10 @@
-"""The transport under ApiClient: one `requests.Session`, and the only retry policy (`classify`).
+"""The transport under ApiClient: direct GETs through libcurl (`curl`), proxies and redirects through one
+`requests.Session`, and the only retry policy (`classify`).
 
 Every request goes through `Transport.get`, which reads the whole body inside the retry loop so that a body cut
-short is retried like a dropped connection. Each attempt has an overall deadline and each body a size cap, and
-bodies reserve their bytes from one budget shared by all threads (`limits`). Messages name the endpoint as
+short is retried like a dropped connection. Each attempt has an overall deadline (a small multiple of the
+configured timeout, plus time by body size), each request with its retries a total time (`patience`), each body a
+size cap, and bodies reserve their bytes from one budget shared by all threads (`limits`). Messages name the endpoint as
 scheme://host/path: never the token, never a presigned URL's signature (`redact`).
 """
 
