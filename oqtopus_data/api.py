@@ -11,10 +11,9 @@ import binascii
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -27,11 +26,29 @@ from oqtopus_data.http import DEFAULT_BUDGET, Stats, Transport
 from oqtopus_data.limits import MIN_THROUGHPUT, ByteBudget, Hold
 from oqtopus_data.redact import redact_url
 
-#: An expired presigned URL is renewed by a fresh GET /jobs/{id} at most this many times per job.
+#: Presigned URLs refused (403) while they should still be valid are renewed by a fresh GET /jobs/{id} at most
+#: this many times per job; URLs refused after their stated expiry are renewed up to MAX_RENEWALS times in all.
 MAX_URL_REFRESHES = 2
+MAX_RENEWALS = 8
+#: A presigned URL that expires within this many seconds is renewed before it is tried.
+EXPIRY_MARGIN = 1.0
 #: What `preflight` keeps of GET /users/me: which account a dataset came from (never e-mail or login events).
 ACCOUNT_KEYS = ("id", "name", "organization")
 URL_HINT = f"check --url / {URL_ENV}"
+
+_T = TypeVar("_T")
+
+
+class DownloadFailed(ApiError):
+    """A presigned URL's download failed for a reason other than its expiry; `key` names the archive."""
+
+    def __init__(self, key: str, message: str, *, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        self.key = key
+
+
+class RefreshFailed(ApiError):
+    """GET /jobs/{id}, asked for fresh presigned URLs, failed (`status` says how: 404 when the job is gone)."""
 
 
 class ForeignBody(ApiError):
@@ -85,13 +102,11 @@ class ApiClient:
             budget=ByteBudget(memory_budget),
             notice=notice,
         )
-        self._server_date: tuple[datetime, float] | None = None  # the latest API answer's Date, and when it came
 
     def server_now(self) -> datetime | None:
         """The server's clock now: the Date header of its latest API answer plus the time since (None: it sent
         none). A run's time rests on it rather than on this machine's clock, which may be wrong."""
-        seen = self._server_date
-        return None if seen is None else seen[0] + timedelta(seconds=time.monotonic() - seen[1])
+        return self.transport.server_time()
 
     @property
     def session(self) -> Any:
@@ -122,9 +137,6 @@ class ApiClient:
              limit: int | None = None) -> Any:
         reply = self.transport.get(self.base_url + path, kind=kind, params=params, want_json=True, tries=tries,
                                    limit=self.json_limit if limit is None else limit)
-        date = _http_date(reply.headers.get("Date"))
-        if date is not None:
-            self._server_date = (date, time.monotonic())
         return reply.data
 
     # ---- set-up -------------------------------------------------------------------------------------------
@@ -238,37 +250,111 @@ class ApiClient:
         """The raw zip of an SSE job's log, or None when the job has none (not run, cancelled, failed early).
 
         As oqtopus-client 1.3.0: the presigned archive `job_info.sse_log` of `job` (default: a fresh GET
-        /jobs/{id}), renewed when it expired; GET /jobs/{id}/sselog only on older servers (job_info without any
-        URL), a 404 there meaning no log. The archive may hold several files: only its zip directory is
-        checked. Raises ApiError or ArchiveError when a log exists but cannot be had."""
+        /jobs/{id}), renewed when it expired (`presigned`); GET /jobs/{id}/sselog only on older servers (job_info
+        without any URL), a 404 there meaning no log. The archive may hold several files: only its zip directory
+        is checked. Raises ApiError or ArchiveError when a log exists but cannot be had."""
         if job is None:
             job = self._job_or_none(job_id)
-        for refresh in range(MAX_URL_REFRESHES + 1):
-            if job is None:
-                return None  # deleted on the server meanwhile: no log to have
-            info = job.get("job_info")
-            url = info.get("sse_log") if isinstance(info, Mapping) else None
+        if job is None:
+            return None  # deleted on the server meanwhile: no log to have
+        info = job.get("job_info")
+        url = info.get("sse_log") if isinstance(info, Mapping) else None
+        if not is_url(url):
             problem = url_problem("sse_log", url)
             if problem is not None:
                 raise ApiError(problem)
-            if not is_url(url):
-                if isinstance(info, Mapping) and any(is_url(v) for v in info.values()):
-                    return None  # a server handing out presigned URLs has no sselog endpoint: no URL, no log
-                return self._sselog_endpoint(job_id)
+            if isinstance(info, Mapping) and any(is_url(v) for v in info.values()):
+                return None  # a server handing out presigned URLs has no sselog endpoint: no URL, no log
+
+            return self._sselog_endpoint(job_id)
+
+        def read(key: str, data: bytearray, hold: Hold) -> bytes:
+            check_zip(data, key=key)
+            return bytes(data)
+
+        try:
+            _, logs = self.presigned(job_id, job, ("sse_log",), read)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None  # no such object, or the job was deleted meanwhile: no log
+            raise
+        return logs.get("sse_log")
+
+    def presigned(
+        self, job_id: str | None, job: Mapping[str, Any], keys: Sequence[str],
+        read: Callable[[str, bytearray, Hold], _T],
+    ) -> tuple[Mapping[str, Any], dict[str, _T]]:
+        """(the job whose URLs were used, {key: `read(key, body, hold)`}) for each of `keys` whose job_info value
+        is a presigned URL; the one place presigned URLs are renewed.
+
+        One fresh GET /jobs/{id} renews every expired URL of the job at once. A URL whose stated expiry
+        (X-Amz-Date + X-Amz-Expires, on the server's clock) is near is renewed before it is tried, and a renewed
+        URL does not wait out a shared pause (it would expire meanwhile). A URL refused (403) after its stated
+        expiry costs a renewal, not an error; a job fails only when URLs that should still be valid are refused
+        more than MAX_URL_REFRESHES times (or after MAX_RENEWALS renewals whatever the cause). Raises ApiError
+        for a malformed URL, `RefreshFailed` when GET /jobs/{id} fails, and `DownloadFailed` for
+        any other failure of a download, with its status. `read` runs with the body's bytes
+        reserved in `hold`."""
+        decoded: dict[str, _T] = {}
+        refused = renewals = 0
+        fresh = False  # whether `job` was just fetched to renew its URLs
+        while True:
+            info = job.get("job_info")
+            if not isinstance(info, Mapping):
+                raise RefreshFailed(f"GET /jobs/{job_id}: the job came back without job_info")
+            stale: list[str] = []
+            refused_now = False
+            for key in keys:
+                url = info.get(key)
+                if key in decoded or not is_url(url):
+                    continue
+                if (problem := url_problem(key, url)) is not None:
+                    raise ApiError(problem)
+                expiry = self._expiry(url)
+                if not fresh and expiry is not None and expiry - time.monotonic() < EXPIRY_MARGIN:
+                    stale.append(key)  # about to expire: renew first rather than spend a request on a 403
+                    continue
+                try:
+                    with self.budget.hold() as hold:
+                        body = self.transport.get(url, kind="storage", limit=self.archive_limit, hold=hold,
+                                                  pause=not fresh).body
+                        decoded[key] = read(key, body, hold)
+                        del body
+                except ApiError as exc:
+                    if exc.status != 403:
+                        raise DownloadFailed(key, str(exc), status=exc.status) from None
+                    stale.append(key)
+                    refused_now |= expiry is None or expiry > time.monotonic()  # refused while still valid
+            refused += refused_now
+            if not stale:
+                return job, decoded
+            if not isinstance(job_id, str):
+                raise ApiError(f"{', '.join(stale)}: the presigned URL was refused (HTTP 403)", status=403)
+            if refused > MAX_URL_REFRESHES or renewals >= MAX_RENEWALS:
+                raise ApiError(f"{', '.join(stale)}: the presigned URL was still refused (HTTP 403) after "
+                               f"{renewals} refreshes", status=403)
             try:
-                with self.budget.hold() as hold:
-                    data = self.download(url, limit=self.archive_limit, hold=hold)
-                    check_zip(data, key="sse_log")
-                    return bytes(data)
+                job = self.get_job(job_id)
+            except ForeignBody:
+                raise  # another job's body: that job's error (stage `body`), not a failed renewal
             except ApiError as exc:
-                if exc.status == 404:
-                    return None  # no such object: the job wrote no log
-                if exc.status != 403:
-                    raise
-            if refresh < MAX_URL_REFRESHES:
-                job = self._job_or_none(job_id)
-        raise ApiError(f"sse_log: the presigned URL was still refused (HTTP 403) after {MAX_URL_REFRESHES} "
-                       "refreshes", status=403)
+                raise RefreshFailed(str(exc), status=exc.status) from None
+            renewals += 1
+            fresh = True
+
+    def _expiry(self, url: str) -> float | None:
+        """The monotonic time a presigned URL stops working, from its X-Amz-Date and X-Amz-Expires read on the
+        server's clock (its Date header); None when the URL does not say."""
+        date, expires = _query_value(url, "X-Amz-Date="), _query_value(url, "X-Amz-Expires=")
+        if date is None or expires is None:
+            return None
+        try:  # 20240501T120000Z, read without strptime (which costs more than the rest of this method)
+            signed = datetime(int(date[:4]), int(date[4:6]), int(date[6:8]), int(date[9:11]), int(date[11:13]),
+                              int(date[13:15]), tzinfo=UTC)
+            lifetime = float(expires)
+        except ValueError:
+            return None
+        return time.monotonic() + (signed - self.transport.server_now()).total_seconds() + lifetime
 
     def _job_or_none(self, job_id: str) -> dict | None:
         try:
@@ -306,15 +392,15 @@ class ApiClient:
         return self.transport.get(url, kind="storage", limit=limit, hold=hold).body
 
 
-def _http_date(value: str | None) -> datetime | None:
-    """An HTTP Date header as an aware datetime, None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return when if when.tzinfo is not None else None
+def _query_value(url: str, prefix: str) -> str | None:
+    """The raw value of one query parameter (`prefix` is "name="), None when absent."""
+    start = url.find("?")
+    while start >= 0:
+        if url.startswith(prefix, start + 1):
+            end = url.find("&", start + 1)
+            return url[start + 1 + len(prefix): end if end >= 0 else len(url)]
+        start = url.find("&", start + 1)
+    return None
 
 
 def _causes(exc: BaseException | None) -> Iterator[BaseException]:

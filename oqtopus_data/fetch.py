@@ -1,11 +1,11 @@
 """Resolving listed jobs: each job_info archive URL replaced by its decoded content, on a bounded thread pool,
 and SSE logs fetched on request.
 
-Presigned URLs expire: one fresh GET /jobs/{id} serves every expired archive of a job. A job whose GET /jobs/{id}
-answers 404 is reported as such (job and error None), not as an error: whether it is really gone is the export's
-call (`state.SyncState.answered_404`). A body of another job than the one asked for is that job's error. Every
-download reserves its bytes (and what is decoded from them) in the client's byte budget, so memory stays bounded
-whatever the number of workers.
+Presigned URLs expire: `ApiClient.presigned` renews them (one fresh GET /jobs/{id} serves every archive of a
+job). A job whose GET /jobs/{id} answers 404 is reported as such (job and error None), not as an error: whether it
+is really gone is the export's call (`state.SyncState.answered_404`). A body of another job than the one asked for
+is that job's error. Every download reserves its bytes (and what is decoded from them) in the client's byte
+budget, so memory stays bounded whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from oqtopus_data.api import MAX_URL_REFRESHES, ForeignBody
-from oqtopus_data.archives import ArchiveError, is_url, read_archive, url_problem
+from oqtopus_data.api import DownloadFailed, ForeignBody, RefreshFailed
+from oqtopus_data.archives import ArchiveError, read_archive, url_problem
 from oqtopus_data.enums import TERMINAL, JobType
 from oqtopus_data.errors import ApiError, JobError
 
 if TYPE_CHECKING:
     from oqtopus_data.api import ApiClient
+    from oqtopus_data.limits import Hold
 
 ARCHIVE_KEYS = ("input", "combined_program", "result", "transpile_result")
 #: The stage of a job whose GET /jobs/{id} answered with another job's body (an anomaly a reconcile follows up).
@@ -52,67 +53,42 @@ class FetchedJob:
 
 
 def resolve_job(api: ApiClient, job: dict) -> dict:
-    """A copy of `job` whose job_info archive URLs are replaced by their decoded content."""
+    """A copy of `job` whose job_info archive URLs are replaced by their decoded content (`ApiClient.presigned`
+    downloads them, renewing expired URLs)."""
     job_id = job.get("job_id")
     info = job.get("job_info")
     if job.get("status") == "registered" or not isinstance(info, dict):
         return dict(job)
-    base, decoded = job, {}
-    for refresh in range(MAX_URL_REFRESHES + 1):
-        expired = _download_archives(api, job_id, info, decoded)
-        if expired is None:
-            return {**base, "job_info": {**info, **decoded}}
-        if not isinstance(job_id, str):
-            raise JobError(None, "archive", f"{expired}: the presigned URL was refused (HTTP 403)")
-        if refresh == MAX_URL_REFRESHES:
-            break
-        try:
-            base = api.get_job(job_id)
-        except ApiError as exc:
-            raise fetch_error(job_id, exc) from None
-        info = base.get("job_info")
-        if not isinstance(info, dict):
-            raise JobError(job_id, "fetch", "the job came back without job_info")
-    raise JobError(
-        job_id,
-        "archive",
-        f"{expired}: the presigned URL was still refused (HTTP 403) "
-        f"after {MAX_URL_REFRESHES} refreshes",
-    )
+    _check_urls(job_id, info)
+
+    def read(key: str, body: bytearray, hold: Hold) -> object:
+        # No name kept for the body: read_archive drops it as soon as it is inflated.
+        return read_archive(body, key=key, limit=api.archive_limit, reserve=hold.grow)
+
+    try:
+        base, decoded = api.presigned(job_id if isinstance(job_id, str) else None, job, ARCHIVE_KEYS, read)
+    except ArchiveError as exc:
+        raise JobError(job_id, "archive", str(exc)) from None
+    except ForeignBody as exc:
+        raise fetch_error(job_id, exc) from None
+    except RefreshFailed as exc:
+        raise JobError(job_id, "fetch", str(exc)) from None
+    except ApiError as exc:
+        if exc.status == 404 and isinstance(job_id, str) and _deleted(api, job_id):
+            raise JobGone(job_id) from None
+        where = f"{exc.key}: " if isinstance(exc, DownloadFailed) else ""
+        raise JobError(job_id, "archive", f"{where}{exc}") from None
+    info = base["job_info"]
+    _check_urls(job_id, info)
+    return {**base, "job_info": {**info, **decoded}}
 
 
-def _download_archives(
-    api: ApiClient, job_id: str | None, info: dict, decoded: dict[str, object]
-) -> str | None:
-    """Decode the pending archives into `decoded`; return the keys whose URLs expired, if any did.
-
-    Every pending archive is tried before a refresh, so one fresh GET /jobs/{id} serves them all.
-    """
-    expired = []
+def _check_urls(job_id: Any, info: dict) -> None:
+    """JobError when an archive value is neither a usable http(s) URL nor inline content."""
     for key in ARCHIVE_KEYS:
-        url = info.get(key)
-        if key in decoded:
-            continue
-        problem = url_problem(key, url)
+        problem = url_problem(key, info.get(key))
         if problem is not None:
             raise JobError(job_id, "archive", problem)
-        if not is_url(url):
-            continue  # inline content (the legacy form)
-        try:
-            with api.budget.hold() as hold:
-                # No name for the body: read_archive drops it as soon as it is inflated.
-                decoded[key] = read_archive(api.download(url, limit=api.archive_limit, hold=hold), key=key,
-                                            limit=api.archive_limit, reserve=hold.grow)
-        except ArchiveError as exc:
-            raise JobError(job_id, "archive", str(exc)) from None
-        except ApiError as exc:
-            if exc.status == 403:
-                expired.append(key)
-                continue
-            if exc.status == 404 and isinstance(job_id, str) and _deleted(api, job_id):
-                raise JobGone(job_id) from None
-            raise JobError(job_id, "archive", f"{key}: {exc}") from None
-    return ", ".join(expired) or None
 
 
 def fetch_error(job_id: str, exc: ApiError) -> JobError:

@@ -1,8 +1,10 @@
-"""The transport under ApiClient: one `requests.Session`, and the only retry policy (`classify`).
+"""The transport under ApiClient: direct GETs through libcurl (`curl`), proxies and redirects through one
+`requests.Session`, and the only retry policy (`classify`).
 
 Every request goes through `Transport.get`, which reads the whole body inside the retry loop so that a body cut
-short is retried like a dropped connection. Each attempt has an overall deadline and each body a size cap, and
-bodies reserve their bytes from one budget shared by all threads (`limits`). Messages name the endpoint as
+short is retried like a dropped connection. Each attempt has an overall deadline (a small multiple of the
+configured timeout, plus time by body size), each request with its retries a total time (`patience`), each body a
+size cap, and bodies reserve their bytes from one budget shared by all threads (`limits`). Messages name the endpoint as
 scheme://host/path: never the token, never a presigned URL's signature (`redact`).
 """
 
@@ -11,11 +13,13 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -32,9 +36,9 @@ from oqtopus_data.body import (
     overdue,
     read_body,
 )
+from oqtopus_data.curl import Curl, Redirected
 from oqtopus_data.errors import ApiError, AuthError, OqtopusDataError
 from oqtopus_data.limits import (
-    DEADLINE_FLOOR,
     MIN_THROUGHPUT,
     ByteBudget,
     Deadline,
@@ -45,7 +49,6 @@ from oqtopus_data.limits import (
 from oqtopus_data.pace import Pace
 from oqtopus_data.redact import MESSAGE_LIMIT, redact_url, scrub
 from oqtopus_data.times import to_utc
-from oqtopus_data.wire import Redirected, Wire, direct
 
 # Re-exported: their homes are `body` and `redact`.
 __all__ = ["MESSAGE_LIMIT", "BadBody", "DownloadTooLarge", "redact_url", "scrub"]
@@ -57,7 +60,11 @@ AUTH_KINDS = frozenset({"list", "devices", "user"})
 DEFAULT_BUDGET = 256 * 2**20  # bytes of bodies held at once; one job alone may pass it (limits.ByteBudget)
 THROTTLED = frozenset({429, 503})  # statuses that mean "too many requests" (pace.Pace)
 NOTICE_AFTER = 3.0  # retries that wait at least this long are announced through `notice`
+ATTEMPT_TIMEOUTS = 2.0  # an attempt's deadline, before its body's size adds to it, in configured timeouts
+PATIENCE_ATTEMPTS = 5.0  # the time one request may take with its retries, in attempt deadlines
 AUTH_HINT = "check OQTOPUS_API_TOKEN or the profile's api_token"
+#: URLs sent through `curl` as they are: printable ASCII that needs no quoting (what requests would send unchanged).
+PLAIN_URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
 
 @dataclass(frozen=True)
@@ -204,8 +211,11 @@ class Transport:
     """GETs with one timeout, one pool, one deadline watchdog, one byte budget and one retry loop, shared by all
     worker threads.
 
-    `deadline` is the shortest overall time an attempt may take (default: DEADLINE_FLOOR, or twice the per-read
-    `timeout` when that is longer); each byte declared or received adds 1/`min_throughput` seconds to it.
+    `deadline` is the shortest overall time an attempt may take (default: ATTEMPT_TIMEOUTS x the configured
+    `timeout`, so that the timeout bounds an API call whatever the server trickles); each byte declared or received
+    adds 1/`min_throughput` seconds to it, so downloads get time by size. `patience` bounds the whole of one
+    request, its retries and their waits included (default: PATIENCE_ATTEMPTS attempt deadlines and the backoff
+    schedule, plus the time its bodies' sizes granted): a request that would pass it is given up.
     `budget` caps the body bytes held at once by every thread. `notice`, when given, hears about retries that
     wait NOTICE_AFTER seconds or more.
     """
@@ -228,6 +238,7 @@ class Transport:
         min_throughput: float = MIN_THROUGHPUT,
         budget: ByteBudget | None = None,
         notice: Callable[[str], None] | None = None,
+        patience: float | None = None,
     ) -> None:
         if max_tries < 1:
             raise ValueError("max_tries must be at least 1")
@@ -241,7 +252,10 @@ class Transport:
         self._rng = rng or random.Random()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._notice = notice
-        self.deadline = Deadline(max(DEADLINE_FLOOR, 2 * timeout) if deadline is None else deadline, min_throughput)
+        self.deadline = Deadline(ATTEMPT_TIMEOUTS * timeout if deadline is None else deadline, min_throughput)
+        # Attempts' deadlines and the backoff's own schedule (whatever the timeout, the retries may back off).
+        backoffs = sum(min(max_backoff, backoff * 2**retry) for retry in range(max_tries - 1))
+        self.patience = PATIENCE_ATTEMPTS * self.deadline.floor + backoffs if patience is None else patience
         self.budget = budget or ByteBudget(DEFAULT_BUDGET)
         self.pace = Pace(sleep=sleep)
         return_large_buffers_to_the_os()
@@ -258,21 +272,24 @@ class Transport:
         adapter = DeadlineAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        # Direct connections skip requests (a third of an export's CPU, `wire`); requests keeps proxies (and the
-        # environment's settings, which need trust_env), redirects and adapters mounted by tests.
-        self._wire = None if self._proxies or self.session.trust_env else Wire(
+        # Direct connections go through libcurl (`curl`: a fifth of requests' CPU per GET); requests keeps proxies
+        # (and the environment's settings, which need trust_env), redirects and adapters mounted by tests.
+        self._curl = None if self._proxies or self.session.trust_env else Curl(
             timeout=timeout, verify=lambda: self.session.verify)
+        self._date: tuple[str | None, float] = (None, 0.0)  # the last API answer's Date header, and when it came
+        self._server_date: tuple[str | None, datetime] = (None, datetime.min)  # that header parsed
         self._headers = {"User-Agent": user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"}
 
     def close(self) -> None:
         """Close the pooled connections."""
-        if self._wire is not None:
-            self._wire.close()
+        if self._curl is not None:
+            self._curl.close()
         self.session.close()
 
     def _direct(self, url: str) -> bool:
-        """Whether this GET goes through `wire` (a direct connection, our own adapter, a URL needing no quoting)."""
-        return self._wire is not None and type(self.session.get_adapter(url)) is DeadlineAdapter and direct(url)
+        """Whether this GET goes through `curl` (a direct connection, our own adapter, a URL needing no quoting)."""
+        return self._curl is not None and type(self.session.get_adapter(url)) is DeadlineAdapter and \
+            PLAIN_URL.fullmatch(url) is not None
 
     def get(
         self,
@@ -284,14 +301,17 @@ class Transport:
         want_json: bool = False,
         tries: int | None = None,
         hold: Hold | None = None,
+        pause: bool = True,
     ) -> Reply:
         """GET `url` with retries (`tries` attempts at most, default max_tries); API kinds carry the token,
         "storage" (presigned URLs) not. The body's bytes are reserved in `hold` (the caller keeps them reserved
-        while it decodes the body), or in a reservation of this call alone."""
+        while it decodes the body), or in a reservation of this call alone. `pause=False`: the request does not
+        wait out a pause other requests' Retry-After set (a just-renewed presigned URL would expire meanwhile);
+        it still keeps the pace and waits for its own."""
         if hold is None:
             with self.budget.hold() as own:
                 return self.get(url, kind=kind, params=params, limit=limit, want_json=want_json, tries=tries,
-                                hold=own)
+                                hold=own, pause=pause)
         api = kind != "storage"
         label = f"GET {redact_url(url)}"
         headers = {"q-api-token": self._token, "Accept": "application/json"} if api else {}
@@ -300,22 +320,30 @@ class Transport:
         failure: BaseException | None = None
         tries = self.max_tries if tries is None else max(1, tries)
         held = hold.nbytes
-        served = 0.0  # the end of a shared pause this thread has already waited out
+        served = 0.0 if pause else float("inf")  # the end of a shared pause this thread has already waited out
+        began = time.monotonic()
+        allowed = self.patience  # grows with the time each attempt's body size granted
         for attempt in range(1, tries + 1):
-            if attempt > 1:
-                self._wait(attempt, tries, label, verdict)
+            if attempt > 1 and not self._wait(attempt, tries, label, verdict, began + allowed):
+                raise ApiError(f"{label}: gave up after {time.monotonic() - began:.0f} s and {attempt - 1} "
+                               f"{'try' if attempt == 2 else 'tries'}: {verdict.problem}", status=status
+                               ) from failure
             sent = self.pace.turn(served)
             self.stats.count(kind, retry=attempt > 1)
-            outcome, reply = self._attempt(url, params, headers, label, limit, want_json, hold)
+            outcome, reply, granted = self._attempt(url, params, headers, label, limit, want_json, hold)
+            allowed += granted
             status = reply.status if reply is not None else getattr(outcome, "status_code", None)
             verdict = classify(outcome, label=label, api=api, now=self._clock(), token=self._token,
                                auth=kind in AUTH_KINDS)
             if verdict.action == "ok" and reply is not None:
                 self.pace.accepted()
+                if api:
+                    self._date = (reply.headers.get("Date"), time.monotonic())
                 return reply
             if verdict.throttled:  # every worker pauses for its Retry-After; this one waits it out in _wait
-                served = self.pace.throttled(sent, None if verdict.wait is None else min(verdict.wait,
-                                                                                         self.max_backoff))
+                until = self.pace.throttled(sent, None if verdict.wait is None else min(verdict.wait,
+                                                                                        self.max_backoff))
+                served = max(served, until)
             hold.shrink_to(held)
             failure = outcome if isinstance(outcome, BaseException) else None
             if verdict.action == "fail":
@@ -325,17 +353,40 @@ class Transport:
             f"{label} failed after {tries} {'try' if tries == 1 else 'tries'}: {verdict.problem}", status=status
         ) from failure
 
-    def _wait(self, attempt: int, tries: int, label: str, verdict: Verdict) -> None:
+    def server_now(self) -> datetime:
+        """The server's time now (`server_time`), or this machine's clock where the server sent no Date: the clock
+        presigned URLs are signed on."""
+        return self.server_time() or self._clock()
+
+    def server_time(self) -> datetime | None:
+        """The server's time now: the Date header of its last API answer plus the time since; None before any
+        answer with a readable Date. A run's time rests on it rather than on this machine's clock."""
+        header, seen = self._date
+        if not header:
+            return None
+        if self._server_date[0] != header:  # parsed once per second of the server's clock, not per call
+            try:
+                self._server_date = (header, to_utc(parsedate_to_datetime(header)))
+            except (TypeError, ValueError, IndexError):
+                return None
+        return self._server_date[1] + timedelta(seconds=time.monotonic() - seen)
+
+    def _wait(self, attempt: int, tries: int, label: str, verdict: Verdict, give_up: float) -> bool:
+        """Wait before a retry; False (without waiting) when the retry could not start before `give_up`."""
         delay = self._delay(attempt - 1, verdict.wait, verdict.throttled)
+        if time.monotonic() + delay >= give_up:
+            return False
         if self._notice is not None and delay >= NOTICE_AFTER:
             self._notice(f"{label}: {verdict.problem}, retrying in {delay:.0f} s (try {attempt} of {tries})")
         self._sleep(delay)
+        return True
 
     def _attempt(
         self, url: str, params: Mapping[str, Any] | None, headers: dict[str, str], label: str,
         limit: int | None, want_json: bool, hold: Hold,
-    ) -> tuple[requests.Response | BaseException, Reply | None]:
-        """One request under the deadline: (the response or the exception, the reply when it was read)."""
+    ) -> tuple[requests.Response | BaseException, Reply | None, float]:
+        """One request under the deadline: (the response or the exception, the reply when it was read, the seconds
+        its body's size added to its deadline)."""
         response: requests.Response | None = None
         outcome: requests.Response | BaseException
         reply: Reply | None = None
@@ -356,15 +407,15 @@ class Transport:
         finally:
             if response is not None:
                 response.close()
-        return outcome, reply
+        return outcome, reply, watch.allowed - watch.floor
 
     def _send(self, url: str, params: Mapping[str, Any] | None, headers: dict[str, str], watch: Any) -> Any:
-        """The response to one GET, its body not read yet: through `wire` when it can, else requests."""
-        if self._wire is not None:
+        """The response to one GET, its body not read yet: through `curl` when it can, else requests."""
+        if self._curl is not None:
             full = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" if params else url
             if self._direct(full):
                 try:
-                    return self._wire.get(full, {**self._headers, **headers}, watch)
+                    return self._curl.get(full, {**self._headers, **headers}, watch)
                 except Redirected:
                     pass  # requests follows it (and drops the token on the way to another host)
         return self.session.get(url, params=params, headers=headers, timeout=self.timeout, proxies=self._proxies,

@@ -25,10 +25,10 @@ from typing import Any
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-#: The shortest deadline of an attempt, and the throughput below which a body is given up: 60 s plus one second
-#: per 32 KiB declared or received. A legitimate 256 MiB archive then has 2 h 17 min, so it passes on any link
-#: faster than 32 KiB/s (256 kbit/s); a server that trickles one byte per second fails after about a minute.
-DEADLINE_FLOOR = 60.0
+#: The throughput below which a body is given up: an attempt has its floor (a small multiple of the configured
+#: timeout, `http.Transport`) plus one second per 32 KiB declared or received. A legitimate 256 MiB archive then
+#: has 2 h 17 min, so it passes on any link faster than 32 KiB/s (256 kbit/s); a server that trickles one byte per
+#: second fails at the floor (60 s with the default timeout of 30 s).
 MIN_THROUGHPUT = 32 * 1024
 _IDLE_EXIT = 2.0  # the watchdog thread ends after this long with nothing to watch
 _RECHECK = 0.25  # an expired attempt whose socket is not open yet (still connecting) is looked at again

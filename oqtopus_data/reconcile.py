@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
-from oqtopus_data.errors import ApiError, AuthError, StoreError
+from oqtopus_data.errors import ApiError, StoreError
 from oqtopus_data.listing import Limits, Lister
 from oqtopus_data.manifest import FileEntry
 from oqtopus_data.selection import Filters, select
@@ -84,8 +84,6 @@ def light_fields(api: ApiClient, notice: Callable[[str], None]) -> str | None:
     """LIGHT_FIELDS when the server answers a listing with them, else None (whole pages), said in a notice."""
     try:
         api.list_page({"size": 1, "fields": LIGHT_FIELDS}, tries=1)
-    except AuthError:
-        raise
     except ApiError as exc:
         notice(f"verify: GET /jobs refused fields={LIGHT_FIELDS} ({exc}); listing whole pages")
         return None

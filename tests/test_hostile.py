@@ -90,6 +90,74 @@ def test_a_slow_but_steady_download_passes_beyond_the_deadline_floor(server: Hos
     assert within(HANG_GUARD, lambda: api.download(server.storage_url("/storage/big.zip"))) == body
 
 
+def test_the_configured_timeout_bounds_an_api_call_whatever_the_server_trickles(server: Hostile) -> None:
+    # Issue 20 item 13: with the profile's timeout = 2 a listing trickling a byte a second held a run 7.5 minutes
+    # (each attempt had 60 s, six tries). Each attempt now has twice the timeout, a request five attempts' worth.
+    server.on("/jobs", trickle(b"[]" + b" " * 200, interval=0.1))  # each byte within the per-read timeout
+    api = client(server.url, timeout=0.3, max_tries=50, sleep=time.sleep, backoff=0.01, max_backoff=0.02)
+    started = time.monotonic()
+    with pytest.raises(ApiError) as info:
+        within(HANG_GUARD, lambda: api.list_page({"size": 100}))
+    took = time.monotonic() - started
+    assert str(info.value).startswith(f"GET {server.url}/jobs: gave up after ")
+    assert str(info.value).endswith(": no complete answer within 0.6 s")
+    patience = api.transport.patience  # five attempts of 0.6 s and the backoff's schedule (49 waits of 0.02 s)
+    assert round(patience, 2) == 3.97
+    assert patience <= took < patience + 0.6 + 1  # at most one attempt more, whatever max_tries says
+    assert server.hits["/jobs"] <= 8
+
+
+def test_a_retry_that_could_not_start_within_the_patience_is_given_up_without_waiting(server: Hostile) -> None:
+    server.on("/jobs/j/status", status(503, **{"Retry-After": "60"}))
+    slept: list[float] = []
+    api = client(server.url, timeout=0.2, max_tries=6, sleep=slept.append, max_backoff=60)
+    with pytest.raises(ApiError) as info:
+        api.get_status("j")
+    assert str(info.value) == f"GET {server.url}/jobs/j/status: gave up after 0 s and 1 try: HTTP 503"
+    assert (slept, server.hits["/jobs/j/status"]) == ([], 1)
+
+
+def test_a_trickling_archive_is_its_jobs_error_within_the_timeout_and_the_others_are_exported(
+    server: Hostile, tmp_path
+) -> None:
+    from oqtopus_data import connect
+    from oqtopus_data.export import ExportOptions, export
+
+    good = [serve_job(server, job(f"g{n}", created_at=f"2024-05-01T00:00:0{n}Z"),
+                      {"result": zipped({"result.json": b'{"sampling": {"counts": {"0": 3}}}'})}) for n in range(3)]
+    slow = serve_job(server, job("slow", created_at="2024-05-01T00:00:05Z"), {"result": b"x" * 400})
+    server.on("/storage/slow/result.zip", trickle(b"x" * 400, interval=0.1))
+    server.on("/jobs", payload([slow, *good[::-1]]))
+    server.on("/devices", payload([]))
+    api = client(server.url, timeout=0.3, sleep=time.sleep, backoff=0.01, max_backoff=0.02)
+    started = time.monotonic()
+    report = within(30, lambda: export(api, tmp_path / "out", ExportOptions(page_size=10)))
+    assert time.monotonic() - started < 15
+    assert [(job_id, stage) for job_id, stage, _ in report.errors] == [("slow", "archive")]
+    exported = connect(tmp_path / "out").execute("SELECT job_id FROM jobs ORDER BY job_id").fetchall()
+    assert exported == [("g0",), ("g1",), ("g2",)]
+
+
+def test_a_run_that_gives_a_listing_page_up_has_committed_the_jobs_it_already_had(
+    server: Hostile, tmp_path
+) -> None:
+    from oqtopus_data import connect
+    from oqtopus_data.export import ExportOptions, export
+
+    listed = [job(f"j{n}", {"result": {"sampling": {"counts": {"0": 3}}}}, created_at=f"2024-05-01T00:00:0{n}Z")
+              for n in range(3)]
+    server.on("/users/me", payload({"id": "u"}))
+    server.on("/devices", payload([]))
+    server.on("/jobs", payload(listed[::-1]), trickle(b"[]" + b" " * 200, interval=0.1))  # the next page trickles
+    api = client(server.url, timeout=0.3, sleep=time.sleep, backoff=0.01, max_backoff=0.02)
+    started = time.monotonic()
+    report = within(30, lambda: export(api, tmp_path / "out", ExportOptions(page_size=3)))
+    assert time.monotonic() - started < 15  # each listing request within its patience (about 3 s here)
+    assert [stage for _, stage, _ in report.errors] == ["list"]
+    exported = connect(tmp_path / "out").execute("SELECT job_id FROM jobs ORDER BY job_id").fetchall()
+    assert exported == [("j0",), ("j1",), ("j2",)]
+
+
 # ---- 2. memory bounded whatever the server sends -----------------------------------------------------------------
 @pytest.mark.parametrize("chunked", [False, True])
 def test_a_gzip_bomb_api_body_stops_at_the_json_limit_and_is_not_retried(server: Hostile, chunked: bool) -> None:

@@ -1,4 +1,5 @@
-"""HTTPS through the transport's own HTTP/1.1: certificates checked as requests checks them, on 127.0.0.1."""
+"""HTTPS through the transport's direct connections (libcurl): certificates checked as requests checks them, on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def test_https_with_a_trusted_certificate_is_read_over_one_kept_alive_connection
     client = transport()
 
     def through_requests(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a plain https GET goes through the transport's own HTTP/1.1, not requests")
+        raise AssertionError("a plain https GET goes through libcurl, not requests")
 
     monkeypatch.setattr(client.session, "get", through_requests)
     try:

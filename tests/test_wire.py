@@ -1,4 +1,5 @@
-"""The transport's own HTTP/1.1 (`oqtopus_data.wire`): framing, keep-alive and refusals, against scripted sockets."""
+"""The transport's direct connections through libcurl (`oqtopus_data.curl`): framing, keep-alive, timeouts and
+refusals, against scripted sockets."""
 
 from __future__ import annotations
 
@@ -111,3 +112,29 @@ def test_the_request_names_the_host_and_sends_the_token_only_to_the_api(within: 
     assert api.startswith("GET /jobs?size=1&start_time=2024-01-01T00%3A00%3A00Z HTTP/1.1\r\n")
     assert f"Host: {server.url.removeprefix('http://')}\r\n" in api and "q-api-token: tttttttttttt\r\n" in api
     assert storage.startswith("GET /s?X-Amz-Signature=abc HTTP/1.1\r\n") and "q-api-token" not in storage
+
+
+def test_a_body_that_stops_arriving_fails_at_the_read_timeout_not_only_at_the_deadline(within: None) -> None:
+    sock = socket.create_server(("127.0.0.1", 0))
+
+    def stall() -> None:
+        for _ in range(2):
+            conn, _ = sock.accept()
+            _read_request(conn)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+            threading.Timer(3, conn.close).start()  # then nothing for 3 s
+
+    threading.Thread(target=stall, daemon=True).start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    t = transport(timeout=0.3, deadline=30.0)
+    started = time.monotonic()
+    with pytest.raises(ApiError, match=r"timed out \(no byte in 0.3 s\)"):
+        t.get(url + "/a", kind="storage")
+    assert time.monotonic() - started < 2.5
+
+
+def test_an_interim_100_continue_is_skipped_and_the_final_answer_read(within: None) -> None:
+    server = Scripted([b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Final: 1\r\n\r\nok"])
+    t = transport()
+    reply = t.get(server.url + "/a", kind="storage")
+    assert (reply.status, reply.body, reply.headers.get("x-final")) == (200, b"ok", "1")
