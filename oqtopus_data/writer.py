@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from . import schema as S
 from .base_commit import open_base
-from .datafiles import column_values, read_files
+from .datafiles import by_partition, column_values, read_files
 from .errors import StoreError
 from .garbage import collect_garbage, discard_new, named_files, names_of, new_run, part_name
 from .job_rows import JobRows
@@ -102,17 +102,7 @@ class Writer:
             return []
         if table == "jobs":
             self.jobs.refuse_duplicates(data)
-        spec = S.TABLES[table]
-        written = []
-        if spec.partitioned:
-            months = data[S.PARTITION_COLUMN]
-            unique = sorted(pc.unique(months).to_pylist())
-            for month in unique:
-                # One month (every compaction, most flushes): no filtered copy of the whole table.
-                part = data if len(unique) == 1 else data.filter(pc.equal(months, month))
-                written.append(self._write_file(table, part.drop_columns([S.PARTITION_COLUMN]), final, month))
-        else:
-            written.append(self._write_file(table, data, final, None))
+        written = [self._write_file(table, part, final, month) for month, part in by_partition(table, data)]
         self.files.setdefault(table, []).extend(written)
         return written
 
