@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import schema as S
@@ -58,6 +59,20 @@ def column_values(storage: Storage, entries: Iterable[FileEntry], column: str,
                              f"from where the dataset came from, {REBUILD}") from None
         values.update(data[column].unique().to_pylist())
     return values
+
+
+def by_partition(table: str, data: pa.Table) -> Iterator[tuple[str | None, pa.Table]]:
+    """`data` of `table` (declared schema) as the rows of one data file each: (month, its rows without the partition
+    column) per partition of a partitioned table, one at a time; (None, data) for the others."""
+    if not S.TABLES[table].partitioned:
+        yield None, data
+        return
+    months = data[S.PARTITION_COLUMN]
+    unique = sorted(pc.unique(months).to_pylist())
+    for month in unique:
+        # One month (every compaction, most flushes): no filtered copy of the whole table.
+        part = data if len(unique) == 1 else data.filter(pc.equal(months, month))
+        yield month, part.drop_columns([S.PARTITION_COLUMN])
 
 
 def _read_entry(storage: Storage, entry: FileEntry, manifest: Manifest | None) -> pa.Table:

@@ -26,12 +26,13 @@ read once) and refuses a second row (`Writer.duplicates`), so the views' de-dupl
 Nothing on disk is trusted blindly (manifest.py): a manifest whose paths leave their table's directory, or that does
 not parse (truncated, half-copied), is skipped for the newest readable one, and the reader is told; readers and
 writers check with one listing that every file of their commit is there, and name the missing ones. A run removes
-only a directory it created itself, under the lock, while no commit exists (writer.py: `discard_new`). A writer
+only a directory it created itself, under the lock, while no commit exists (garbage.py: `discard_new`). A writer
 checks before each commit that the dataset it opened is still there (`_oqtopus/dataset_id` and the lock it holds):
 one removed under it (`rm -rf OUT_DIR`) stops the run with DatasetGoneError, and nothing is made again or committed.
 
 Where each part lives: storage/ holds the bytes (a local directory, S3), manifest.py the commit records, datafiles.py
-reads the files a commit names, writer.py makes a commit, and this module is what callers use: `Dataset`,
+reads the files a commit names, writer.py makes a commit (base_commit.py reads the commit it continues, job_rows.py
+keeps one row per job, garbage.py deletes what no commit names), and this module is what callers use: `Dataset`,
 `write_dataset`, `compact`.
 """
 

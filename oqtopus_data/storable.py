@@ -22,6 +22,10 @@ INT64_MAX = 2**63 - 1
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
+class BadJob(ValueError):
+    """A job whose payload is wrong (not one of its forms the result objects read): one `errors` row, no other."""
+
+
 class Unstorable(ValueError):
     """A value that does not fit its column; the message names the field and says why."""
 

@@ -14,18 +14,17 @@ Credentials come from boto3's default chain (AWS_* variables, profiles, SSO, ins
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import os
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 
 from ..errors import ConfigError, StoreError
 from .common import LOCK, check_options, inside, is_staged, staged_name, write_parquet_into
+from .s3_client import arrow_filesystem, boto_errors, session_and_client
 from .s3_lease import DEFAULT_LEASE_SECONDS, MISSING, Lease, error_code
 
 MULTIPART_BYTES = 64 * 1024 * 1024  # bigger files go up in parts (a single PUT is limited to 5 GiB)
@@ -46,23 +45,18 @@ class S3Storage:
         self.bucket, self.prefix = _parse_url(url)
         opts = check_options(options, OPTIONS, "s3://", ALIASES)
         try:
-            import boto3  # noqa: F401  (used by _session_and_client; checked here for a clear message)
+            import boto3  # noqa: F401  (used by session_and_client; checked here for a clear message)
             import botocore.exceptions
         except ImportError:
             raise ConfigError("datasets on s3:// need boto3: pip install 'oqtopus-data[s3]'") from None
         self._botocore = botocore.exceptions
         try:
-            self._session, self._client = _session_and_client(
+            self._session, self._client = session_and_client(
                 tuple(sorted((k, v) for k, v in opts.items() if k != "lock_lease_seconds")),
                 tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))))
         except botocore.exceptions.BotoCoreError as exc:  # unknown profile, bad endpoint URL, ...
             raise ConfigError(f"cannot use {self.uri('')}: {exc}") from None
-        try:
-            self.lease_seconds = float(opts.get("lock_lease_seconds", DEFAULT_LEASE_SECONDS))
-        except ValueError:
-            raise ConfigError("--storage-option lock_lease_seconds must be a number of seconds") from None
-        if self.lease_seconds < 10:
-            raise ConfigError("--storage-option lock_lease_seconds must be at least 10")
+        self.lease_seconds = _lease_seconds(opts)
         self._lease: Lease | None = None
         self._arrow_fs: Any = None
 
@@ -80,30 +74,9 @@ class S3Storage:
         key = self._key(rel)
         return f"s3://{self.bucket}/{key}" if key else f"s3://{self.bucket}"
 
-    @contextlib.contextmanager
-    def _errors(self, action: str, rel: str) -> Iterator[None]:
-        """Turn boto errors into the project's: configuration problems exit 2, the rest are store errors."""
-        where = self.uri(rel)
-        try:
-            yield
-        except (self._botocore.NoCredentialsError, self._botocore.PartialCredentialsError) as exc:
-            raise ConfigError(f"no usable AWS credentials to {action} {where} ({exc}): set AWS_ACCESS_KEY_ID and "
-                              "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or --storage-option profile=NAME") from None
-        except self._botocore.ClientError as exc:
-            code, message = error_code(exc), exc.response.get("Error", {}).get("Message", "")
-            if code == "NoSuchBucket":
-                raise ConfigError(f"bucket {self.bucket!r} does not exist at {self._client.meta.endpoint_url}") \
-                    from None
-            if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
-                raise ConfigError(f"the object store refused to {action} {where} ({code}): check the AWS "
-                                  "credentials and the bucket's permissions") from None
-            if code in ("NotImplemented", "501"):
-                raise StoreError(f"the object store at {self._client.meta.endpoint_url} cannot {action} {where} "
-                                 f"({code}: {message}); oqtopus-data needs S3 conditional writes "
-                                 "(If-None-Match / If-Match) to commit safely") from None
-            raise StoreError(f"cannot {action} {where}: {code} {message}".rstrip()) from None
-        except self._botocore.BotoCoreError as exc:  # connection refused, timeouts after the retries, ...
-            raise StoreError(f"cannot {action} {where}: {exc}") from None
+    def _errors(self, action: str, rel: str) -> contextlib.AbstractContextManager[None]:
+        """Boto errors as the project's while doing `action` on `rel` (see `s3_client.boto_errors`)."""
+        return boto_errors(action, self.uri(rel), self.bucket, self._client.meta.endpoint_url)
 
     def _guard(self, action: str) -> None:
         if self._lease is not None:
@@ -245,48 +218,23 @@ class S3Storage:
     def arrow_filesystem(self) -> Any:
         """A pyarrow S3FileSystem with this storage's credentials, endpoint and region, for the readers."""
         if self._arrow_fs is None:
-            self._arrow_fs = self._make_arrow_filesystem()
+            self._arrow_fs = arrow_filesystem(self._session, self._client, self.bucket, self._errors("read", ""))
         return self._arrow_fs
-
-    def _make_arrow_filesystem(self) -> Any:
-        import pyarrow.fs as pafs
-
-        with self._errors("read", ""):
-            credentials = self._session.get_credentials()
-            if credentials is None:
-                raise self._botocore.NoCredentialsError()
-            frozen = credentials.get_frozen_credentials()
-            reply = self._client.head_bucket(Bucket=self.bucket)
-        headers = reply.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-        region = headers.get("x-amz-bucket-region") or self._client.meta.region_name or "us-east-1"
-        endpoint = self._client.meta.endpoint_url
-        custom = not (urlsplit(endpoint).hostname or "").endswith((".amazonaws.com", ".amazonaws.com.cn"))
-        return pafs.S3FileSystem(
-            access_key=frozen.access_key, secret_key=frozen.secret_key, session_token=frozen.token,
-            region=region, endpoint_override=endpoint if custom else None,
-            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=8))
 
     def arrow_path(self, rel: str) -> str:
         """`bucket/key`: the path of `rel` on `arrow_filesystem()`."""
         return f"{self.bucket}/{self._key(rel)}"
 
 
-# Making a client costs a few hundred milliseconds and `read`/`scan`/`connect` each open the dataset again: one
-# per set of options and AWS_* environment. Clients are thread-safe; sessions refresh expiring credentials.
-@functools.lru_cache(maxsize=16)
-def _session_and_client(options: tuple[tuple[str, str], ...], _env: tuple[tuple[str, str], ...]) -> tuple[Any, Any]:
-    import boto3
-    import botocore.config
-
-    opts = dict(options)
-    session = boto3.Session(
-        profile_name=opts.get("profile"), region_name=opts.get("region"),
-        aws_access_key_id=opts.get("aws_access_key_id"), aws_secret_access_key=opts.get("aws_secret_access_key"),
-        aws_session_token=opts.get("aws_session_token"))
-    config = botocore.config.Config(
-        retries={"max_attempts": 8, "mode": "standard"}, connect_timeout=10, read_timeout=60, max_pool_connections=32,
-        s3={"addressing_style": opts["addressing_style"]} if "addressing_style" in opts else None)
-    return session, session.client("s3", endpoint_url=opts.get("endpoint_url"), config=config)
+def _lease_seconds(opts: dict[str, str]) -> float:
+    """The lock's lease (`--storage-option lock_lease_seconds`): a number of seconds, at least 10."""
+    try:
+        seconds = float(opts.get("lock_lease_seconds", DEFAULT_LEASE_SECONDS))
+    except ValueError:
+        raise ConfigError("--storage-option lock_lease_seconds must be a number of seconds") from None
+    if seconds < 10:
+        raise ConfigError("--storage-option lock_lease_seconds must be at least 10")
+    return seconds
 
 
 def _parse_url(url: str) -> tuple[str, str]:
