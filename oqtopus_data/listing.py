@@ -16,12 +16,14 @@ the deleted job, which gives the shift away; jobs created meanwhile only add to 
 page is full is split into smaller windows, walked concurrently. Where a window cannot be shown complete (the server
 ignored a filter, pages kept changing, the listing never ends), it is reported by name and the run must not claim
 completeness.
+
+The walk of one window is `window_walk`'s; `Lister` here runs the windows on threads and keeps the ids that
+de-duplicate them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -29,38 +31,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from oqtopus_data.errors import ApiError, OqtopusDataError
-from oqtopus_data.pages import DEFAULT_PAGE_SIZE, PageSize, Walk, job_identity
-from oqtopus_data.times import parse_time
-from oqtopus_data.windows import DAY, SECOND, SHIFT_SLACK, Window, day_start, lower, text, whole
+from oqtopus_data.errors import ApiError
+from oqtopus_data.pages import DEFAULT_PAGE_SIZE, JobPages, PageSize, job_identity
+from oqtopus_data.window_walk import Limits, ListingError, Walking, WindowWalk
+from oqtopus_data.windows import Window, lower, whole
 
 if TYPE_CHECKING:
     from oqtopus_data.api import ApiClient
 
-#: Jobs of one page submitted before its window that prove the server ignored start_time, when they are also most
-#: of the page (fewer are the jobs' own oddity: a bogus timestamp).
-MIN_IGNORED = 2
-
-
-class ListingError(OqtopusDataError):
-    """One window of creation time cannot be shown to have been listed completely; the message names it."""
-
-    def __init__(self, window: Window, problem: str) -> None:
-        super().__init__(f"GET /jobs, jobs created in {window}: {problem}")
-        self.window = window
-        self.problem = problem
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Guards that end a listing a server would never let end; tests make them small."""
-
-    max_walks: int = 6  # walks of one window before it is declared unstable
-    max_pages: int = 20_000  # pages in one walk of one window (2 million jobs in one second is no real history)
-    max_windows: int = 100_000  # windows planned in one run (a million-job history needs a few thousand)
-    split_parts: int = 64  # at most this many windows from one split
-    target_pages: int = 4  # pages a split aims each window at
-    split_above: int = 10  # pages a window must be estimated to hold before it is split (fewer: walked as is)
+__all__ = ["Limits", "Listed", "Lister", "ListingError"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +93,8 @@ class Lister:
         self._walking: set[_Slot] = set()
         self._out: queue.Queue[Listed | BaseException | None] = queue.Queue(maxsize=4 * DEFAULT_PAGE_SIZE)
         self._stop = threading.Event()
+        self._walks = Walking(_Counted(api, self._stop, self._count), self.size, self.limits, self.now,
+                              note=self._note, note_new=self._note_new)
         self._add([root])
 
     # ------------------------------------------------------------------------------------------- public
@@ -189,7 +170,7 @@ class Lister:
                     self._walking.add(slot)
                     self._busy += 1
                 try:
-                    self._walk_window(slot)
+                    self._walk(slot)
                 except ListingError as exc:
                     with self._lock:
                         slot.state = "failed"
@@ -221,72 +202,18 @@ class Lister:
                 if self._stop.is_set() and item is not None and not isinstance(item, BaseException):
                     raise _Stopped() from None
 
-    def _walk_window(self, slot: _Slot) -> None:
-        """Walk one window until two walks in a row agree; or split it; or fail it with ListingError."""
-        previous: Walk | None = None
-        confirmed = False
-        for number in range(self.limits.max_walks):
-            walk = Walk(slot.window, self.size.current)
-            first = self._page(walk, slot)
-            if number == 0 and walk.done:
-                break  # empty in one answer: nothing a deletion could have hidden
-            if number == 0 and len(first) >= walk.size and self._split(slot, first, walk.size):
+    def _walk(self, slot: _Slot) -> None:
+        """Walk one window; mark it complete, or register the windows it was split into."""
+        pieces = WindowWalk(slot.window, self._walks, lambda page: self._emit(slot, page)).run()
+        with self._lock:
+            if pieces is None:
+                slot.state = "complete"
                 return
-            while not walk.done:
-                if walk.page > self.limits.max_pages:
-                    raise ListingError(slot.window, f"the listing did not end after {self.limits.max_pages:,} pages")
-                self._page(walk, slot)
-            short = walk.short_pages()
-            if short and not confirmed:
-                confirmed = True
-                checked = self._confirm(slot, walk, min(short))
-                if checked is None:
-                    break  # the confirming walk held everything this one saw: this one is complete
-                walk = checked  # the server caps its pages: the walk at the smaller size starts over
-            if previous is not None and previous.ids <= walk.ids:
-                break
-            previous = walk
-        else:
-            raise ListingError(slot.window, f"jobs kept disappearing between {self.limits.max_walks} walks in a row "
-                                            "(deleted while listing?): run the export again")
-        with self._lock:
-            slot.state = "complete"
-
-    def _confirm(self, slot: _Slot, walk: Walk, short: int) -> Walk | None:
-        """A walk had short pages mid-list: a cap on page sizes, or jobs the server could not render. Tell which.
-
-        Walks again at the short size: more jobs means a cap (that walk is returned, to be checked like a first
-        walk); the same jobs mean jobs left out, and the smaller walk checks the first one (None is returned)."""
-        small = Walk(slot.window, short)
-        while not small.done:
-            if small.page > self.limits.max_pages:
-                raise ListingError(slot.window, f"the listing did not end after {self.limits.max_pages:,} pages")
-            self._page(small, slot, size=short)
-        if small.ids - walk.ids:  # smaller pages found more: the server caps its pages
-            self.size.reduce(short)
-            return small
-        missing = sum(walk.size - n for n in walk.short_pages())
-        self._note(f"GET /jobs left out {missing} job(s) created in {slot.window} (the server could not render "
-                   "them; they cannot be exported until it can)")
-        return None
-
-    def _page(self, walk: Walk, slot: _Slot, size: int | None = None) -> list[Any]:
-        if self._stop.is_set():
-            raise _Stopped()
-        params = walk.params()
-        if size is None:
-            jobs, walk.size = self.size.fetch(self.api, params)
-        else:
-            jobs = self.api.list_page({**params, "size": size})
-        with self._lock:
-            self.requests += 1
-        page = walk.update(jobs)
-        self._emit(slot, page)
-        return page
+            slot.state = "split"
+            self._add(pieces, front=True)
 
     def _emit(self, slot: _Slot, page: list[Any]) -> None:
-        """Check a page, then hand on its jobs that no window listed before."""
-        self._check_filter(slot.window, page)
+        """Hand on the jobs of a checked page that no window listed before."""
         for job in page:
             ident = job_identity(job)
             with self._lock:
@@ -296,82 +223,6 @@ class Lister:
                 slot.ids.add(ident)
                 slot.emitted += 1
             self._put(Listed(job, slot.number))
-
-    def _split(self, slot: _Slot, first: list[Any], size: int) -> bool:
-        """Replace a window whose first page is full by smaller ones, when it holds many pages; False otherwise.
-
-        Its newest page (order=DESC) says how many jobs it holds: the two pages overlap when it fits in them, and
-        their times spread against the window's give an estimate (a burst in one second stays one window)."""
-        window = slot.window
-        if window.end is None and window.start is not None and window.start >= self.now:
-            return False  # nothing to split past the run's start: walk it page by page
-        newest, _size = self.size.fetch(self.api, {"order": "DESC", "page": 1, **window.params()})
-        with self._lock:
-            self.requests += 1
-        self._emit(slot, newest)
-        if {job_identity(j) for j in newest} & {job_identity(j) for j in first}:
-            return False
-        oldest = _stamps(first)
-        latest = _stamps(newest)
-        estimate = _estimate(oldest, latest, len(first) + len(newest))
-        if estimate < self.limits.split_above * size or not oldest:
-            return False
-        pieces: list[Window] = []
-        start, end = window.start, window.end
-        if start is None:  # unbounded below: one open window up to the oldest listed day, the rest finite
-            start = day_start(oldest[0])
-            if end is not None and start >= end:
-                return False
-            pieces.append(Window(None, start))
-        tail = None
-        if end is None:  # unbounded above: the finite part ends at the run's start; an open window after it
-            end = max(self.now, start + SECOND)
-            tail = Window(end, None)
-        # The jobs end around the newest listed day: the time after it (up to the run's start) is one window.
-        top = min(end, max(day_start(latest[-1]) + DAY, start + SECOND)) if latest else end
-        middle = Window(start, top)
-        if middle.can_split():
-            parts = math.ceil(estimate / (self.limits.target_pages * size))
-            pieces += middle.split(max(2, min(self.limits.split_parts, parts)))
-        else:
-            pieces.append(middle)
-        if top < end:
-            pieces.append(Window(top, end))
-        if tail is not None:
-            pieces.append(tail)
-        if len(pieces) < 2:
-            return False
-        with self._lock:
-            slot.state = "split"
-            self._add(pieces, front=True)
-        return True
-
-    def _check_filter(self, window: Window, page: list[Any]) -> None:
-        """Most of a page submitted long before the window starts proves the server ignored start_time; a few such
-        jobs are their own oddity (a bogus timestamp), named in a note once, and listed like the others."""
-        if window.start is None:
-            return
-        floor = window.start - SHIFT_SLACK
-        dated, before = 0, []
-        for job in page:
-            submitted = parse_time(job.get("submitted_at")) if isinstance(job, dict) else None
-            if submitted is None:
-                continue
-            dated += 1
-            if submitted < floor:
-                before.append((job_identity(job), submitted))
-        if not before:
-            return
-        if len(before) >= MIN_IGNORED and 2 * len(before) > dated:
-            raise ListingError(window, f"the server ignored start_time ({len(before)} of the {dated} jobs of a page "
-                                       f"were submitted before it, e.g. at {text(before[0][1])}); the listing "
-                                       "cannot be trusted")
-        with self._lock:
-            fresh = [(ident, at) for ident, at in before if ident not in self._odd]
-            self._odd.update(ident for ident, _ in fresh)
-        for ident, at in fresh:
-            self._note(f"GET /jobs listed job {ident} among the jobs created in {window}, but it says it was "
-                       f"submitted at {text(at)}, before that: its submitted_at is not to be trusted")
 
     def _retire(self, finished: _Slot) -> None:
         """Forget the ids of finished windows that no unfinished window touches (memory stays flat).
@@ -390,34 +241,40 @@ class Lister:
             slot.ids = set()
         self._holding = keep
 
+    def _count(self) -> None:
+        with self._lock:
+            self.requests += 1
+
     def _note(self, message: str) -> None:
         with self._lock:
             self.notes.append(message)
         self._notice(message)
+
+    def _note_new(self, notes: list[tuple[str, str]]) -> None:
+        """Say the notes whose key (a job) no page of this run brought up before."""
+        with self._lock:
+            fresh = [message for key, message in notes if key not in self._odd]
+            self._odd.update(key for key, _ in notes)
+        for message in fresh:
+            self._note(message)
 
 
 class _Stopped(Exception):
     """The consumer stopped iterating: workers leave quietly."""
 
 
-def _stamps(jobs: list[Any]) -> list[datetime]:
-    return sorted(t for t in (parse_time(j.get("submitted_at")) for j in jobs if isinstance(j, dict)) if t)
+class _Counted:
+    """GET /jobs as the walks of one listing see it: no page once the consumer stopped, every page counted."""
 
+    def __init__(self, api: JobPages, stop: threading.Event, count: Callable[[], None]) -> None:
+        self.api = api
+        self.stop = stop
+        self.count = count
 
-def _estimate(oldest: list[datetime], newest: list[datetime], listed: int) -> float:
-    """Jobs in a window whose oldest and newest pages are given: their count over the time they span, times the
-    time between the two (a first guess for splitting; completeness never rests on it)."""
-    if not oldest or not newest:
-        return float("inf")
-    (old_mid, old_span), (new_mid, new_span) = _spread(oldest), _spread(newest)
-    spanned = max(old_span + new_span, 1.0)
-    between = max((new_mid - old_mid) / SECOND + spanned / 2, 0.0)
-    return listed * max(between / spanned, 1.0)
-
-
-def _spread(stamps: list[datetime]) -> tuple[datetime, float]:
-    """The median of sorted times and the seconds from the first to the 85th percentile, scaled to the whole: jobs
-    submitted long after their creation (the latest 15 %) do not stretch it, a burst in one second does not shrink
-    it to nothing."""
-    n = len(stamps)
-    return stamps[n // 2], (stamps[min(n - 1, (85 * n) // 100)] - stamps[0]) / SECOND / 0.85
+    def list_page(self, params: dict[str, Any], *, tries: int | None = None) -> list[Any]:
+        """One page of GET /jobs (`ApiClient.list_page`), unless the consumer stopped iterating."""
+        if self.stop.is_set():
+            raise _Stopped()
+        jobs = self.api.list_page(params, tries=tries)
+        self.count()
+        return jobs

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from oqtopus_data.errors import ApiError
 from oqtopus_data.windows import Window
-
-if TYPE_CHECKING:
-    from oqtopus_data.api import ApiClient
 
 #: fastapi-pagination's largest page, the server's own default.
 DEFAULT_PAGE_SIZE = 100
 #: Page sizes tried, in order, after the server refused a bigger one.
 SIZE_LADDER = (100, 50, 20, 10)
+
+
+class JobPages(Protocol):
+    """What a listing needs of an API client: GET /jobs one page at a time (`ApiClient.list_page`)."""
+
+    def list_page(self, params: dict[str, Any], *, tries: int | None = None) -> list[Any]:
+        """One page of GET /jobs; `tries=1` asks once without retrying."""
+        ...
 
 
 class PageSize:
@@ -33,7 +38,7 @@ class PageSize:
         self._notice = notice or (lambda _message: None)
         self._lock = threading.Lock()
 
-    def fetch(self, api: ApiClient, params: dict[str, Any]) -> tuple[list[Any], int]:
+    def fetch(self, api: JobPages, params: dict[str, Any]) -> tuple[list[Any], int]:
         """One page at the current size (probing smaller sizes once if the server refuses it); the page and size."""
         if self.settled:
             return api.list_page({**params, "size": self.current}), self.current

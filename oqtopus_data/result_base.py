@@ -1,7 +1,8 @@
 """The base of the result objects (`results`): one job as oqtopus-client 1.3.0's `OqtopusJobResult` shows it.
 
 Its own module so that `results` (the job-type classes, SSE logs, `result_from_raw`) stays short; users import
-everything from `oqtopus_data.results`.
+everything from `oqtopus_data.results`. The plain accessors of the job's fields are `result_fields.JobFields`'s; here
+are how a job is read and what is derived from its payload.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Self, TypeVar
 
 from oqtopus_data.enums import JobStatus, JobType
 from oqtopus_data.payload import JOB_INFO_KEYS, job_extra, plain, read_payload, short_repr
+from oqtopus_data.result_fields import JobFields
 from oqtopus_data.times import NAIVE_AS_UTC, parse_datetime, to_utc
 
 _E = TypeVar("_E", bound=enum.StrEnum)
@@ -71,7 +73,7 @@ def _job_info_dict(job_info: Any) -> dict[str, Any] | None:
     return info
 
 
-class OqtopusJobResult:
+class OqtopusJobResult(JobFields):
     """One job and its outputs, with the API of oqtopus-client's `OqtopusJobResult`.
 
     Differences from the SDK, on purpose: timestamps are always timezone-aware datetimes (ISO
@@ -152,113 +154,6 @@ class OqtopusJobResult:
         if isinstance(job, Mapping):
             result._raw = job
         return result
-
-    @property
-    def job_id(self) -> str | None:
-        """The job's id."""
-        return self._job_id
-
-    @property
-    def job_type(self) -> JobType | None:
-        """sampling, estimation, multi_manual or sse."""
-        return self._job_type
-
-    @property
-    def status(self) -> JobStatus | None:
-        """The job's status when it was read."""
-        return self._status
-
-    @property
-    def name(self) -> str | None:
-        """The name given at submission."""
-        return self._name
-
-    @property
-    def description(self) -> str | None:
-        """The description given at submission, if any."""
-        return self._description
-
-    @property
-    def device_id(self) -> str | None:
-        """The device the job was submitted to."""
-        return self._device_id
-
-    @property
-    def shots(self) -> int | None:
-        """Number of shots."""
-        return self._shots
-
-    @property
-    def job_info(self) -> dict[str, Any] | None:
-        """job_info as a dict: the keys with a value, `message` always, and (as the SDK) `program` /
-        `operator` copied from `input` when job_info has none of its own."""
-        return self._job_info
-
-    @property
-    def transpiler_info(self) -> Mapping[str, Any] | None:
-        """Transpiler settings of the job."""
-        return self._transpiler_info
-
-    @property
-    def simulator_info(self) -> Mapping[str, Any] | None:
-        """Simulator settings of the job."""
-        return self._simulator_info
-
-    @property
-    def mitigation_info(self) -> Mapping[str, Any] | None:
-        """Error-mitigation settings of the job."""
-        return self._mitigation_info
-
-    @property
-    def transpile_result(self) -> Mapping[str, Any] | Any | None:
-        """The transpile result (transpiled_program, stats, virtual_physical_mapping), if any."""
-        return self._transpile_result
-
-    @property
-    def message(self) -> str | None:
-        """The server's error or status text, if any."""
-        return self._message
-
-    @property
-    def execution_time(self) -> float | int | None:
-        """Execution time in seconds, once finished."""
-        return self._execution_time
-
-    @property
-    def submitted_at(self) -> datetime | None:
-        """When the job was accepted (timezone-aware)."""
-        return self._times["submitted_at"]
-
-    @property
-    def ready_at(self) -> datetime | None:
-        """When the job became ready to run (timezone-aware)."""
-        return self._times["ready_at"]
-
-    @property
-    def running_at(self) -> datetime | None:
-        """When the job started running (timezone-aware)."""
-        return self._times["running_at"]
-
-    @property
-    def ended_at(self) -> datetime | None:
-        """When the job reached a terminal status (timezone-aware)."""
-        return self._times["ended_at"]
-
-    def is_sampling(self) -> bool:
-        """True for a sampling job."""
-        return self._job_type is JobType.SAMPLING
-
-    def is_estimation(self) -> bool:
-        """True for an estimation job."""
-        return self._job_type is JobType.ESTIMATION
-
-    def is_multi_manual(self) -> bool:
-        """True for a multi_manual job."""
-        return self._job_type is JobType.MULTI_MANUAL
-
-    def is_sse(self) -> bool:
-        """True for an SSE job."""
-        return self._job_type is JobType.SSE
 
     def _branch(self, key: str) -> dict[str, Any] | None:
         result = (self._job_info or {}).get("result")
