@@ -1,30 +1,25 @@
 """The OQTOPUS Cloud user API's endpoints over one pooled, retrying transport (`http.Transport`).
 
 One method per endpoint; each returns the decoded JSON or raises `ApiError`/`AuthError`. Paging is not here: the
-listing walk (`listing`) decides which pages to ask for. `preflight` is the one fail-fast check of a run's set-up.
+listing walk (`listing`) decides which pages to ask for. The set-up check lives beside it (`preflight`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import socket
-import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-import requests
-
-from oqtopus_data import __version__
+from oqtopus_data import __version__, preflight
 from oqtopus_data.archives import ArchiveError, check_zip, is_url, read_entry, url_problem
-from oqtopus_data.config import URL_ENV, Credentials, check_token, check_url
-from oqtopus_data.errors import ApiError, ConfigError
+from oqtopus_data.config import Credentials, check_token, check_url
+from oqtopus_data.errors import ApiError
 from oqtopus_data.http import DEFAULT_BUDGET, Stats, Transport
 from oqtopus_data.limits import MIN_THROUGHPUT, ByteBudget, Hold
-from oqtopus_data.redact import redact_url
 
 #: Presigned URLs refused (403) while they should still be valid are renewed by a fresh GET /jobs/{id} at most
 #: this many times per job; URLs refused after their stated expiry are renewed up to MAX_RENEWALS times in all.
@@ -32,9 +27,6 @@ MAX_URL_REFRESHES = 2
 MAX_RENEWALS = 8
 #: A presigned URL that expires within this many seconds is renewed before it is tried.
 EXPIRY_MARGIN = 1.0
-#: What `preflight` keeps of GET /users/me: which account a dataset came from (never e-mail or login events).
-ACCOUNT_KEYS = ("id", "name", "organization")
-URL_HINT = f"check --url / {URL_ENV}"
 
 _T = TypeVar("_T")
 
@@ -139,52 +131,10 @@ class ApiClient:
                                    limit=self.json_limit if limit is None else limit)
         return reply.data
 
-    # ---- set-up -------------------------------------------------------------------------------------------
     def preflight(self) -> dict | None:
-        """One fail-fast check before a run: GET /users/me, then GET /jobs?size=1 where there is no /users/me.
-
-        Returns the account (id, name, organization) or None when the server does not say. Set-up errors come
-        at once, without the usual retries: ConfigError for a connection refused, an unknown host, a TLS failure
-        or a URL whose /jobs answers 404; AuthError for refused credentials."""
-        try:
-            me = self._api("/users/me", "user", tries=1)
-        except ApiError as exc:
-            self._raise_setup_error(exc)
-            # No /users/me (404), or a /users/me that failed: the run may still work. /jobs tells, fail-fast
-            # when it is missing, with the usual retries when it is only unwell.
-            self._probe_jobs(tries=1 if exc.status == 404 else None)
-            return None
-        if not isinstance(me, dict):
-            return None
-        return {key: me[key] for key in ACCOUNT_KEYS if key in me}
-
-    def _probe_jobs(self, *, tries: int | None) -> None:
-        try:
-            self._api("/jobs", "list", {"size": 1}, tries=tries)
-        except ApiError as exc:
-            self._raise_setup_error(exc)
-            if exc.status == 404:
-                raise ConfigError(
-                    f"{redact_url(self.base_url)}/jobs answered 404: the URL is not an OQTOPUS Cloud user API: "
-                    f"{URL_HINT}."
-                ) from None
-            if tries is not None:
-                self._probe_jobs(tries=None)  # not a set-up error: the usual retries
-                return
-            raise
-
-    def _raise_setup_error(self, exc: ApiError) -> None:
-        """Raise ConfigError when `exc` was caused by a connection that could not be made at all."""
-        problem = _connect_problem(exc.__cause__)
-        if problem is None:
-            return
-        proxy = self.credentials.proxy
-        if proxy and isinstance(exc.__cause__, requests.exceptions.ProxyError):
-            raise ConfigError(f"cannot connect to the proxy {_host_port(proxy)} ({problem}): check "
-                              "OQTOPUS_PROXY or the profile's proxy.") from None
-        hint = URL_HINT + (", and REQUESTS_CA_BUNDLE for a private certificate authority"
-                           if problem.startswith("TLS") else "")
-        raise ConfigError(f"cannot connect to {_host_port(self.base_url)} ({problem}): {hint}.") from None
+        """One fail-fast check of a run's set-up (`preflight.preflight`): the account (id, name, organization),
+        None when the server does not say; ConfigError or AuthError when the set-up is wrong."""
+        return preflight.preflight(self._api, self.base_url, self.credentials.proxy)
 
     # ---- endpoints ----------------------------------------------------------------------------------------
     def list_page(self, params: dict[str, Any], *, tries: int | None = None) -> list[Any]:
@@ -401,53 +351,6 @@ def _query_value(url: str, prefix: str) -> str | None:
             return url[start + 1 + len(prefix): end if end >= 0 else len(url)]
         start = url.find("&", start + 1)
     return None
-
-
-def _causes(exc: BaseException | None) -> Iterator[BaseException]:
-    """`exc` and everything it wraps (causes, contexts, urllib3's `reason`, exceptions among the args)."""
-    seen: set[int] = set()
-    stack = [exc]
-    while stack:
-        item = stack.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        yield item
-        reason = getattr(item, "reason", None)
-        stack += [item.__cause__, item.__context__, reason if isinstance(reason, BaseException) else None]
-        stack += [arg for arg in item.args if isinstance(arg, BaseException)]
-
-
-def _connect_problem(exc: BaseException | None) -> str | None:
-    """Why no connection could be made at all, in a few words; None when `exc` is something else."""
-    if not isinstance(exc, requests.exceptions.ConnectionError):
-        return None
-    causes = list(_causes(exc))
-    for cause in causes:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"TLS failure: {cause.verify_message or 'certificate verify failed'}"
-        if isinstance(cause, ssl.SSLError):
-            return f"TLS failure: {(cause.reason or 'handshake failed').lower().replace('_', ' ')}"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "TLS failure"
-    for cause in causes:
-        if isinstance(cause, socket.gaierror):
-            return "unknown host"
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return "connection timed out"
-    for cause in causes:
-        if type(cause) is OSError and cause.strerror:  # e.g. network unreachable, no route to host
-            return cause.strerror[:1].lower() + cause.strerror[1:]
-    return None
-
-
-def _host_port(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    host = f"[{host}]" if ":" in host else host
-    return f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
 def _segment(job_id: str) -> str:
