@@ -2,7 +2,7 @@
 
 One method per endpoint; each returns the decoded JSON or raises `ApiError`/`AuthError`. Paging is not here: the
 listing walk (`listing`) decides which pages to ask for. The client's other duties live beside it and take it as an
-argument: the set-up check (`preflight`), presigned downloads and their renewal (`presigned`).
+argument: the set-up check (`preflight`), presigned downloads and their renewal (`presigned`), SSE logs (`sselog`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from oqtopus_data import __version__, preflight, presigned
-from oqtopus_data.archives import check_zip, is_url, url_problem
+from oqtopus_data import __version__, preflight, presigned, sselog
 from oqtopus_data.config import Credentials, check_token, check_url
 from oqtopus_data.errors import ApiError
 from oqtopus_data.http import DEFAULT_BUDGET, Stats, Transport
@@ -170,59 +169,14 @@ class ApiClient:
         return {"file": base64.b64encode(data).decode("ascii"), "file_name": f"sselog_{job_id}.log"}
 
     def sse_log_archive(self, job_id: str, job: Mapping[str, Any] | None = None) -> bytes | None:
-        """The raw zip of an SSE job's log, or None when the job has none (not run, cancelled, failed early).
+        """The raw zip of an SSE job's log, None when it has none (`sselog.sse_log_archive`); `job` is the job
+        as listed or resolved (default: a fresh GET /jobs/{id})."""
+        return sselog.sse_log_archive(self, job_id, job)
 
-        As oqtopus-client 1.3.0: the presigned archive `job_info.sse_log` of `job` (default: a fresh GET
-        /jobs/{id}), renewed when it expired (`presigned`); GET /jobs/{id}/sselog only on older servers (job_info
-        without any URL), a 404 there meaning no log. The archive may hold several files: only its zip directory
-        is checked. Raises ApiError or ArchiveError when a log exists but cannot be had."""
-        if job is None:
-            job = self._job_or_none(job_id)
-        if job is None:
-            return None  # deleted on the server meanwhile: no log to have
-        info = job.get("job_info")
-        url = info.get("sse_log") if isinstance(info, Mapping) else None
-        if not is_url(url):
-            problem = url_problem("sse_log", url)
-            if problem is not None:
-                raise ApiError(problem)
-            if isinstance(info, Mapping) and any(is_url(v) for v in info.values()):
-                return None  # a server handing out presigned URLs has no sselog endpoint: no URL, no log
-
-            return self._sselog_endpoint(job_id)
-
-        def read(key: str, data: bytearray, hold: Hold) -> bytes:
-            check_zip(data, key=key)
-            return bytes(data)
-
-        try:
-            _, logs = self.presigned(job_id, job, ("sse_log",), read)
-        except ApiError as exc:
-            if exc.status == 404:
-                return None  # no such object, or the job was deleted meanwhile: no log
-            raise
-        return logs.get("sse_log")
-
-    def presigned(
-        self, job_id: str | None, job: Mapping[str, Any], keys: Sequence[str],
-        read: Callable[[str, bytearray, Hold], _T],
-    ) -> tuple[Mapping[str, Any], dict[str, _T]]:
-        """(the job whose URLs were used, {key: `read(key, body, hold)`}) for each of `keys` whose job_info value
-        is a presigned URL, expired URLs renewed by a fresh GET /jobs/{id} (`presigned.presigned`)."""
-        return presigned.presigned(self, job_id, job, keys, read)
-
-    def _job_or_none(self, job_id: str) -> dict | None:
-        try:
-            return self.get_job(job_id)
-        except ApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
-
-    def _sselog_endpoint(self, job_id: str) -> bytes | None:
-        """GET /jobs/{id}/sselog of older servers: {"file": base64 zip, ...}; None on a 404 (no log, or no such
-        endpoint) and on a 400 (the server's code refuses any job but a succeeded or failed SSE job with 400 "job
-        has not finished yet" or "job is not an SSE job": a cancelled job, say, has no log to give)."""
+    def sselog_file(self, job_id: str) -> bytes | None:
+        """GET /jobs/{id}/sselog of older servers: the zip its base64 `file` field holds. None on a 404 (no log,
+        or no such endpoint) and on a 400 (the server's code refuses any job but a succeeded or failed SSE job
+        with 400 "job has not finished yet" or "job is not an SSE job": a cancelled job has no log to give)."""
         path = f"/jobs/{_segment(job_id)}/sselog"
         try:  # base64 makes the archive a third larger
             reply = self._api(path, "sselog", limit=self.archive_limit // 3 * 4 + 2**16)
@@ -234,11 +188,17 @@ class ApiClient:
         if not encoded:
             return None
         try:
-            data = base64.b64decode(encoded, validate=True)
+            return base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):  # ValueError: non-ASCII text
             raise ApiError(f"GET {path}: the file field is not base64") from None
-        check_zip(data, key="sse_log")
-        return data
+
+    def presigned(
+        self, job_id: str | None, job: Mapping[str, Any], keys: Sequence[str],
+        read: Callable[[str, bytearray, Hold], _T],
+    ) -> tuple[Mapping[str, Any], dict[str, _T]]:
+        """(the job whose URLs were used, {key: `read(key, body, hold)`}) for each of `keys` whose job_info value
+        is a presigned URL, expired URLs renewed by a fresh GET /jobs/{id} (`presigned.presigned`)."""
+        return presigned.presigned(self, job_id, job, keys, read)
 
     def download(self, url: str, *, limit: int | None = None, hold: Hold | None = None) -> bytes | bytearray:
         """The body at a presigned URL (no token sent), refused once it passes `limit` bytes. Its bytes stay
