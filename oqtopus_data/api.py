@@ -87,7 +87,7 @@ class ApiClient:
     def server_now(self) -> datetime | None:
         """The server's clock now: the Date header of its latest API answer plus the time since (None: it sent
         none). A run's time rests on it rather than on this machine's clock, which may be wrong."""
-        return self.transport.server_time()
+        return self.transport.server_clock.time()
 
     @property
     def session(self) -> Any:

@@ -18,8 +18,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -47,7 +46,7 @@ from oqtopus_data.limits import (
 from oqtopus_data.pace import Pace
 from oqtopus_data.redact import MESSAGE_LIMIT, redact_url, scrub
 from oqtopus_data.retry import Backoff, Verdict, classify, retry_after_seconds
-from oqtopus_data.times import to_utc
+from oqtopus_data.server_clock import ServerClock
 
 # Re-exported: their homes are `body`, `redact` and `retry`.
 __all__ = ["MESSAGE_LIMIT", "BadBody", "DownloadTooLarge", "redact_url", "retry_after_seconds", "scrub"]
@@ -179,8 +178,7 @@ class Transport:
         # (and the environment's settings, which need trust_env), redirects and adapters mounted by tests.
         self._curl = None if self._proxies or self.session.trust_env else Curl(
             timeout=timeout, verify=lambda: self.session.verify)
-        self._date: tuple[str | None, float] = (None, 0.0)  # the last API answer's Date header, and when it came
-        self._server_date: tuple[str | None, datetime] = (None, datetime.min)  # that header parsed
+        self.server_clock = ServerClock(self._clock)  # the Date headers of API answers
         self._headers = {"User-Agent": user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"}
 
     def close(self) -> None:
@@ -241,7 +239,7 @@ class Transport:
             if verdict.action == "ok" and reply is not None:
                 self.pace.accepted()
                 if api:
-                    self._date = (reply.headers.get("Date"), time.monotonic())
+                    self.server_clock.heard(reply.headers.get("Date"))
                 return reply
             if verdict.throttled:  # every worker pauses for its Retry-After; this one waits it out in _wait
                 until = self.pace.throttled(sent, None if verdict.wait is None else min(verdict.wait,
@@ -255,24 +253,6 @@ class Transport:
         raise ApiError(
             f"{label} failed after {tries} {'try' if tries == 1 else 'tries'}: {verdict.problem}", status=status
         ) from failure
-
-    def server_now(self) -> datetime:
-        """The server's time now (`server_time`), or this machine's clock where the server sent no Date: the clock
-        presigned URLs are signed on."""
-        return self.server_time() or self._clock()
-
-    def server_time(self) -> datetime | None:
-        """The server's time now: the Date header of its last API answer plus the time since; None before any
-        answer with a readable Date. A run's time rests on it rather than on this machine's clock."""
-        header, seen = self._date
-        if not header:
-            return None
-        if self._server_date[0] != header:  # parsed once per second of the server's clock, not per call
-            try:
-                self._server_date = (header, to_utc(parsedate_to_datetime(header)))
-            except (TypeError, ValueError, IndexError):
-                return None
-        return self._server_date[1] + timedelta(seconds=time.monotonic() - seen)
 
     def _attempt(
         self, url: str, params: Mapping[str, Any] | None, headers: dict[str, str], label: str,

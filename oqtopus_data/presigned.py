@@ -89,7 +89,7 @@ def presigned(
                 continue
             if (problem := url_problem(key, url)) is not None:
                 raise ApiError(problem)
-            expiry = expires_at(url, transport.server_now)
+            expiry = expires_at(url, transport.server_clock.now)
             if not fresh and expiry is not None and expiry - time.monotonic() < EXPIRY_MARGIN:
                 stale.append(key)  # about to expire: renew first rather than spend a request on a 403
                 continue
