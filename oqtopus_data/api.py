@@ -1,58 +1,39 @@
 """The OQTOPUS Cloud user API's endpoints over one pooled, retrying transport (`http.Transport`).
 
 One method per endpoint; each returns the decoded JSON or raises `ApiError`/`AuthError`. Paging is not here: the
-listing walk (`listing`) decides which pages to ask for. `preflight` is the one fail-fast check of a run's set-up.
+listing walk (`listing`) decides which pages to ask for. The client's other duties live beside it and take it as an
+argument: the set-up check (`preflight`), presigned downloads and their renewal (`presigned`), SSE logs (`sselog`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import socket
-import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-import requests
-
-from oqtopus_data import __version__
-from oqtopus_data.archives import ArchiveError, check_zip, is_url, read_entry, url_problem
-from oqtopus_data.config import URL_ENV, Credentials, check_token, check_url
-from oqtopus_data.errors import ApiError, ConfigError
+from oqtopus_data import __version__, preflight, presigned, sselog
+from oqtopus_data.config import Credentials, check_token, check_url
+from oqtopus_data.errors import ApiError
 from oqtopus_data.http import DEFAULT_BUDGET, Stats, Transport
 from oqtopus_data.limits import MIN_THROUGHPUT, ByteBudget, Hold
-from oqtopus_data.redact import redact_url
+from oqtopus_data.presigned import (
+    EXPIRY_MARGIN,
+    MAX_RENEWALS,
+    MAX_URL_REFRESHES,
+    DownloadFailed,
+    ForeignBody,
+    RefreshFailed,
+)
 
-#: Presigned URLs refused (403) while they should still be valid are renewed by a fresh GET /jobs/{id} at most
-#: this many times per job; URLs refused after their stated expiry are renewed up to MAX_RENEWALS times in all.
-MAX_URL_REFRESHES = 2
-MAX_RENEWALS = 8
-#: A presigned URL that expires within this many seconds is renewed before it is tried.
-EXPIRY_MARGIN = 1.0
-#: What `preflight` keeps of GET /users/me: which account a dataset came from (never e-mail or login events).
-ACCOUNT_KEYS = ("id", "name", "organization")
-URL_HINT = f"check --url / {URL_ENV}"
+# Re-exported: their home is `presigned`.
+__all__ = ["EXPIRY_MARGIN", "MAX_RENEWALS", "MAX_URL_REFRESHES", "ApiClient", "DownloadFailed", "ForeignBody",
+           "RefreshFailed"]
 
 _T = TypeVar("_T")
-
-
-class DownloadFailed(ApiError):
-    """A presigned URL's download failed for a reason other than its expiry; `key` names the archive."""
-
-    def __init__(self, key: str, message: str, *, status: int | None = None) -> None:
-        super().__init__(message, status=status)
-        self.key = key
-
-
-class RefreshFailed(ApiError):
-    """GET /jobs/{id}, asked for fresh presigned URLs, failed (`status` says how: 404 when the job is gone)."""
-
-
-class ForeignBody(ApiError):
-    """GET /jobs/{id} answered with a body whose job_id is not the one asked for."""
 
 
 class ApiClient:
@@ -106,7 +87,7 @@ class ApiClient:
     def server_now(self) -> datetime | None:
         """The server's clock now: the Date header of its latest API answer plus the time since (None: it sent
         none). A run's time rests on it rather than on this machine's clock, which may be wrong."""
-        return self.transport.server_time()
+        return self.transport.server_clock.time()
 
     @property
     def session(self) -> Any:
@@ -139,52 +120,10 @@ class ApiClient:
                                    limit=self.json_limit if limit is None else limit)
         return reply.data
 
-    # ---- set-up -------------------------------------------------------------------------------------------
     def preflight(self) -> dict | None:
-        """One fail-fast check before a run: GET /users/me, then GET /jobs?size=1 where there is no /users/me.
-
-        Returns the account (id, name, organization) or None when the server does not say. Set-up errors come
-        at once, without the usual retries: ConfigError for a connection refused, an unknown host, a TLS failure
-        or a URL whose /jobs answers 404; AuthError for refused credentials."""
-        try:
-            me = self._api("/users/me", "user", tries=1)
-        except ApiError as exc:
-            self._raise_setup_error(exc)
-            # No /users/me (404), or a /users/me that failed: the run may still work. /jobs tells, fail-fast
-            # when it is missing, with the usual retries when it is only unwell.
-            self._probe_jobs(tries=1 if exc.status == 404 else None)
-            return None
-        if not isinstance(me, dict):
-            return None
-        return {key: me[key] for key in ACCOUNT_KEYS if key in me}
-
-    def _probe_jobs(self, *, tries: int | None) -> None:
-        try:
-            self._api("/jobs", "list", {"size": 1}, tries=tries)
-        except ApiError as exc:
-            self._raise_setup_error(exc)
-            if exc.status == 404:
-                raise ConfigError(
-                    f"{redact_url(self.base_url)}/jobs answered 404: the URL is not an OQTOPUS Cloud user API: "
-                    f"{URL_HINT}."
-                ) from None
-            if tries is not None:
-                self._probe_jobs(tries=None)  # not a set-up error: the usual retries
-                return
-            raise
-
-    def _raise_setup_error(self, exc: ApiError) -> None:
-        """Raise ConfigError when `exc` was caused by a connection that could not be made at all."""
-        problem = _connect_problem(exc.__cause__)
-        if problem is None:
-            return
-        proxy = self.credentials.proxy
-        if proxy and isinstance(exc.__cause__, requests.exceptions.ProxyError):
-            raise ConfigError(f"cannot connect to the proxy {_host_port(proxy)} ({problem}): check "
-                              "OQTOPUS_PROXY or the profile's proxy.") from None
-        hint = URL_HINT + (", and REQUESTS_CA_BUNDLE for a private certificate authority"
-                           if problem.startswith("TLS") else "")
-        raise ConfigError(f"cannot connect to {_host_port(self.base_url)} ({problem}): {hint}.") from None
+        """One fail-fast check of a run's set-up (`preflight.preflight`): the account (id, name, organization),
+        None when the server does not say; ConfigError or AuthError when the set-up is wrong."""
+        return preflight.preflight(self._api, self.base_url, self.credentials.proxy)
 
     # ---- endpoints ----------------------------------------------------------------------------------------
     def list_page(self, params: dict[str, Any], *, tries: int | None = None) -> list[Any]:
@@ -219,24 +158,7 @@ class ApiClient:
         devices = self._api("/devices", "devices")
         if not isinstance(devices, list):
             raise ApiError("GET /devices: expected a JSON array of devices")
-        return [self._resolve_device(device) for device in devices]
-
-    def _resolve_device(self, device: Any) -> dict:
-        if not isinstance(device, dict) or not is_url(device.get("device_info")):
-            return device
-        name = f"device {device.get('device_id')} device_info"
-        problem = url_problem("device_info", device["device_info"])
-        if problem is not None:
-            raise ApiError(f"{name}: {problem}")
-        with self.budget.hold() as hold:
-            data = self.download(device["device_info"], limit=self.archive_limit, hold=hold)
-            try:
-                if data.startswith(b"PK\x03\x04"):
-                    data = read_entry(data, key=name, limit=self.archive_limit, reserve=hold.grow)
-                text = data.decode("utf-8-sig")
-            except (ArchiveError, UnicodeDecodeError) as exc:
-                raise ApiError(f"{name}: unreadable ({exc})") from None
-        return {**device, "device_info": text}
+        return [presigned.resolve_device(self, device) for device in devices]
 
     def get_sselog(self, job_id: str) -> dict:
         """{"file": base64 zip, "file_name": "sselog_<id>.log"} of an SSE job, as oqtopus-client 1.3.0 answers
@@ -247,127 +169,14 @@ class ApiClient:
         return {"file": base64.b64encode(data).decode("ascii"), "file_name": f"sselog_{job_id}.log"}
 
     def sse_log_archive(self, job_id: str, job: Mapping[str, Any] | None = None) -> bytes | None:
-        """The raw zip of an SSE job's log, or None when the job has none (not run, cancelled, failed early).
+        """The raw zip of an SSE job's log, None when it has none (`sselog.sse_log_archive`); `job` is the job
+        as listed or resolved (default: a fresh GET /jobs/{id})."""
+        return sselog.sse_log_archive(self, job_id, job)
 
-        As oqtopus-client 1.3.0: the presigned archive `job_info.sse_log` of `job` (default: a fresh GET
-        /jobs/{id}), renewed when it expired (`presigned`); GET /jobs/{id}/sselog only on older servers (job_info
-        without any URL), a 404 there meaning no log. The archive may hold several files: only its zip directory
-        is checked. Raises ApiError or ArchiveError when a log exists but cannot be had."""
-        if job is None:
-            job = self._job_or_none(job_id)
-        if job is None:
-            return None  # deleted on the server meanwhile: no log to have
-        info = job.get("job_info")
-        url = info.get("sse_log") if isinstance(info, Mapping) else None
-        if not is_url(url):
-            problem = url_problem("sse_log", url)
-            if problem is not None:
-                raise ApiError(problem)
-            if isinstance(info, Mapping) and any(is_url(v) for v in info.values()):
-                return None  # a server handing out presigned URLs has no sselog endpoint: no URL, no log
-
-            return self._sselog_endpoint(job_id)
-
-        def read(key: str, data: bytearray, hold: Hold) -> bytes:
-            check_zip(data, key=key)
-            return bytes(data)
-
-        try:
-            _, logs = self.presigned(job_id, job, ("sse_log",), read)
-        except ApiError as exc:
-            if exc.status == 404:
-                return None  # no such object, or the job was deleted meanwhile: no log
-            raise
-        return logs.get("sse_log")
-
-    def presigned(
-        self, job_id: str | None, job: Mapping[str, Any], keys: Sequence[str],
-        read: Callable[[str, bytearray, Hold], _T],
-    ) -> tuple[Mapping[str, Any], dict[str, _T]]:
-        """(the job whose URLs were used, {key: `read(key, body, hold)`}) for each of `keys` whose job_info value
-        is a presigned URL; the one place presigned URLs are renewed.
-
-        One fresh GET /jobs/{id} renews every expired URL of the job at once. A URL whose stated expiry
-        (X-Amz-Date + X-Amz-Expires, on the server's clock) is near is renewed before it is tried, and a renewed
-        URL does not wait out a shared pause (it would expire meanwhile). A URL refused (403) after its stated
-        expiry costs a renewal, not an error; a job fails only when URLs that should still be valid are refused
-        more than MAX_URL_REFRESHES times (or after MAX_RENEWALS renewals whatever the cause). Raises ApiError
-        for a malformed URL, `RefreshFailed` when GET /jobs/{id} fails, and `DownloadFailed` for
-        any other failure of a download, with its status. `read` runs with the body's bytes
-        reserved in `hold`."""
-        decoded: dict[str, _T] = {}
-        refused = renewals = 0
-        fresh = False  # whether `job` was just fetched to renew its URLs
-        while True:
-            info = job.get("job_info")
-            if not isinstance(info, Mapping):
-                raise RefreshFailed(f"GET /jobs/{job_id}: the job came back without job_info")
-            stale: list[str] = []
-            refused_now = False
-            for key in keys:
-                url = info.get(key)
-                if key in decoded or not is_url(url):
-                    continue
-                if (problem := url_problem(key, url)) is not None:
-                    raise ApiError(problem)
-                expiry = self._expiry(url)
-                if not fresh and expiry is not None and expiry - time.monotonic() < EXPIRY_MARGIN:
-                    stale.append(key)  # about to expire: renew first rather than spend a request on a 403
-                    continue
-                try:
-                    with self.budget.hold() as hold:
-                        body = self.transport.get(url, kind="storage", limit=self.archive_limit, hold=hold,
-                                                  pause=not fresh).body
-                        decoded[key] = read(key, body, hold)
-                        del body
-                except ApiError as exc:
-                    if exc.status != 403:
-                        raise DownloadFailed(key, str(exc), status=exc.status) from None
-                    stale.append(key)
-                    refused_now |= expiry is None or expiry > time.monotonic()  # refused while still valid
-            refused += refused_now
-            if not stale:
-                return job, decoded
-            if not isinstance(job_id, str):
-                raise ApiError(f"{', '.join(stale)}: the presigned URL was refused (HTTP 403)", status=403)
-            if refused > MAX_URL_REFRESHES or renewals >= MAX_RENEWALS:
-                raise ApiError(f"{', '.join(stale)}: the presigned URL was still refused (HTTP 403) after "
-                               f"{renewals} refreshes", status=403)
-            try:
-                job = self.get_job(job_id)
-            except ForeignBody:
-                raise  # another job's body: that job's error (stage `body`), not a failed renewal
-            except ApiError as exc:
-                raise RefreshFailed(str(exc), status=exc.status) from None
-            renewals += 1
-            fresh = True
-
-    def _expiry(self, url: str) -> float | None:
-        """The monotonic time a presigned URL stops working, from its X-Amz-Date and X-Amz-Expires read on the
-        server's clock (its Date header); None when the URL does not say."""
-        date, expires = _query_value(url, "X-Amz-Date="), _query_value(url, "X-Amz-Expires=")
-        if date is None or expires is None:
-            return None
-        try:  # 20240501T120000Z, read without strptime (which costs more than the rest of this method)
-            signed = datetime(int(date[:4]), int(date[4:6]), int(date[6:8]), int(date[9:11]), int(date[11:13]),
-                              int(date[13:15]), tzinfo=UTC)
-            lifetime = float(expires)
-        except ValueError:
-            return None
-        return time.monotonic() + (signed - self.transport.server_now()).total_seconds() + lifetime
-
-    def _job_or_none(self, job_id: str) -> dict | None:
-        try:
-            return self.get_job(job_id)
-        except ApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
-
-    def _sselog_endpoint(self, job_id: str) -> bytes | None:
-        """GET /jobs/{id}/sselog of older servers: {"file": base64 zip, ...}; None on a 404 (no log, or no such
-        endpoint) and on a 400 (the server's code refuses any job but a succeeded or failed SSE job with 400 "job
-        has not finished yet" or "job is not an SSE job": a cancelled job, say, has no log to give)."""
+    def sselog_file(self, job_id: str) -> bytes | None:
+        """GET /jobs/{id}/sselog of older servers: the zip its base64 `file` field holds. None on a 404 (no log,
+        or no such endpoint) and on a 400 (the server's code refuses any job but a succeeded or failed SSE job
+        with 400 "job has not finished yet" or "job is not an SSE job": a cancelled job has no log to give)."""
         path = f"/jobs/{_segment(job_id)}/sselog"
         try:  # base64 makes the archive a third larger
             reply = self._api(path, "sselog", limit=self.archive_limit // 3 * 4 + 2**16)
@@ -379,75 +188,23 @@ class ApiClient:
         if not encoded:
             return None
         try:
-            data = base64.b64decode(encoded, validate=True)
+            return base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):  # ValueError: non-ASCII text
             raise ApiError(f"GET {path}: the file field is not base64") from None
-        check_zip(data, key="sse_log")
-        return data
+
+    def presigned(
+        self, job_id: str | None, job: Mapping[str, Any], keys: Sequence[str],
+        read: Callable[[str, bytearray, Hold], _T],
+    ) -> tuple[Mapping[str, Any], dict[str, _T]]:
+        """(the job whose URLs were used, {key: `read(key, body, hold)`}) for each of `keys` whose job_info value
+        is a presigned URL, expired URLs renewed by a fresh GET /jobs/{id} (`presigned.presigned`)."""
+        return presigned.presigned(self, job_id, job, keys, read)
 
     def download(self, url: str, *, limit: int | None = None, hold: Hold | None = None) -> bytes | bytearray:
         """The body at a presigned URL (no token sent), refused once it passes `limit` bytes. Its bytes stay
         reserved in `hold` (a `ByteBudget` reservation) when one is given, for the caller to decode them."""
         limit = self.archive_limit if limit is None else limit
         return self.transport.get(url, kind="storage", limit=limit, hold=hold).body
-
-
-def _query_value(url: str, prefix: str) -> str | None:
-    """The raw value of one query parameter (`prefix` is "name="), None when absent."""
-    start = url.find("?")
-    while start >= 0:
-        if url.startswith(prefix, start + 1):
-            end = url.find("&", start + 1)
-            return url[start + 1 + len(prefix): end if end >= 0 else len(url)]
-        start = url.find("&", start + 1)
-    return None
-
-
-def _causes(exc: BaseException | None) -> Iterator[BaseException]:
-    """`exc` and everything it wraps (causes, contexts, urllib3's `reason`, exceptions among the args)."""
-    seen: set[int] = set()
-    stack = [exc]
-    while stack:
-        item = stack.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        yield item
-        reason = getattr(item, "reason", None)
-        stack += [item.__cause__, item.__context__, reason if isinstance(reason, BaseException) else None]
-        stack += [arg for arg in item.args if isinstance(arg, BaseException)]
-
-
-def _connect_problem(exc: BaseException | None) -> str | None:
-    """Why no connection could be made at all, in a few words; None when `exc` is something else."""
-    if not isinstance(exc, requests.exceptions.ConnectionError):
-        return None
-    causes = list(_causes(exc))
-    for cause in causes:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"TLS failure: {cause.verify_message or 'certificate verify failed'}"
-        if isinstance(cause, ssl.SSLError):
-            return f"TLS failure: {(cause.reason or 'handshake failed').lower().replace('_', ' ')}"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "TLS failure"
-    for cause in causes:
-        if isinstance(cause, socket.gaierror):
-            return "unknown host"
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return "connection timed out"
-    for cause in causes:
-        if type(cause) is OSError and cause.strerror:  # e.g. network unreachable, no route to host
-            return cause.strerror[:1].lower() + cause.strerror[1:]
-    return None
-
-
-def _host_port(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    host = f"[{host}]" if ":" in host else host
-    return f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
 def _segment(job_id: str) -> str:

@@ -7,8 +7,8 @@ libcurl spends about 0.07 ms of CPU on a kept-alive GET against 0.4 for urllib3'
 the transfer is driven on a multi handle until the next piece arrives, and paused while a piece waits to be read,
 so a body is never held whole by libcurl. Each thread keeps its own handles (and through them its connections).
 The attempt's deadline (`limits.Attempt`) and the per-read timeout are checked while the transfer is driven.
-Failures are raised as the requests exceptions that the retry policy (`http.classify`) and the set-up checks
-(`api`) already read. A redirect is not followed here (`Redirected`): requests follows it and drops the token on
+Failures are raised as the requests exceptions that the retry policy (`retry.classify`) and the set-up checks
+(`preflight`) already read. A redirect is not followed here (`Redirected`): requests follows it and drops the token on
 the way to another host.
 """
 
@@ -205,7 +205,7 @@ class _Transfer:
 
 
 class CurlResponse:
-    """A response as `body.read_body` and `http.classify` read it: status_code, headers, raw, content."""
+    """A response as `body.read_body` and `retry.classify` read it: status_code, headers, raw, content."""
 
     def __init__(self, status: int, transfer: _Transfer) -> None:
         self.status_code = status

@@ -1,5 +1,5 @@
 """The transport under ApiClient: direct GETs through libcurl (`curl`), proxies and redirects through one
-`requests.Session`, and the only retry policy (`classify`).
+`requests.Session`, and the only retry policy (`retry`).
 
 Every request goes through `Transport.get`, which reads the whole body inside the retry loop so that a body cut
 short is retried like a dropped connection. Each attempt has an overall deadline (a small multiple of the
@@ -10,7 +10,6 @@ scheme://host/path: never the token, never a presigned URL's signature (`redact`
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -19,16 +18,14 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
 
 from oqtopus_data.body import (
     ACCEPT_ENCODING,
-    ERROR_BODY_LIMIT,
     BadBody,
     BodyCutShort,
     DownloadTooLarge,
@@ -37,7 +34,7 @@ from oqtopus_data.body import (
     read_body,
 )
 from oqtopus_data.curl import Curl, Redirected
-from oqtopus_data.errors import ApiError, AuthError, OqtopusDataError
+from oqtopus_data.errors import ApiError
 from oqtopus_data.limits import (
     MIN_THROUGHPUT,
     ByteBudget,
@@ -48,21 +45,19 @@ from oqtopus_data.limits import (
 )
 from oqtopus_data.pace import Pace
 from oqtopus_data.redact import MESSAGE_LIMIT, redact_url, scrub
-from oqtopus_data.times import to_utc
+from oqtopus_data.retry import Backoff, Verdict, classify, retry_after_seconds
+from oqtopus_data.server_clock import ServerClock
 
-# Re-exported: their homes are `body` and `redact`.
-__all__ = ["MESSAGE_LIMIT", "BadBody", "DownloadTooLarge", "redact_url", "scrub"]
+# Re-exported: their homes are `body`, `redact` and `retry`.
+__all__ = ["MESSAGE_LIMIT", "BadBody", "DownloadTooLarge", "redact_url", "retry_after_seconds", "scrub"]
 
 KINDS = ("list", "job", "devices", "sselog", "storage", "user")
 #: Kinds whose 401/403 means the credentials are refused: the listing, the devices and the account. A 403 on one
 #: job's endpoints is that job's error, and on storage it means an expired presigned URL.
 AUTH_KINDS = frozenset({"list", "devices", "user"})
 DEFAULT_BUDGET = 256 * 2**20  # bytes of bodies held at once; one job alone may pass it (limits.ByteBudget)
-THROTTLED = frozenset({429, 503})  # statuses that mean "too many requests" (pace.Pace)
-NOTICE_AFTER = 3.0  # retries that wait at least this long are announced through `notice`
 ATTEMPT_TIMEOUTS = 2.0  # an attempt's deadline, before its body's size adds to it, in configured timeouts
 PATIENCE_ATTEMPTS = 5.0  # the time one request may take with its retries, in attempt deadlines
-AUTH_HINT = "check OQTOPUS_API_TOKEN or the profile's api_token"
 #: URLs sent through `curl` as they are: printable ASCII that needs no quoting (what requests would send unchanged).
 PLAIN_URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
@@ -76,17 +71,6 @@ class Reply:
     headers: Mapping[str, str]
     body: bytes | bytearray
     data: Any = None
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What to do with one attempt: return it, retry (after `wait` if the server said), or fail."""
-
-    action: Literal["ok", "retry", "fail"]
-    problem: str = ""
-    wait: float | None = None
-    error: OqtopusDataError | None = None
-    throttled: bool = False  # the server asked for fewer requests (429, or 503: S3's SlowDown): slows every worker
 
 
 class Stats:
@@ -117,86 +101,6 @@ class Stats:
                 "retries": self.retries,
                 "bytes": self.bytes_downloaded,
             }
-
-
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """Seconds asked for by a Retry-After header (delta-seconds or HTTP-date), None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = (to_utc(when) - now).total_seconds()
-    return max(0.0, seconds) if seconds == seconds else None  # NaN is unusable
-
-
-def classify(
-    outcome: requests.Response | BaseException,
-    *,
-    label: str,
-    api: bool,
-    now: datetime,
-    token: str | None = None,
-    auth: bool | None = None,
-) -> Verdict:
-    """The retry policy: 2xx ok; 408/429/5xx and network trouble retried; the rest fatal.
-
-    On an API endpoint a 401 always means refused credentials (AuthError); a 403 only where `auth` says so
-    (default: every API endpoint): elsewhere it is an ApiError with status 403, that job's error."""
-    if isinstance(outcome, BaseException):
-        return _classify_exception(outcome, label=label, token=token)
-    status = outcome.status_code
-    if 200 <= status < 300:
-        return Verdict("ok")
-    if status in (408, 429) or status >= 500:
-        wait = retry_after_seconds(outcome.headers.get("Retry-After"), now)
-        return Verdict("retry", f"HTTP {status}", wait=wait, throttled=status in THROTTLED)
-    if api and (status == 401 or (status == 403 and (api if auth is None else auth))):
-        return Verdict(
-            "fail",
-            error=AuthError(
-                f"The OQTOPUS API refused the credentials (HTTP {status} on {label}): {AUTH_HINT}."
-            ),
-        )
-    message = _server_message(outcome, token) if api else ""
-    if not api and status == 403:
-        message = "the presigned URL was refused (expired?)"
-    detail = f": {message}" if message else ""
-    return Verdict("fail", error=ApiError(f"{label}: HTTP {status}{detail}", status=status))
-
-
-def _classify_exception(exc: BaseException, *, label: str, token: str | None) -> Verdict:
-    reason = scrub(str(exc) or type(exc).__name__, token)
-    if isinstance(exc, Overdue):
-        return Verdict("retry", reason)
-    if isinstance(exc, requests.exceptions.SSLError):
-        return Verdict("fail", error=ApiError(f"{label}: TLS verification failed ({reason})"))
-    if isinstance(exc, requests.exceptions.Timeout):
-        return Verdict("retry", f"timed out ({reason})")
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return Verdict("retry", f"connection failed ({reason})")
-    if isinstance(exc, BodyCutShort | requests.exceptions.ChunkedEncodingError):
-        return Verdict("retry", f"the body was cut short ({reason})")
-    if isinstance(exc, requests.exceptions.ContentDecodingError):
-        return Verdict("retry", f"the body could not be decoded ({reason})")
-    if isinstance(exc, requests.RequestException):
-        return Verdict("fail", error=ApiError(f"{label}: {reason}"))
-    raise exc
-
-
-def _server_message(response: requests.Response, token: str | None) -> str:
-    """The `message` of an API error body ({"message": "..."}), shortened; '' when there is none."""
-    try:
-        payload = json.loads(response.content[:ERROR_BODY_LIMIT])
-    except ValueError:
-        return ""
-    message = payload.get("message") if isinstance(payload, dict) else None
-    return scrub(message, token) if isinstance(message, str) else ""
 
 
 class _Session(requests.Session):
@@ -248,16 +152,14 @@ class Transport:
         self.max_tries = max_tries
         self.backoff = backoff
         self.max_backoff = max_backoff
-        self._sleep = sleep
-        self._rng = rng or random.Random()
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._notice = notice
         self.deadline = Deadline(ATTEMPT_TIMEOUTS * timeout if deadline is None else deadline, min_throughput)
         # Attempts' deadlines and the backoff's own schedule (whatever the timeout, the retries may back off).
         backoffs = sum(min(max_backoff, backoff * 2**retry) for retry in range(max_tries - 1))
         self.patience = PATIENCE_ATTEMPTS * self.deadline.floor + backoffs if patience is None else patience
         self.budget = budget or ByteBudget(DEFAULT_BUDGET)
         self.pace = Pace(sleep=sleep)
+        self._backoff = Backoff(backoff, max_backoff, self.pace, sleep, rng or random.Random(), notice)
         return_large_buffers_to_the_os()
         self.stats = Stats()
         self.session = _Session()
@@ -276,8 +178,7 @@ class Transport:
         # (and the environment's settings, which need trust_env), redirects and adapters mounted by tests.
         self._curl = None if self._proxies or self.session.trust_env else Curl(
             timeout=timeout, verify=lambda: self.session.verify)
-        self._date: tuple[str | None, float] = (None, 0.0)  # the last API answer's Date header, and when it came
-        self._server_date: tuple[str | None, datetime] = (None, datetime.min)  # that header parsed
+        self.server_clock = ServerClock(self._clock)  # the Date headers of API answers
         self._headers = {"User-Agent": user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"}
 
     def close(self) -> None:
@@ -324,7 +225,7 @@ class Transport:
         began = time.monotonic()
         allowed = self.patience  # grows with the time each attempt's body size granted
         for attempt in range(1, tries + 1):
-            if attempt > 1 and not self._wait(attempt, tries, label, verdict, began + allowed):
+            if attempt > 1 and not self._backoff.wait(attempt, tries, label, verdict, began + allowed):
                 raise ApiError(f"{label}: gave up after {time.monotonic() - began:.0f} s and {attempt - 1} "
                                f"{'try' if attempt == 2 else 'tries'}: {verdict.problem}", status=status
                                ) from failure
@@ -338,7 +239,7 @@ class Transport:
             if verdict.action == "ok" and reply is not None:
                 self.pace.accepted()
                 if api:
-                    self._date = (reply.headers.get("Date"), time.monotonic())
+                    self.server_clock.heard(reply.headers.get("Date"))
                 return reply
             if verdict.throttled:  # every worker pauses for its Retry-After; this one waits it out in _wait
                 until = self.pace.throttled(sent, None if verdict.wait is None else min(verdict.wait,
@@ -352,34 +253,6 @@ class Transport:
         raise ApiError(
             f"{label} failed after {tries} {'try' if tries == 1 else 'tries'}: {verdict.problem}", status=status
         ) from failure
-
-    def server_now(self) -> datetime:
-        """The server's time now (`server_time`), or this machine's clock where the server sent no Date: the clock
-        presigned URLs are signed on."""
-        return self.server_time() or self._clock()
-
-    def server_time(self) -> datetime | None:
-        """The server's time now: the Date header of its last API answer plus the time since; None before any
-        answer with a readable Date. A run's time rests on it rather than on this machine's clock."""
-        header, seen = self._date
-        if not header:
-            return None
-        if self._server_date[0] != header:  # parsed once per second of the server's clock, not per call
-            try:
-                self._server_date = (header, to_utc(parsedate_to_datetime(header)))
-            except (TypeError, ValueError, IndexError):
-                return None
-        return self._server_date[1] + timedelta(seconds=time.monotonic() - seen)
-
-    def _wait(self, attempt: int, tries: int, label: str, verdict: Verdict, give_up: float) -> bool:
-        """Wait before a retry; False (without waiting) when the retry could not start before `give_up`."""
-        delay = self._delay(attempt - 1, verdict.wait, verdict.throttled)
-        if time.monotonic() + delay >= give_up:
-            return False
-        if self._notice is not None and delay >= NOTICE_AFTER:
-            self._notice(f"{label}: {verdict.problem}, retrying in {delay:.0f} s (try {attempt} of {tries})")
-        self._sleep(delay)
-        return True
 
     def _attempt(
         self, url: str, params: Mapping[str, Any] | None, headers: dict[str, str], label: str,
@@ -420,15 +293,6 @@ class Transport:
                     pass  # requests follows it (and drops the token on the way to another host)
         return self.session.get(url, params=params, headers=headers, timeout=self.timeout, proxies=self._proxies,
                                 stream=True)
-
-    def _delay(self, retry: int, wait: float | None, throttled: bool = False) -> float:
-        """Retry-After when the server gave one, else full jitter; clamped to max_backoff. A throttled request
-        without Retry-After waits only for its turn once the shared pace is set (and above its floor)."""
-        if wait is not None:
-            return min(wait, self.max_backoff)
-        if throttled and self.pace.rate is not None and not self.pace.at_floor:
-            return 0.0
-        return self._rng.uniform(0, min(self.max_backoff, self.backoff * 2 ** (retry - 1)))
 
 
 def _proxy_or_netrc() -> bool:
