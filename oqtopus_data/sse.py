@@ -126,6 +126,18 @@ class LogStep:
             self.writer.write("sse_logs", table, final=True)
         return table.num_rows, saved.errors
 
+    def retry(self, api: ApiClient, job_ids: list[str], *, workers: int) -> tuple[int, list[tuple[str, str]]]:
+        """Download again the logs that failed last time (their jobs' rows are final already) and save them:
+        (index rows written, [(job_id, problem)])."""
+        logs, failed = [], []
+        for job_id, data, error in refetch_sse_logs(api, job_ids, workers=workers):
+            if error is not None:
+                failed.append((job_id, error.problem))
+            elif data is not None:
+                logs.append((job_id, data))
+        written, errors = self.save(logs)
+        return written, failed + errors
+
     def indexed(self) -> set[str]:
         """Ids of the jobs whose log the dataset holds (read once, then kept up to date by `save`)."""
         if self._indexed is None:
