@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,6 +30,9 @@ from .manifest import REBUILD, Manifest
 from .runinfo import ExportReport
 from .state import Source, SyncState
 from .writer import Writer
+
+if TYPE_CHECKING:
+    from .api import ApiClient
 
 CALIBRATION_TABLES = ("qubit_calibrations", "coupling_calibrations")
 #: The stages of run-level errors a snapshot makes: each snapshot replaces the ones of the last.
@@ -111,7 +114,7 @@ def stored_calibrations(writer: Writer) -> set[Key]:
     return keys
 
 
-def export_devices(api: Any, dataset: Dataset, *, compact_after_files: int = 64,
+def export_devices(api: ApiClient, dataset: Dataset, *, compact_after_files: int = 64,
                    notice: Callable[[str], None] | None = None) -> ExportReport:
     """`--devices-only`: one device snapshot committed into `dataset` (new or holding an export), nothing else.
 
@@ -172,12 +175,12 @@ def _commit(writer: Writer, snapshots: Iterable[tuple[datetime, Any]],
     return writer.commit(info=info), written
 
 
-def public_url(api: Any) -> str:
+def public_url(api: ApiClient) -> str:
     """The API's base URL without credentials or query string (it is stored in the dataset)."""
     from .http import redact_url
 
     return redact_url(str(getattr(api, "base_url", "")))
 
 
-def _text(value: Any) -> str | None:
+def _text(value: object) -> str | None:
     return None if value is None else str(value)

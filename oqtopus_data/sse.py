@@ -27,7 +27,7 @@ from .datafiles import column_values, iter_files
 from .dataset import Dataset
 from .enums import TERMINAL, JobType
 from .fetch import has_log, refetch_sse_logs
-from .manifest import LOG_DIR
+from .manifest import LOG_DIR, FileEntry
 
 if TYPE_CHECKING:
     from .api import ApiClient
@@ -99,7 +99,7 @@ class LogStep:
         self._held: dict[str, tuple[bytes | None, JobError | None]] = {}
         self._indexed: set[str] | None = None
 
-    def hold(self, job_id: str, data: bytes | None, error: JobError | None, job: Any = None) -> None:
+    def hold(self, job_id: str, data: bytes | None, error: JobError | None, job: object = None) -> None:
         """Keep a fetched log (or the error that stopped it, or that a finished SSE `job` has none) until its
         job's rows are written."""
         if data is not None or error is not None or (isinstance(job, dict) and has_log(job)):
@@ -193,7 +193,7 @@ class LogStep:
         state.logs_complete = asked and self.backfilled
 
 
-def finished_sse_jobs(dataset: Dataset, entries: Iterable[Any]) -> set[str]:
+def finished_sse_jobs(dataset: Dataset, entries: Iterable[FileEntry]) -> set[str]:
     """Ids of the finished SSE jobs in these `jobs` files (one file in memory at a time)."""
     done = pa.array(sorted(TERMINAL), pa.string())
     ids: set[str] = set()
