@@ -7,27 +7,32 @@ requests, no listing, the sync state left as it is, so a cron entry every 15 min
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .calibrations import Key, calibration_rows
+from .checkpoint import conclude
 from .datafiles import where
-from .dataset import Dataset, compact, excess_file_count
-from .devices import devices_snapshot
-from .errors import StoreError
+from .dataset import Dataset
+from .devices import check_device_names, devices_snapshot
+from .errors import ConfigError, OqtopusDataError, StoreError
 from .flatten import error_rows
 from .manifest import REBUILD, Manifest
 from .runinfo import ExportReport
 from .state import Source, SyncState
 from .writer import Writer
+
+if TYPE_CHECKING:
+    from .api import ApiClient
 
 CALIBRATION_TABLES = ("qubit_calibrations", "coupling_calibrations")
 #: The stages of run-level errors a snapshot makes: each snapshot replaces the ones of the last.
@@ -43,6 +48,30 @@ class SnapshotWritten:
     rows: Counter[str] = field(default_factory=Counter)
     new: list[Key] = field(default_factory=list)
     errors: list[tuple[None, str, str]] = field(default_factory=list)
+
+    def tell(self, report: ExportReport, notice: Callable[[str], None]) -> None:
+        """Add what was written to `report`, and say each record left out."""
+        report.rows.update(self.rows)
+        report.calibrations += self.new
+        for _job_id, stage, message in self.errors:
+            notice(f"{stage}: {message}")
+
+
+def check_devices(names: Sequence[str], devices: list[dict[str, Any]] | None, dataset: Dataset,
+                  notice: Callable[[str], None]) -> None:
+    """Refuse a --device no one has heard of (a typo would select nothing and lock the directory to it)."""
+    if not names:
+        return
+    if devices is None:
+        notice("GET /devices failed: the --device names could not be checked")
+        return
+    known = [d.get("device_id") for d in devices if isinstance(d, dict)]
+    with contextlib.suppress(OqtopusDataError):  # devices seen before (retired ones, no longer listed) count
+        known += dataset.read_table("devices")["device_id"].to_pylist()
+    try:
+        check_device_names(names, known)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def write_snapshots(writer: Writer, snapshots: Iterable[tuple[datetime, Any]]) -> SnapshotWritten:
@@ -85,7 +114,7 @@ def stored_calibrations(writer: Writer) -> set[Key]:
     return keys
 
 
-def export_devices(api: Any, dataset: Dataset, *, compact_after_files: int = 64,
+def export_devices(api: ApiClient, dataset: Dataset, *, compact_after_files: int = 64,
                    notice: Callable[[str], None] | None = None) -> ExportReport:
     """`--devices-only`: one device snapshot committed into `dataset` (new or holding an export), nothing else.
 
@@ -105,17 +134,13 @@ def export_devices(api: Any, dataset: Dataset, *, compact_after_files: int = 64,
             raise StoreError(f"this directory holds another export ({conflict}): use another directory")
         manifest, written = _commit(writer, [(now, devices)], now)
     report.version = manifest.version
-    report.rows.update(written.rows)
-    report.calibrations += written.new
-    for _job_id, stage, message in written.errors:
-        report.notes.append(f"{stage}: {message}")
-        notice(f"{stage}: {message}")
-    stats = getattr(api, "stats", None)
-    report.requests = dict(stats.snapshot()) if stats is not None else {}
-    if excess_file_count(manifest) >= compact_after_files:
-        compacted = compact(dataset)
-        if compacted is not None:
-            report.version, report.compacted = compacted.version, True
+
+    def say(message: str) -> None:
+        report.notes.append(message)
+        notice(message)
+
+    written.tell(report, say)
+    conclude(report, api, dataset, manifest, compact_after_files=compact_after_files)
     report.seconds = time.monotonic() - started
     return report
 
@@ -150,12 +175,12 @@ def _commit(writer: Writer, snapshots: Iterable[tuple[datetime, Any]],
     return writer.commit(info=info), written
 
 
-def public_url(api: Any) -> str:
+def public_url(api: ApiClient) -> str:
     """The API's base URL without credentials or query string (it is stored in the dataset)."""
     from .http import redact_url
 
     return redact_url(str(getattr(api, "base_url", "")))
 
 
-def _text(value: Any) -> str | None:
+def _text(value: object) -> str | None:
     return None if value is None else str(value)

@@ -8,7 +8,7 @@ what happens to a job: it is followed (or not), it failed, it answered, it answe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from oqtopus_data.fetch import FOREIGN
@@ -74,6 +74,18 @@ class Ledger:
         self.state.log_retry.add(job_id)
         self.volatile.error(job_id, "sse_log", message, self.now)
 
+    def listing_failed(self, stage: str, failures: Iterable[object]) -> None:
+        """Windows a listing (`stage`: list, verify) could not show complete: the run is not complete, each noted."""
+        for failure in failures:
+            self.report.complete = False
+            self.failed(None, stage, str(failure))
+
+    def logs_saved(self, written: int, errors: list[tuple[str, str]]) -> None:
+        """SSE logs saved (`written` index rows), and those that could not be had (fetched again next run)."""
+        self.report.rows["sse_logs"] += written
+        for job_id, problem in errors:
+            self.log_failed(job_id, problem)
+
     def note_row_error(self, job_id: str | None, stage: str, message: str) -> None:
         """An errors row that is not the run's failure (a device record no column holds): kept, and said."""
         self.volatile.error(job_id, stage, message, self.now)
@@ -104,3 +116,16 @@ class Ledger:
         self.report.gone += job_ids
         shown = ", ".join(job_ids[:5]) + (f" and {len(job_ids) - 5} more" if len(job_ids) > 5 else "")
         self.notice(f"deleted on the server ({why}): job(s) {shown}; their rows were dropped")
+
+    # ---- reconcile ---------------------------------------------------------------------------------------------
+    def verified(self, differences: list[str], matches: str, *, complete: bool) -> None:
+        """A reconcile ran: what differed in the report and in notices (`matches` when nothing did); a complete one
+        is the state's last reconcile."""
+        self.report.verified = True
+        self.report.differences = differences
+        for line in differences:
+            self.notice(line)
+        if not differences:
+            self.notice(matches)
+        if complete:
+            self.state.verified_at = self.now

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
+from oqtopus_data.bounds import CLOCK_TOLERANCE
 from oqtopus_data.errors import ApiError, StoreError
+from oqtopus_data.ledger import duration_text
 from oqtopus_data.listing import Limits, Lister
 from oqtopus_data.manifest import FileEntry
 from oqtopus_data.selection import Filters, select
@@ -26,7 +28,10 @@ from oqtopus_data.windows import Window
 
 if TYPE_CHECKING:
     from oqtopus_data.api import ApiClient
+    from oqtopus_data.ledger import Ledger
+    from oqtopus_data.runinfo import ExportOptions
     from oqtopus_data.storage import Storage
+    from oqtopus_data.writer import Writer
 
 #: What a reconcile asks of each listed job: its id and status, and what the selection and the walk need
 #: (submitted_at: the time filter, and the walk's sizing of windows; job_type and device_id: the filters).
@@ -68,6 +73,35 @@ class Differences:
                 more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
                 lines.append(f"verify: {len(ids)} job(s) {what}: {', '.join(ids[:limit])}{more}")
         return lines
+
+
+@dataclass
+class Comparison:
+    """A reconcile's findings: the server's side, the dataset's, and what differs."""
+
+    inventory: Inventory
+    held: dict[str, tuple[str | None, bool]]
+    differences: Differences
+
+    def final_changed(self) -> list[str]:
+        """Jobs held with another status whose row is final: their final files are rewritten without them."""
+        return [j for j in self.differences.changed if self.held[escaped(j)[0]][1]]
+
+    def to_fetch(self) -> list[str]:
+        """Jobs to fetch again: missing from the dataset, or held with another status."""
+        return self.differences.missing + self.differences.changed
+
+    def unlisted(self, suspects: Iterable[str]) -> list[str]:
+        """Jobs to confirm gone by id: held but not listed, and the suspects (404 once) a complete listing misses."""
+        inventory = self.inventory
+        missed = {j for j in suspects if j not in inventory.listed} if inventory.complete else set()
+        return sorted(set(self.differences.absent) | missed)
+
+    def matches(self) -> str:
+        """The line saying that nothing differs."""
+        inventory = self.inventory
+        return (f"verify: the dataset matches the server's {len(inventory.statuses):,} selected job(s) "
+                f"({inventory.requests:,} listing requests{'' if inventory.light else ', whole pages'})")
 
 
 class _Light:
@@ -135,3 +169,27 @@ def compare(server: dict[str, str], held: dict[str, tuple[str | None, bool]], *,
     changed = sorted(raw for key, raw in stored.items() if key in held and held[key][0] != server[raw])
     absent = sorted(key for key in held if key not in stored) if complete else []
     return Differences(missing, changed, absent)
+
+
+def verify_reason(options: ExportOptions, ledger: Ledger, *, continued: bool) -> str | None:
+    """Why this run reconciles (asked, after anomalies, or on schedule), or None."""
+    if options.verify:
+        return "asked for"
+    anomalies = ledger.anomalies
+    if anomalies:
+        return "after " + "; ".join(anomalies[:3]) + (" ..." if len(anomalies) > 3 else "")
+    every, last, now = options.verify_every, ledger.state.verified_at, ledger.now
+    if not continued or not every:
+        return None
+    if last is None or now - last >= every or last - now > CLOCK_TOLERANCE:
+        return f"none in the last {duration_text(every)}"
+    return None
+
+
+def reconcile(api: ApiClient, writer: Writer, root: Window, filters: Filters, *, failing: Iterable[str],
+              now: datetime, workers: int, limits: Limits | None, notice: Callable[[str], None]) -> Comparison:
+    """List the whole selection in `root` lightly and compare it with the `jobs` files of the writer's commit."""
+    inventory = server_inventory(api, root, filters, now=now, workers=workers, limits=limits, notice=notice)
+    held = held_statuses(writer.storage, writer.files.get("jobs", []))
+    return Comparison(inventory, held, compare(inventory.statuses, held, complete=inventory.complete,
+                                               failing=failing))

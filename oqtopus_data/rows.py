@@ -20,6 +20,7 @@ from oqtopus_data.storable import escaped
 
 if TYPE_CHECKING:
     from oqtopus_data.manifest import Manifest
+    from oqtopus_data.storage import Storage
     from oqtopus_data.writer import Writer
 
 #: The tables holding rows per job (the rest are per run).
@@ -185,7 +186,7 @@ class RunRows:
 
 
 # ---- final rows already committed -------------------------------------------------------------------------------
-def drop_final(storage: Any, writer: Any, job_ids: Iterable[str]) -> bool:
+def drop_final(storage: Storage, writer: Writer, job_ids: Iterable[str]) -> bool:
     """Rewrite the committed final files holding rows of these jobs without them (rare: jobs confirmed deleted, or
     whose final rows a reconcile found wrong); True when a file was rewritten (the caller commits)."""
     wanted = {escaped(j)[0] for j in job_ids}

@@ -6,11 +6,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import OqtopusDataError
 from .listing import Limits
 from .selection import Filters
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ class ExportOptions(Filters):
         """The selection of jobs these options make."""
         return Filters(self.since, self.until, self.statuses, self.job_types, self.devices)
 
+    @property
+    def listing_workers(self) -> int:
+        """Threads of a listing walk (the run's and a reconcile's): the workers, at most 8."""
+        return max(1, min(self.workers, 8))
+
 
 @dataclass
 class ExportReport:
@@ -63,6 +71,11 @@ class ExportReport:
     gone: list[str] = field(default_factory=list)  # jobs confirmed deleted on the server: their rows were dropped
     verified: bool = False  # a reconcile ran (asked for, scheduled, or after an anomaly)
     differences: list[str] = field(default_factory=list)  # what the reconcile found differing, one line per kind
+
+    def count_jobs(self, jobs: pa.Table) -> None:
+        """Count a batch's `jobs` rows by (job_type, status): what `exported` sums."""
+        for row in jobs.select(["job_type", "status"]).to_pylist():
+            self.jobs_by_type_status[(row["job_type"], row["status"])] += 1
 
     @property
     def exported(self) -> int:

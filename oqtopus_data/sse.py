@@ -27,7 +27,7 @@ from .datafiles import column_values, iter_files
 from .dataset import Dataset
 from .enums import TERMINAL, JobType
 from .fetch import has_log, refetch_sse_logs
-from .manifest import LOG_DIR
+from .manifest import LOG_DIR, FileEntry
 
 if TYPE_CHECKING:
     from .api import ApiClient
@@ -99,7 +99,7 @@ class LogStep:
         self._held: dict[str, tuple[bytes | None, JobError | None]] = {}
         self._indexed: set[str] | None = None
 
-    def hold(self, job_id: str, data: bytes | None, error: JobError | None, job: Any = None) -> None:
+    def hold(self, job_id: str, data: bytes | None, error: JobError | None, job: object = None) -> None:
         """Keep a fetched log (or the error that stopped it, or that a finished SSE `job` has none) until its
         job's rows are written."""
         if data is not None or error is not None or (isinstance(job, dict) and has_log(job)):
@@ -125,6 +125,18 @@ class LogStep:
         if table.num_rows:
             self.writer.write("sse_logs", table, final=True)
         return table.num_rows, saved.errors
+
+    def retry(self, api: ApiClient, job_ids: list[str], *, workers: int) -> tuple[int, list[tuple[str, str]]]:
+        """Download again the logs that failed last time (their jobs' rows are final already) and save them:
+        (index rows written, [(job_id, problem)])."""
+        logs, failed = [], []
+        for job_id, data, error in refetch_sse_logs(api, job_ids, workers=workers):
+            if error is not None:
+                failed.append((job_id, error.problem))
+            elif data is not None:
+                logs.append((job_id, data))
+        written, errors = self.save(logs)
+        return written, failed + errors
 
     def indexed(self) -> set[str]:
         """Ids of the jobs whose log the dataset holds (read once, then kept up to date by `save`)."""
@@ -181,7 +193,7 @@ class LogStep:
         state.logs_complete = asked and self.backfilled
 
 
-def finished_sse_jobs(dataset: Dataset, entries: Iterable[Any]) -> set[str]:
+def finished_sse_jobs(dataset: Dataset, entries: Iterable[FileEntry]) -> set[str]:
     """Ids of the finished SSE jobs in these `jobs` files (one file in memory at a time)."""
     done = pa.array(sorted(TERMINAL), pa.string())
     ids: set[str] = set()

@@ -19,7 +19,7 @@ from oqtopus_data.testing import FakeCloud
 from oqtopus_data.testing.faults import foreign_body
 from oqtopus_data.testing.server import NOT_FOUND
 
-export_module = import_module("oqtopus_data.export")  # the module: `oqtopus_data.export` is the function
+bounds_module = import_module("oqtopus_data.bounds")  # where the run's clock is read
 
 
 def run(cloud, out, **options):
@@ -137,7 +137,7 @@ class _Ahead(datetime):
 
 def test_a_run_with_the_machines_clock_two_days_ahead_loses_no_job_created_afterwards(tmp_path, cloud, monkeypatch):
     out = tmp_path / "out"
-    monkeypatch.setattr(export_module, "datetime", _Ahead)
+    monkeypatch.setattr(bounds_module, "datetime", _Ahead)
     run(cloud, out)
     monkeypatch.undo()  # the clock corrected
     new = cloud.add_jobs(5)

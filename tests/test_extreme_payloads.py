@@ -143,8 +143,10 @@ class InlineApi:
             raise ApiError(f"GET /jobs/{job_id}: 404", status=404)
         return dict(self.jobs[job_id])
 
-    def download(self, url: str, *, limit: int | None = None) -> bytes:
-        raise AssertionError(f"nothing here is served by URL: {url}")
+    def presigned(self, job_id: str | None, job: dict[str, Any], keys: Any, read: Any) -> tuple[dict[str, Any], dict]:
+        urls = [key for key in keys if str((job.get("job_info") or {}).get(key, "")).startswith("http")]
+        assert not urls, f"nothing here is served by URL: {urls}"
+        return job, {}
 
     def get_devices(self) -> list[Any]:
         return [dict(d) for d in self.devices]
