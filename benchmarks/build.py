@@ -20,8 +20,8 @@ def build(out: str, count_rows: int, outcomes: int = 100, batch_rows: int = 1_00
     import resource
 
     from oqtopus_data import flatten, result_from_raw, write_dataset
-    from oqtopus_data.dataset import Dataset
-    from oqtopus_data.dataset import compact as compact_dataset
+    from oqtopus_data.dataset.dataset import Dataset
+    from oqtopus_data.dataset.dataset import compact as compact_dataset
 
     from . import synthetic
 

@@ -49,9 +49,9 @@ def build(out: str, jobs: int, seed: int = 0) -> dict[str, Any]:
     import numpy as np
     import pyarrow as pa
 
-    from oqtopus_data import schema as S
     from oqtopus_data import write_dataset
-    from oqtopus_data.calibrations import calibration_rows
+    from oqtopus_data.tables import schema as S
+    from oqtopus_data.tables.calibrations import calibration_rows
     from oqtopus_data.testing import generate_history
 
     started = time.perf_counter()

@@ -19,7 +19,7 @@ LATENCY = 0.02
 
 def run(mode: Mode) -> dict[str, Any]:
     n = mode.pick(2_000, 20_000)
-    from oqtopus_data.dataset import Dataset
+    from oqtopus_data.dataset.dataset import Dataset
 
     with CloudProcess(n, latency=0.0) as cloud, scratch("incremental") as tmp:
         out = str(tmp / "out")
@@ -39,7 +39,7 @@ def run(mode: Mode) -> dict[str, Any]:
         cli_wall = time.perf_counter() - t0
         cli_requests = cloud.stats()["requests"]
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import oqtopus_data.cli, oqtopus_data.export"], cwd=ROOT, check=True)
+        subprocess.run([sys.executable, "-c", "import oqtopus_data.cli, oqtopus_data.run.export"], cwd=ROOT, check=True)
         import_wall = time.perf_counter() - t0
 
     s = second.value

@@ -21,11 +21,11 @@ BURST = 300
 
 def run(mode: Mode) -> dict[str, Any]:
     n = mode.pick(2_000, 10_000)
-    from oqtopus_data.api import ApiClient
-    from oqtopus_data.config import Credentials
-    from oqtopus_data.export import ExportOptions, export
+    from oqtopus_data.client.api import ApiClient
+    from oqtopus_data.client.config import Credentials
+    from oqtopus_data.query.views import connect
+    from oqtopus_data.run.export import ExportOptions, export
     from oqtopus_data.testing import FakeCloud, generate_history
-    from oqtopus_data.views import connect
 
     history = generate_history(n, seed=5, bursts=(BURST, BURST), two_step=0.15, max_submit_delay=timedelta(days=1))
     rows, figures = [], {}

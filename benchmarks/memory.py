@@ -19,7 +19,7 @@ COMPACT_AFTER = 1  # compaction on: every run ends by merging its files (the aut
 
 
 def run(mode: Mode) -> dict[str, Any]:
-    from oqtopus_data.export import ExportOptions
+    from oqtopus_data.run.export import ExportOptions
 
     # The small run fills the write buffer (500,000 count rows: about 18,000 jobs) as the large one does.
     small, large = mode.pick((20_000, 50_000), (20_000, 200_000))

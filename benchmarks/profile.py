@@ -113,9 +113,9 @@ def _top(stats: pstats.Stats) -> list[tuple[str, float, int, float]]:
 def _export(url: str, token: str, n: int, out: Path, *, prepare: bool, prepared: Any = None) -> Any:
     if prepare:
         return None
-    from oqtopus_data.api import ApiClient
-    from oqtopus_data.config import Credentials
-    from oqtopus_data.export import ExportOptions, export
+    from oqtopus_data.client.api import ApiClient
+    from oqtopus_data.client.config import Credentials
+    from oqtopus_data.run.export import ExportOptions, export
 
     with ApiClient(Credentials(url=url, token=token, source="benchmark"), workers=16) as api:
         report = export(api, out, ExportOptions(workers=16))

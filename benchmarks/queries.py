@@ -107,7 +107,7 @@ def spark_engine(out: str) -> dict[str, Any]:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    from oqtopus_data.dataset import Dataset
+    from oqtopus_data.dataset.dataset import Dataset
 
     t0 = time.perf_counter()
     spark = (SparkSession.builder.master("local[2]").appName("oqtopus-data-benchmark")

@@ -1,7 +1,8 @@
 """Benchmark 9: an export against a server that allows N requests per second (a token bucket of one second's burst,
 as API gateways throttle; beyond it 429, or S3's 503 SlowDown, without Retry-After), 20 ms per request, 16 workers.
-Target: the run takes at most 1.2x (the requests it needs / N): one shared pace for every worker (`oqtopus_data.pace`)
-finds the limit and stays just under it, where workers backing off alone would keep hitting it."""
+Target: the run takes at most 1.2x (the requests it needs / N): one shared pace for every worker
+(`oqtopus_data.client.pace`) finds the limit and stays just under it, where workers backing off alone would keep hitting
+it."""
 
 from __future__ import annotations
 

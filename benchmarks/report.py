@@ -118,8 +118,8 @@ def build(out: str, n_jobs: int) -> dict[str, Any]:
     import pyarrow as pa
 
     from oqtopus_data import flatten, result_from_raw, write_dataset
-    from oqtopus_data.dataset import Dataset, compact
-    from oqtopus_data.devices import devices_table
+    from oqtopus_data.dataset.dataset import Dataset, compact
+    from oqtopus_data.tables.devices import devices_table
 
     started = time.perf_counter()
     written = 0

@@ -20,9 +20,9 @@ def export_task(url: str, token: str, out: str, workers: int = 16, checkpoint_jo
     from dataclasses import replace
     from datetime import datetime
 
-    from oqtopus_data.api import ApiClient
-    from oqtopus_data.config import Credentials
-    from oqtopus_data.export import ExportOptions, export
+    from oqtopus_data.client.api import ApiClient
+    from oqtopus_data.client.config import Credentials
+    from oqtopus_data.run.export import ExportOptions, export
 
     imported = time.perf_counter()
     options = ExportOptions(workers=workers, checkpoint_jobs=checkpoint_jobs,

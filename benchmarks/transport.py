@@ -22,7 +22,7 @@ def run(mode: Mode) -> dict[str, Any]:
     import requests
     import urllib3
 
-    from oqtopus_data.http import Transport
+    from oqtopus_data.client.http import Transport
 
     def transport() -> Transport:
         return Transport(token="x", proxy=None, pool_size=4, timeout=30.0, max_tries=1, backoff=0.1,
@@ -57,7 +57,7 @@ def run(mode: Mode) -> dict[str, Any]:
             response.release_conn()
             return body
 
-        variants = {"oqtopus_data.http.Transport, as it is": lambda u: as_is.get(u, kind="storage").body}
+        variants = {"oqtopus_data.client.http.Transport, as it is": lambda u: as_is.get(u, kind="storage").body}
         curl = _curl()
         if curl is not None:
             variants["pycurl.Curl kept alive (libcurl 8)"] = curl

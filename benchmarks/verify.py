@@ -44,9 +44,9 @@ def run(mode: Mode) -> dict[str, Any]:
 
 def _child(url: str, token: str, out: str, verify: bool) -> dict[str, Any]:
     """One export run (in this child process), with or without the reconcile."""
-    from oqtopus_data.api import ApiClient
-    from oqtopus_data.config import Credentials
-    from oqtopus_data.export import ExportOptions, export
+    from oqtopus_data.client.api import ApiClient
+    from oqtopus_data.client.config import Credentials
+    from oqtopus_data.run.export import ExportOptions, export
 
     with ApiClient(Credentials(url=url, token=token, source="benchmark")) as api:
         started = time.perf_counter()

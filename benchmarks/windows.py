@@ -21,7 +21,7 @@ def run(mode: Mode) -> dict[str, Any]:
     n = mode.pick(2_000, 20_000)
     import duckdb
 
-    from oqtopus_data.dataset import Dataset
+    from oqtopus_data.dataset.dataset import Dataset
     from oqtopus_data.testing import generate_history
     from oqtopus_data.times import format_time
 

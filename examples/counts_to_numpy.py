@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 import oqtopus_data
-from oqtopus_data.payload import clean_bitstring
+from oqtopus_data.results.payload import clean_bitstring
 
 out = sys.argv[1] if len(sys.argv) > 1 else "demo-out"
 job_id = sys.argv[2] if len(sys.argv) > 2 else None

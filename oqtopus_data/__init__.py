@@ -14,34 +14,34 @@ from importlib import import_module
 from types import ModuleType
 from typing import Any
 
-from ._version import __version__
+from oqtopus_data._version import __version__
 
 # Public name -> the module that defines it.
 _PUBLIC = {
-    "OqtopusJobResult": "oqtopus_data.results",
-    "OqtopusSamplingJobResult": "oqtopus_data.results",
-    "OqtopusEstimationJobResult": "oqtopus_data.results",
-    "OqtopusMultiManualJobResult": "oqtopus_data.results",
-    "OqtopusSseJobResult": "oqtopus_data.results",
-    "result_from_raw": "oqtopus_data.results",
-    "flatten": "oqtopus_data.flatten",
-    "SCHEMAS": "oqtopus_data.schema",
-    "Dataset": "oqtopus_data.dataset",
-    "write_dataset": "oqtopus_data.dataset",
-    "compact": "oqtopus_data.dataset",
-    "connect": "oqtopus_data.views",
-    "scan": "oqtopus_data.views",
-    "read": "oqtopus_data.views",
-    "usage_figures": "oqtopus_data.usage",
-    "ApiClient": "oqtopus_data.api",
-    "Credentials": "oqtopus_data.config",
-    "ExportOptions": "oqtopus_data.runinfo",
-    "export": "oqtopus_data.export",
+    "OqtopusJobResult": "oqtopus_data.results.objects",
+    "OqtopusSamplingJobResult": "oqtopus_data.results.objects",
+    "OqtopusEstimationJobResult": "oqtopus_data.results.objects",
+    "OqtopusMultiManualJobResult": "oqtopus_data.results.objects",
+    "OqtopusSseJobResult": "oqtopus_data.results.objects",
+    "result_from_raw": "oqtopus_data.results.objects",
+    "flatten": "oqtopus_data.tables.flatten",
+    "SCHEMAS": "oqtopus_data.tables.schema",
+    "Dataset": "oqtopus_data.dataset.dataset",
+    "write_dataset": "oqtopus_data.dataset.dataset",
+    "compact": "oqtopus_data.dataset.dataset",
+    "connect": "oqtopus_data.query.views",
+    "scan": "oqtopus_data.query.views",
+    "read": "oqtopus_data.query.views",
+    "usage_figures": "oqtopus_data.query.usage",
+    "ApiClient": "oqtopus_data.client.api",
+    "Credentials": "oqtopus_data.client.config",
+    "ExportOptions": "oqtopus_data.run.info",
+    "export": "oqtopus_data.run.export",
     "write_report": "oqtopus_data.report",
-    "load_result": "oqtopus_data.offline",
-    "load_results": "oqtopus_data.offline",
-    "counts": "oqtopus_data.offline",
-    "JobNotFound": "oqtopus_data.offline",
+    "load_result": "oqtopus_data.query.offline",
+    "load_results": "oqtopus_data.query.offline",
+    "counts": "oqtopus_data.query.offline",
+    "JobNotFound": "oqtopus_data.query.offline",
 }
 
 __all__ = ["__version__", *_PUBLIC]
@@ -65,7 +65,7 @@ class _Package(ModuleType):
     """Keeps a public function from being replaced by the submodule of the same name (`flatten`, `export`)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # Importing `oqtopus_data.export` binds the module to the package's attribute `export`, hiding the
+        # Importing `oqtopus_data.run.export` binds the module to the package's attribute `export`, hiding the
         # function `od.export`; the module stays reachable through the import system (sys.modules).
         if name in _PUBLIC and isinstance(value, ModuleType):
             return

@@ -1,14 +1,14 @@
 -- oqtopus-data: DuckDB views over an export directory.
 --
--- GENERATED from oqtopus_data/sqltext.py, where the views are declared once for DuckDB, Spark and Trino: edit VIEWS
--- there, then run `python -m oqtopus_data.sqltext > sql/views.sql`.
+-- GENERATED from oqtopus_data/query/sqltext.py, where the views are declared once for DuckDB, Spark and Trino: edit
+-- VIEWS there, then run `python -m oqtopus_data.query.sqltext > sql/views.sql`.
 --
 -- The base views `jobs`, `counts`, `divided_counts`, `estimations`, `errors`, `devices`, `sse_logs`,
 -- `qubit_calibrations`, `coupling_calibrations` read exactly the Parquet files named by the export's newest commit
 -- manifest. Each `{{table}}` below is replaced by oqtopus_data.connect with a `read_parquet([...])` of those files
 -- (or an empty relation of the declared columns), so a reader never sees a half-written export. Columns are
--- documented in docs/schema.md (oqtopus_data.schema). Timestamps are TIMESTAMPTZ in UTC; connect() sets the session
--- time zone to UTC.
+-- documented in docs/schema.md (oqtopus_data.tables.schema). Timestamps are TIMESTAMPTZ in UTC; connect() sets the
+-- session time zone to UTC.
 
 CREATE OR REPLACE VIEW "jobs" AS SELECT * FROM {{jobs}};
 CREATE OR REPLACE VIEW "counts" AS SELECT * FROM {{counts}};

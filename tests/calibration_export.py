@@ -14,10 +14,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from oqtopus_data import schema as S
 from oqtopus_data import write_dataset
-from oqtopus_data.calibrations import calibration_rows
-from oqtopus_data.devices import devices_snapshot
+from oqtopus_data.tables import schema as S
+from oqtopus_data.tables.calibrations import calibration_rows
+from oqtopus_data.tables.devices import devices_snapshot
 
 CAL1 = datetime(2025, 1, 1, tzinfo=UTC)
 CAL2 = datetime(2025, 1, 2, tzinfo=UTC)

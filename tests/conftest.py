@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from oqtopus_data.results import result_from_raw
+from oqtopus_data.results.objects import result_from_raw
 
 PAYLOADS = Path(__file__).parent / "fixtures" / "payloads"
 

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 import oqtopus_data
-from oqtopus_data.devices import devices_table
+from oqtopus_data.tables.devices import devices_table
 from oqtopus_data.testing.synth import generate_history
 
 

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from oqtopus_data.archives import ArchiveError, read_archive
+from oqtopus_data.client.archives import ArchiveError, read_archive
 
 LIMIT = 1 << 20
 

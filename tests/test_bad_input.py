@@ -5,9 +5,9 @@ from __future__ import annotations
 from groundtruth import assert_matches_ground_truth
 
 from oqtopus_data import connect
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
-from oqtopus_data.export import ExportOptions, export
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import MALFORMED_KINDS, FakeCloud
 
 # Where each kind of damage is caught, and a phrase the message must carry so a user knows what is wrong.

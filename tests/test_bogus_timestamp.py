@@ -14,11 +14,11 @@ from hostile import Hostile, job
 from listing_model import EPOCH, ModelJobs
 
 from oqtopus_data import connect
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
-from oqtopus_data.export import ExportOptions, export
-from oqtopus_data.listing import Lister
-from oqtopus_data.windows import Window
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.fetch.listing import Lister
+from oqtopus_data.fetch.windows import Window
+from oqtopus_data.run.export import ExportOptions, export
 
 BOGUS = "bogus-1970"
 GOOD = [f"good-{i}" for i in range(9)]

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from oqtopus_data import schema as S
-from oqtopus_data.calibrations import calibration_rows, read_calibration
-from oqtopus_data.devices import devices_snapshot
+from oqtopus_data.tables import schema as S
+from oqtopus_data.tables.calibrations import calibration_rows, read_calibration
+from oqtopus_data.tables.devices import devices_snapshot
 
 SEEN = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
 CALIBRATED = datetime(2025, 6, 2, 6, 30, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""jobs.circuit_id: the report's circuit (oqtopus_data.circuits) stored per job, so a circuit compares across
+"""jobs.circuit_id: the report's circuit (oqtopus_data.results.circuits) stored per job, so a circuit compares across
 devices in one GROUP BY; files written before the column read it as nulls, and the drift computes it for them."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from demo_export import write_export
 from test_report_drift import BELL, BELL_AGAIN, DEVICES, GHZ3, T0, job
 
 import oqtopus_data as od
-from oqtopus_data.circuits import circuit_id, circuit_key
-from oqtopus_data.dataset import Dataset
-from oqtopus_data.manifest import MANIFEST_DIR
+from oqtopus_data.dataset.dataset import Dataset
+from oqtopus_data.dataset.manifest import MANIFEST_DIR
 from oqtopus_data.report.drift import CircuitDrift
+from oqtopus_data.results.circuits import circuit_id, circuit_key
 
 
 def jobs() -> list[dict]:
@@ -73,7 +73,7 @@ def reference(text: str) -> str:
     """The normalisation as the plain _STEPS substitutions (what DuckDB runs)."""
     import re
 
-    from oqtopus_data.circuits import _STEPS
+    from oqtopus_data.results.circuits import _STEPS
 
     for pattern, replacement in _STEPS:
         text = re.sub(pattern, replacement, text)
@@ -88,7 +88,7 @@ def test_the_fast_normalisation_is_the_substitutions() -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from oqtopus_data.circuits import normalise_program
+    from oqtopus_data.results.circuits import normalise_program
 
     @settings(max_examples=3000, deadline=None)
     @given(st.lists(st.sampled_from(PIECES), max_size=40).map("".join) | st.text(max_size=60))

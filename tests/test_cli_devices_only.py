@@ -8,7 +8,7 @@ import re
 import pytest
 from cli_support import one_sentence, point_at, run_data, run_export
 
-from oqtopus_data.dataset import Dataset
+from oqtopus_data.dataset.dataset import Dataset
 from oqtopus_data.testing import FakeCloud
 
 pytest_plugins = ["cli_env", "s3server"]

@@ -11,7 +11,7 @@ import pytest
 from cli_support import one_sentence, run_data, run_export
 from hostile import Hostile, job, payload, serve_job, zipped
 
-from oqtopus_data.dataset import Dataset
+from oqtopus_data.dataset.dataset import Dataset
 
 pytest_plugins = ["cli_env"]  # the `env` fixture
 TOKEN = "tok-info-1234567890"

@@ -10,7 +10,7 @@ import pytest
 from cli_support import export_process
 from groundtruth import assert_matches_ground_truth
 
-from oqtopus_data.dataset import Dataset
+from oqtopus_data.dataset.dataset import Dataset
 from oqtopus_data.testing import FakeCloud, Faults
 
 HANG_GUARD = 60.0  # seconds: only there so that a regression fails instead of hanging the suite

@@ -17,7 +17,7 @@ from hostile import Hostile, gzip_bomb, job, nested, payload, raw, status
 
 from oqtopus_data import flatten, write_dataset
 from oqtopus_data.cli import export_command, main
-from oqtopus_data.dataset import Dataset
+from oqtopus_data.dataset.dataset import Dataset
 
 pytest_plugins = ["cli_env"]  # the `env` fixture
 AT = datetime(2025, 6, 1, tzinfo=UTC)

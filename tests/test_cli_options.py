@@ -10,11 +10,11 @@ import pytest
 from cli_support import run_export
 
 from oqtopus_data.cli.options import Duration, Moment
-from oqtopus_data.export import ExportOptions, ExportReport
+from oqtopus_data.run.export import ExportOptions, ExportReport
 
 pytest_plugins = ["cli_env"]  # the `env` fixture
-# The module (`oqtopus_data.export` as an attribute is the public function `export`).
-export_module = import_module("oqtopus_data.export")
+# The module (`oqtopus_data.run.export` as an attribute is the public function `export`).
+export_module = import_module("oqtopus_data.run.export")
 
 
 @pytest.mark.parametrize(("text", "end_of_day", "moment"), [

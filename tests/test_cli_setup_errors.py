@@ -12,7 +12,7 @@ import pytest
 from cli_support import one_sentence, point_at, run_data, run_export
 from groundtruth import assert_matches_ground_truth
 
-from oqtopus_data.dataset import Dataset
+from oqtopus_data.dataset.dataset import Dataset
 from oqtopus_data.testing import FakeCloud, Faults
 
 pytest_plugins = ["cli_env"]  # the `env` fixture

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from oqtopus_data import dataset as dataset_module
 from oqtopus_data import flatten, write_dataset
-from oqtopus_data.dataset import Dataset, compact
+from oqtopus_data.dataset import dataset as dataset_module
+from oqtopus_data.dataset.dataset import Dataset, compact
 
 EXPORTED_AT = datetime(2025, 1, 1, tzinfo=UTC)
 FILES = 8

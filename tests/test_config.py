@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials, resolve_credentials
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials, resolve_credentials
 from oqtopus_data.errors import ConfigError
 
 TOKEN = "tok-SECRET-123"

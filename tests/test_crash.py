@@ -74,6 +74,6 @@ def test_killed_runs_then_a_normal_run_give_the_uninterrupted_dataset(tmp_path):
 
 
 def _latest(out):
-    from oqtopus_data.dataset import Dataset
+    from oqtopus_data.dataset.dataset import Dataset
 
     return Dataset(out).latest()

@@ -10,16 +10,16 @@ from conftest import result
 from groundtruth import assert_matches_ground_truth
 
 from oqtopus_data import connect, flatten, read, scan, write_dataset
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
-from oqtopus_data.dataset import Dataset
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.dataset.dataset import Dataset
+from oqtopus_data.dataset.manifest import MissingFilesError
+from oqtopus_data.dataset.writer import collect_garbage
 from oqtopus_data.errors import StoreError
-from oqtopus_data.export import ExportOptions, export
-from oqtopus_data.manifest import MissingFilesError
-from oqtopus_data.schema import PARTITION_COLUMN
+from oqtopus_data.query.views import DatasetWarning
+from oqtopus_data.run.export import ExportOptions, export
+from oqtopus_data.tables.schema import PARTITION_COLUMN
 from oqtopus_data.testing import FakeCloud
-from oqtopus_data.views import DatasetWarning
-from oqtopus_data.writer import collect_garbage
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 FIX = "--full-refresh"
@@ -230,6 +230,6 @@ def test_a_lost_month_is_only_in_the_months_named(tmp_path):
 
 
 def _devices() -> pa.Table:
-    from oqtopus_data.devices import devices_table
+    from oqtopus_data.tables.devices import devices_table
 
     return devices_table([{"device_id": "Kawasaki", "device_type": "QPU", "status": "available", "n_qubits": 64}], AT)

@@ -12,7 +12,7 @@ from cli_support import one_sentence, point_at, run_export
 from conftest import result
 
 from oqtopus_data import flatten
-from oqtopus_data.dataset import Dataset, write_dataset
+from oqtopus_data.dataset.dataset import Dataset, write_dataset
 from oqtopus_data.errors import DatasetGoneError
 from oqtopus_data.testing import FakeCloud, Faults
 

@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 import oqtopus_data as od
-from oqtopus_data import schema as S
 from oqtopus_data.cli import export_command
-from oqtopus_data.ddl import DEFAULT_TRINO_SCHEMA, ddl_statements
-from oqtopus_data.sqltext import TYPE_MAPPERS, duckdb_type, spark_type, trino_type
+from oqtopus_data.query.ddl import DEFAULT_TRINO_SCHEMA, ddl_statements
+from oqtopus_data.query.sqltext import TYPE_MAPPERS, duckdb_type, spark_type, trino_type
+from oqtopus_data.tables import schema as S
 
 ANALYSIS_VIEWS = ("job_timings", "device_daily", "count_probabilities", "device_calibrations", "job_calibration",
                   "usage_monthly", "usage_by_device")

@@ -11,11 +11,11 @@ import pytest
 from groundtruth import assert_matches_ground_truth
 
 from oqtopus_data import connect
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
-from oqtopus_data.dataset import Dataset
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.dataset.dataset import Dataset
 from oqtopus_data.errors import StoreError
-from oqtopus_data.export import ExportOptions, export
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud, History, generate_history
 from oqtopus_data.times import parse_time
 

@@ -9,17 +9,17 @@ import pytest
 from cli_support import point_at, run_export
 
 from oqtopus_data import connect
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
-from oqtopus_data.dataset import Dataset
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.dataset.dataset import Dataset
+from oqtopus_data.dataset.state import STATE_VERSION, SyncState
 from oqtopus_data.enums import TERMINAL
-from oqtopus_data.export import ExportOptions, export
-from oqtopus_data.state import STATE_VERSION, SyncState
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud
 from oqtopus_data.testing.faults import foreign_body
 from oqtopus_data.testing.server import NOT_FOUND
 
-bounds_module = import_module("oqtopus_data.bounds")  # where the run's clock is read
+bounds_module = import_module("oqtopus_data.run.bounds")  # where the run's clock is read
 
 
 def run(cloud, out, **options):
@@ -221,7 +221,7 @@ def test_verify_lists_whole_pages_where_the_server_refuses_fields(tmp_path, clou
 
 
 def test_compare_names_missing_changed_and_absent_jobs_but_not_failing_ones():
-    from oqtopus_data.reconcile import compare
+    from oqtopus_data.run.reconcile import compare
 
     server = {"a": "succeeded", "b": "running", "c": "succeeded", "e": "failed"}
     held = {"b": ("submitted", False), "c": ("succeeded", True), "d": ("succeeded", True)}

@@ -14,11 +14,11 @@ from groundtruth import assert_matches_ground_truth
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
 from oqtopus_data.enums import TERMINAL
 from oqtopus_data.errors import OqtopusDataError
-from oqtopus_data.export import ExportOptions, export
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud
 from oqtopus_data.testing.faults import foreign_body
 from oqtopus_data.testing.server import NOT_FOUND

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from groundtruth import assert_matches_ground_truth
 
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
-from oqtopus_data.export import ExportOptions, export
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud
 
 pytest_plugins = ["s3server"]  # the `s3` fixture: moto's server on 127.0.0.1

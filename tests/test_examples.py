@@ -12,8 +12,8 @@ import pytest
 from demo_export import build_demo_export, demo_jobs, write_export
 
 import oqtopus_data
-from oqtopus_data.circuits import circuit_key
 from oqtopus_data.report.drift import CircuitDrift, calibration_times
+from oqtopus_data.results.circuits import circuit_key
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

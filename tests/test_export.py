@@ -6,10 +6,10 @@ import pytest
 from groundtruth import assert_matches_ground_truth
 
 from oqtopus_data import connect
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
 from oqtopus_data.errors import AuthError, ConfigError
-from oqtopus_data.export import ExportOptions, export
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud, Faults
 
 FAST = {"max_tries": 8, "backoff": 0.001, "max_backoff": 0.01}

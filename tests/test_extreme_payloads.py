@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from oqtopus_data import connect, flatten
 from oqtopus_data.errors import ApiError
-from oqtopus_data.export import ExportOptions, export
-from oqtopus_data.results import result_from_raw
+from oqtopus_data.results.objects import result_from_raw
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.times import parse_time
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)

@@ -23,11 +23,11 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.client.http import DownloadTooLarge, retry_after_seconds
 from oqtopus_data.errors import ApiError, AuthError, JobError
-from oqtopus_data.fetch import FetchedJob, fetch_jobs, resolve_job
-from oqtopus_data.http import DownloadTooLarge, retry_after_seconds
+from oqtopus_data.fetch.jobs import FetchedJob, fetch_jobs, resolve_job
 
 TOKEN = "tok-SECRET-123"
 BASE = "https://api.example.com/v1"

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oqtopus_data import flatten
-from oqtopus_data.results import bitstring_to_int, result_from_raw
-from oqtopus_data.schema import SCHEMAS
+from oqtopus_data.results.objects import bitstring_to_int, result_from_raw
+from oqtopus_data.tables.schema import SCHEMAS
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 
@@ -203,7 +203,7 @@ def test_vectorised_parser_agrees_with_the_sdk_rule(keys):
 
 def test_flatten_batch_hands_back_errors_and_final_ids_as_values_beside_the_tables():
     """The exporter reads failures and final ids from values, not back from the Arrow tables."""
-    from oqtopus_data.flatten import flatten_batch
+    from oqtopus_data.tables.flatten import flatten_batch
 
     running = load_payload("sampling_current")
     running.update(job_id="running-job", status="running")

@@ -11,10 +11,10 @@ import pytest
 from conftest import result
 
 from oqtopus_data import flatten, write_dataset
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
-from oqtopus_data.dataset import Dataset
-from oqtopus_data.export import ExportOptions, export
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.dataset.dataset import Dataset
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oqtopus_data import connect
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
 from oqtopus_data.enums import TERMINAL
-from oqtopus_data.export import ExportOptions, export
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud, generate_history
 from oqtopus_data.times import parse_time
 

@@ -26,11 +26,11 @@ from hostile import (
     zipped,
 )
 
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.client.http import DownloadTooLarge
 from oqtopus_data.errors import ApiError, AuthError, ConfigError
-from oqtopus_data.fetch import fetch_jobs, resolve_job
-from oqtopus_data.http import DownloadTooLarge
+from oqtopus_data.fetch.jobs import fetch_jobs, resolve_job
 from oqtopus_data.redact import redact_url, scrub
 
 TOKEN = "tok-SECRET-123"
@@ -121,7 +121,7 @@ def test_a_trickling_archive_is_its_jobs_error_within_the_timeout_and_the_others
     server: Hostile, tmp_path
 ) -> None:
     from oqtopus_data import connect
-    from oqtopus_data.export import ExportOptions, export
+    from oqtopus_data.run.export import ExportOptions, export
 
     good = [serve_job(server, job(f"g{n}", created_at=f"2024-05-01T00:00:0{n}Z"),
                       {"result": zipped({"result.json": b'{"sampling": {"counts": {"0": 3}}}'})}) for n in range(3)]
@@ -142,7 +142,7 @@ def test_a_run_that_gives_a_listing_page_up_has_committed_the_jobs_it_already_ha
     server: Hostile, tmp_path
 ) -> None:
     from oqtopus_data import connect
-    from oqtopus_data.export import ExportOptions, export
+    from oqtopus_data.run.export import ExportOptions, export
 
     listed = [job(f"j{n}", {"result": {"sampling": {"counts": {"0": 3}}}}, created_at=f"2024-05-01T00:00:0{n}Z")
               for n in range(3)]

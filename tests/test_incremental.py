@@ -8,12 +8,12 @@ import pytest
 from groundtruth import assert_matches_ground_truth
 
 from oqtopus_data import connect
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
-from oqtopus_data.dataset import Dataset
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.dataset.dataset import Dataset
 from oqtopus_data.enums import TERMINAL
 from oqtopus_data.errors import StoreError
-from oqtopus_data.export import ExportOptions, export
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud
 
 
@@ -92,7 +92,7 @@ def test_full_refresh_shows_the_old_dataset_until_the_new_one_is_committed(tmp_p
     out = tmp_path / "out"
     run(cloud, out)
     before = connect(out).execute("SELECT job_id, status FROM jobs ORDER BY 1").fetchall()
-    export_module = import_module("oqtopus_data.export")  # the module, not the function od.export
+    export_module = import_module("oqtopus_data.run.export")  # the module, not the function od.export
 
     real = export_module.flatten_batch
     calls = {"n": 0}
@@ -141,7 +141,7 @@ def test_many_small_runs_are_compacted_without_changing_results(tmp_path, cloud)
         cloud.add_jobs(8)
         compactions += run(cloud, out, compact_after_files=12).compacted
     assert compactions >= 1
-    from oqtopus_data.dataset import excess_file_count
+    from oqtopus_data.dataset.dataset import excess_file_count
 
     assert excess_file_count(Dataset(out).latest()) < 12
     assert_matches_ground_truth(out, cloud)

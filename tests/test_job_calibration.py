@@ -11,7 +11,7 @@ import pytest
 from calibration_export import CAL1, CAL2, JOBS, SEEN1, SEEN2, build
 
 from oqtopus_data import connect, write_dataset
-from oqtopus_data import schema as S
+from oqtopus_data.tables import schema as S
 
 NULLS = {"calibrated_at": None, "mean_readout_error": None, "min_readout_error": None, "max_readout_error": None,
          "min_t1": None, "min_t2": None, "mean_t1": None, "mean_t2": None, "mean_fidelity_1q": None,

@@ -50,7 +50,7 @@ def test_job_qubits_agrees_with_job_calibration_for_every_job(out: Path) -> None
 
 def test_scan_and_read_accept_every_view(out: Path) -> None:
     con = connect(out)
-    for view in od.views.VIEW_NAMES:
+    for view in od.query.views.VIEW_NAMES:
         frame = od.read(out, view)
         assert frame.columns == [d[0] for d in con.execute(f"SELECT * FROM {view} LIMIT 0").description], view
         assert frame.height == con.execute(f"SELECT count(*) FROM {view}").fetchone()[0], view
@@ -61,13 +61,13 @@ def test_scan_and_read_accept_every_view(out: Path) -> None:
 
 def test_the_documented_columns_are_the_views_columns(out: Path) -> None:
     con = connect(out)
-    for doc in od.schema.VIEW_DOCS:
+    for doc in od.tables.schema.VIEW_DOCS:
         assert [name for name, _ in doc.columns] == [
             d[0] for d in con.execute(f"SELECT * FROM {doc.name} LIMIT 0").description], doc.name
 
 
 def test_trino_unnests_the_mapping_into_virtual_and_physical_qubits() -> None:
-    from oqtopus_data.ddl import ddl_statements
+    from oqtopus_data.query.ddl import ddl_statements
 
     trino = ddl_statements("/d", "trino")
     body = trino[trino.index('CREATE OR REPLACE VIEW "oqtopus"."job_qubits"'):]

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from listing_model import EPOCH, ModelJobs
 
 from oqtopus_data.errors import AuthError
-from oqtopus_data.listing import Limits, Lister, ListingError
-from oqtopus_data.windows import Window, root_window
+from oqtopus_data.fetch.listing import Limits, Lister, ListingError
+from oqtopus_data.fetch.windows import Window, root_window
 
 NOW = EPOCH + timedelta(days=40)
 

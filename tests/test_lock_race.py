@@ -12,22 +12,22 @@ import pytest
 from cli_support import EXPORT_COMMAND
 from groundtruth import assert_matches_ground_truth
 
-from oqtopus_data.dataset import Dataset
+from oqtopus_data.dataset.dataset import Dataset
+from oqtopus_data.dataset.storage.local import LocalStorage
+from oqtopus_data.dataset.writer import discard_new
 from oqtopus_data.errors import LockError
-from oqtopus_data.storage.local import LocalStorage
 from oqtopus_data.testing import FakeCloud, Faults
-from oqtopus_data.writer import discard_new
 
 # The loser: an export that stops right before taking the lock until the test says go, so that the other run
 # creates the directory, takes the lock and commits in between (the race, made certain).
 LOSER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from oqtopus_data.api import ApiClient
-    from oqtopus_data.config import Credentials
+    from oqtopus_data.client.api import ApiClient
+    from oqtopus_data.client.config import Credentials
     from oqtopus_data.errors import LockError
-    from oqtopus_data.export import export
-    from oqtopus_data.storage.local import LocalStorage
+    from oqtopus_data.run.export import export
+    from oqtopus_data.dataset.storage.local import LocalStorage
 
     url, token, out, go = sys.argv[1:]
     take_lock, held_back = LocalStorage.lock, []

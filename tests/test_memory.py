@@ -18,11 +18,11 @@ from hostile import Hostile, gzip_json_array, job, nested, raw, unsized, zipped
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.client.limits import ByteBudget
 from oqtopus_data.errors import ApiError
-from oqtopus_data.fetch import fetch_jobs
-from oqtopus_data.limits import ByteBudget
+from oqtopus_data.fetch.jobs import fetch_jobs
 
 LIMIT = 1 << 20  # per archive and per API body
 BUDGET = 2 << 20

@@ -12,8 +12,8 @@ import pytest
 from test_sdk_parity import ALL, PARITY, build_sdk, canon, models, observe
 
 import oqtopus_data
-from oqtopus_data.offline import JobNotFound, counts, load_result, load_results
-from oqtopus_data.results import result_from_raw
+from oqtopus_data.query.offline import JobNotFound, counts, load_result, load_results
+from oqtopus_data.results.objects import result_from_raw
 
 #: What the dataset does not record, so cannot give back: an empty `sampling` object (no count rows, no column), an
 #: empty divided_counts (an SSE job's class then follows its counts alone), and the operator of an estimation job
@@ -84,9 +84,9 @@ def test_every_payload_loads_back_as_result_from_raw_reads_it(tmp_path: Path, na
 @pytest.fixture(scope="module")
 def cloud_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, Any]]]:
     """An export of 120 jobs of the local cloud, SSE logs included, and every job's payload as the API gives it."""
-    from oqtopus_data.api import ApiClient
-    from oqtopus_data.config import Credentials
-    from oqtopus_data.export import ExportOptions, export
+    from oqtopus_data.client.api import ApiClient
+    from oqtopus_data.client.config import Credentials
+    from oqtopus_data.run.export import ExportOptions, export
     from oqtopus_data.testing import FakeCloud
 
     out = tmp_path_factory.mktemp("cloud") / "out"
@@ -99,7 +99,7 @@ def cloud_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
 def test_load_results_gives_every_exported_job_as_the_api_payload_reads(cloud_export: Any,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     out, jobs = cloud_export
-    monkeypatch.setattr("oqtopus_data.offline.BATCH", 7)  # several batches
+    monkeypatch.setattr("oqtopus_data.query.offline.BATCH", 7)  # several batches
     loaded = list(load_results(out))
     assert sorted(r.job_id for r in loaded) == sorted(jobs)
     submitted = [r.submitted_at for r in loaded]

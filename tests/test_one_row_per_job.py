@@ -10,12 +10,12 @@ import pytest
 from conftest import result
 
 from oqtopus_data import connect, flatten, write_dataset
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
-from oqtopus_data.dataset import Dataset
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.dataset.dataset import Dataset
 from oqtopus_data.errors import StoreError
-from oqtopus_data.export import ExportOptions, export
-from oqtopus_data.rows import STORE_STAGE, RunRows
+from oqtopus_data.run.export import ExportOptions, export
+from oqtopus_data.run.rows import STORE_STAGE, RunRows
 from oqtopus_data.testing import FakeCloud
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
@@ -101,7 +101,7 @@ def test_a_volatile_row_of_a_job_stored_as_final_is_refused_and_the_final_row_ke
 
 
 def test_an_incremental_run_reads_the_ids_of_each_stored_jobs_file_once(tmp_path, monkeypatch):
-    import oqtopus_data.writer as writer_module
+    import oqtopus_data.dataset.writer as writer_module
 
     out = tmp_path / "out"
     with FakeCloud(n_jobs=150, seed=6) as cloud:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 import threading
 
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
-from oqtopus_data.export import ExportOptions, export
-from oqtopus_data.pace import MIN_THROTTLED, Pace
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.client.pace import MIN_THROTTLED, Pace
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud, Faults
 
 

@@ -13,8 +13,8 @@ import pytest
 from conftest import PAYLOADS, load_payload
 
 from oqtopus_data import flatten
-from oqtopus_data.payload import URL_MARKER, bitstring_to_int
-from oqtopus_data.results import result_from_raw
+from oqtopus_data.results.objects import result_from_raw
+from oqtopus_data.results.payload import URL_MARKER, bitstring_to_int
 from oqtopus_data.times import NAIVE_AS_UTC
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)

@@ -12,11 +12,11 @@ import pytest
 from groundtruth import assert_matches_ground_truth
 from hostile import Hostile, job, payload, raw, status, zipped
 
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
 from oqtopus_data.errors import JobError
-from oqtopus_data.export import ExportOptions, export
-from oqtopus_data.fetch import resolve_job
+from oqtopus_data.fetch.jobs import resolve_job
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud, Faults
 
 RESULT = zipped({"result.json": b'{"sampling": {"counts": {"0": 3}}}'})

@@ -37,7 +37,7 @@ def test_every_name_the_readme_calls_on_the_package_is_public():
 
 
 def test_a_public_function_stays_the_function_when_its_module_of_the_same_name_is_imported():
-    probe = ("import oqtopus_data as od, oqtopus_data.export, oqtopus_data.flatten, inspect; "
+    probe = ("import oqtopus_data as od, oqtopus_data.run.export, oqtopus_data.tables.flatten, inspect; "
              "print(inspect.isfunction(od.export), inspect.isfunction(od.flatten))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "True"]

@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oqtopus_data import connect
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
 from oqtopus_data.enums import TERMINAL
-from oqtopus_data.export import ExportOptions, export
-from oqtopus_data.listing import Limits
+from oqtopus_data.fetch.listing import Limits
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud, generate_history
 
 FAST = {"max_tries": 3, "backoff": 0.001, "max_backoff": 0.01}
@@ -200,7 +200,7 @@ def test_a_long_run_commits_checkpoints_by_time_as_well(tmp_path):
     with FakeCloud(n_jobs=400, seed=12) as cloud:
         report = run(cloud, out, checkpoint_seconds=0.0, batch_jobs=50)
         assert report.ok
-        from oqtopus_data.dataset import Dataset
+        from oqtopus_data.dataset.dataset import Dataset
 
         assert report.version is not None and report.version >= 4  # a checkpoint after each batch, then the end
         assert Dataset(out).manifest_versions()[-1] == report.version

@@ -16,12 +16,12 @@ from report_html import sections, table_rows, titles
 import oqtopus_data
 from oqtopus_data.cli import main
 from oqtopus_data.errors import StoreError
+from oqtopus_data.query.usage import usage_figures
 from oqtopus_data.report import SelectionError, write_report
 from oqtopus_data.report.drift import CircuitDrift
 from oqtopus_data.report.formats import format_count, format_duration, percent
 from oqtopus_data.report.results import DRIFT_CIRCUITS, DRIFT_NEWEST
 from oqtopus_data.report.stats import wilson_interval
-from oqtopus_data.usage import usage_figures
 
 ALL_SECTIONS = ("overview", "jobs-per-week", "timings", "status-rates", "usage", "devices", "top-bitstrings", "drift",
                 "estimation", "jobs")

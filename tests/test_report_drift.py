@@ -11,9 +11,9 @@ import pytest
 from demo_export import write_export
 
 import oqtopus_data
-from oqtopus_data.circuits import circuit_key, circuit_key_sql, normalise_program
 from oqtopus_data.report.drift import MIN_SHOTS, CircuitDrift
 from oqtopus_data.report.stats import wilson_interval
+from oqtopus_data.results.circuits import circuit_key, circuit_key_sql, normalise_program
 
 BELL = 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\nh q[0];\ncx q[0], q[1];\nc = measure q;\n'
 # The same circuit written differently: comments, blank lines, spacing and line breaks only.

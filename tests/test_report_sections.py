@@ -11,13 +11,13 @@ from demo_export import build_demo_export
 from report_html import sections, table_rows, titles
 
 import oqtopus_data
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
-from oqtopus_data.export import ExportOptions
-from oqtopus_data.export import export as run_export
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
 from oqtopus_data.report import Scope, render
 from oqtopus_data.report.fleet import NO_CALIBRATION
 from oqtopus_data.report.formats import number
+from oqtopus_data.run.export import ExportOptions
+from oqtopus_data.run.export import export as run_export
 
 
 @pytest.fixture(scope="module")

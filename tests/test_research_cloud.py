@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 import oqtopus_data as od
-from oqtopus_data.api import ApiClient
-from oqtopus_data.circuits import circuit_key
-from oqtopus_data.config import Credentials
-from oqtopus_data.export import ExportOptions, export
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.query.views import VIEW_NAMES
+from oqtopus_data.results.circuits import circuit_key
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud
-from oqtopus_data.views import VIEW_NAMES
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from oqtopus_data.results import (
+from oqtopus_data.results.objects import (
     JobStatus,
     JobType,
     OqtopusEstimationJobResult,

@@ -18,14 +18,14 @@ from conftest import result
 from groundtruth import assert_matches_ground_truth
 
 from oqtopus_data import connect, flatten, read, scan, write_dataset
-from oqtopus_data.dataset import Dataset
+from oqtopus_data.dataset.dataset import Dataset
+from oqtopus_data.dataset.manifest import MissingFilesError
+from oqtopus_data.dataset.storage.s3 import S3Storage
 from oqtopus_data.errors import ConfigError, LockError, StoreError
-from oqtopus_data.manifest import MissingFilesError
+from oqtopus_data.query.views import DatasetWarning
 from oqtopus_data.report import write_report
-from oqtopus_data.schema import TABLES as SCHEMAS
-from oqtopus_data.storage.s3 import S3Storage
+from oqtopus_data.tables.schema import TABLES as SCHEMAS
 from oqtopus_data.testing import FakeCloud, Faults
-from oqtopus_data.views import DatasetWarning
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 TABLES = ("jobs", "counts", "divided_counts", "estimations", "errors")

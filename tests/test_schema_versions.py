@@ -13,10 +13,10 @@ import pytest
 from conftest import load_payload
 
 from oqtopus_data import connect, flatten, read, write_dataset
-from oqtopus_data import schema as S
-from oqtopus_data.dataset import Dataset
-from oqtopus_data.manifest import MANIFEST_DIR
-from oqtopus_data.results import result_from_raw
+from oqtopus_data.dataset.dataset import Dataset
+from oqtopus_data.dataset.manifest import MANIFEST_DIR
+from oqtopus_data.results.objects import result_from_raw
+from oqtopus_data.tables import schema as S
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 ADDED = {"jobs": ["extra"], "estimations": ["operator_coeff_imag"]}  # the columns of schema version 2

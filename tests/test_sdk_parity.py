@@ -20,7 +20,7 @@ import pytest
 from oqtopus_client import rest as models
 from oqtopus_client.services import job_results as sdk
 
-from oqtopus_data import results as ours
+from oqtopus_data.results import objects as ours
 
 PAYLOADS = Path(__file__).parent / "fixtures" / "payloads"
 ALL = sorted(PAYLOADS.glob("*.json"))

@@ -13,11 +13,11 @@ import pytest
 from cli_support import run_data
 
 import oqtopus_data as od
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
-from oqtopus_data.export import ExportOptions, export
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.query.usage import usage_figures
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud
-from oqtopus_data.usage import usage_figures
 
 LAB = {"id": "lab-a", "name": "Alice", "organization": "Lab"}
 

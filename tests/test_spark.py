@@ -18,12 +18,12 @@ from pyspark.sql import SparkSession
 from pyspark.sql.types import DecimalType
 
 import oqtopus_data as od
-from oqtopus_data import schema as S
-from oqtopus_data import sqltext
 from oqtopus_data.cli import export_command
-from oqtopus_data.ddl import ddl_statements
-from oqtopus_data.manifest import TABLE_DIRS
-from oqtopus_data.sqltext import View, view_statements
+from oqtopus_data.dataset.manifest import TABLE_DIRS
+from oqtopus_data.query import sqltext
+from oqtopus_data.query.ddl import ddl_statements
+from oqtopus_data.query.sqltext import View, view_statements
+from oqtopus_data.tables import schema as S
 
 DB = "oq"
 

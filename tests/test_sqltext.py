@@ -1,4 +1,4 @@
-"""The analysis views are declared once (oqtopus_data.sqltext.VIEWS) and reach every engine from there."""
+"""The analysis views are declared once (oqtopus_data.query.sqltext.VIEWS) and reach every engine from there."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from oqtopus_data import connect, flatten, sqltext, write_dataset
-from oqtopus_data.ddl import ddl_statements
-from oqtopus_data.sqltext import View, view_statements, views_file
+from oqtopus_data import connect, flatten, write_dataset
+from oqtopus_data.query import sqltext
+from oqtopus_data.query.ddl import ddl_statements
+from oqtopus_data.query.sqltext import View, view_statements, views_file
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +95,7 @@ def test_every_macro_has_every_engine() -> None:
 
 def test_sql_views_sql_is_generated_from_the_declared_views() -> None:
     assert (ROOT / "sql" / "views.sql").read_text() == views_file(), \
-        "regenerate: python -m oqtopus_data.sqltext > sql/views.sql"
+        "regenerate: python -m oqtopus_data.query.sqltext > sql/views.sql"
 
 
 def test_a_priced_usage_view_describes_itself_as_the_view_of_the_same_name_with_the_cost():

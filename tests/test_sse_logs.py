@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from hostile import Hostile, job, payload, raw, serve_job, status, zipped
 
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
-from oqtopus_data.dataset import Dataset
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.dataset.dataset import Dataset
 from oqtopus_data.errors import ApiError
-from oqtopus_data.fetch import fetch_jobs, refetch_sse_logs
-from oqtopus_data.results import result_from_raw
-from oqtopus_data.sse import LOG_DIR, safe_log_name, save_sse_logs
+from oqtopus_data.fetch.jobs import fetch_jobs, refetch_sse_logs
+from oqtopus_data.results.objects import result_from_raw
+from oqtopus_data.run.sse import LOG_DIR, safe_log_name, save_sse_logs
 
 LOG = zipped({"sse_log.log": b"step 1\nstep 2\n", "extra/metrics.txt": b"energy -1.1\n"})
 

@@ -12,11 +12,11 @@ from collections import Counter
 import pytest
 
 from oqtopus_data import connect
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
 from oqtopus_data.enums import TERMINAL
-from oqtopus_data.export import ExportOptions, export
-from oqtopus_data.runinfo import Interrupted
+from oqtopus_data.run.export import ExportOptions, export
+from oqtopus_data.run.info import Interrupted
 from oqtopus_data.testing import FakeCloud
 
 FAST = {"max_tries": 3, "backoff": 0.001, "max_backoff": 0.01}

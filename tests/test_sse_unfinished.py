@@ -11,10 +11,10 @@ import requests
 from hostile import Hostile, job, status
 
 from oqtopus_data import connect
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
-from oqtopus_data.export import ExportOptions, export
-from oqtopus_data.fetch import fetch_jobs
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.fetch.jobs import fetch_jobs
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud
 
 FAST = {"max_tries": 2, "backoff": 0.001, "max_backoff": 0.01}

@@ -9,11 +9,11 @@ from click.testing import CliRunner
 
 from oqtopus_data import write_dataset
 from oqtopus_data.cli import export_command, main
-from oqtopus_data.dataset import Dataset
+from oqtopus_data.dataset.dataset import Dataset
+from oqtopus_data.dataset.storage import Storage, open_storage
+from oqtopus_data.dataset.storage.local import LocalStorage
+from oqtopus_data.dataset.storage.s3 import S3Storage
 from oqtopus_data.errors import ConfigError, StoreError
-from oqtopus_data.storage import Storage, open_storage
-from oqtopus_data.storage.local import LocalStorage
-from oqtopus_data.storage.s3 import S3Storage
 
 pytest_plugins = ["s3server"]  # the `s3` fixture: moto's server on 127.0.0.1
 STAGED = "jobs/submitted_month=2025-01/.part-000001-abcd-00001.parquet.staged"

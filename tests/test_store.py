@@ -16,9 +16,9 @@ import pytest
 from conftest import result
 
 from oqtopus_data import flatten, read, write_dataset
-from oqtopus_data.dataset import Dataset, compact
+from oqtopus_data.dataset.dataset import Dataset, compact
+from oqtopus_data.dataset.writer import collect_garbage
 from oqtopus_data.errors import LockError, StoreError
-from oqtopus_data.writer import collect_garbage
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 
@@ -82,7 +82,7 @@ def test_the_lock_of_a_killed_process_does_not_block_the_next_writer(tmp_path):
     write_dataset(tables("sampling_current"), tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from oqtopus_data.dataset import Dataset
+        from oqtopus_data.dataset.dataset import Dataset
         w = Dataset({str(tmp_path)!r}).writer()
         print("locked", flush=True)
         time.sleep(60)
@@ -136,7 +136,7 @@ def test_reading_a_directory_without_an_export_says_so(tmp_path):
 def test_docs_schema_md_is_generated_from_the_declared_schema():
     from pathlib import Path
 
-    from oqtopus_data.schema import markdown_reference
+    from oqtopus_data.tables.schema import markdown_reference
 
     doc = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
     assert doc.read_text() == markdown_reference() + "\n", "regenerate: oqtopus-data schema > docs/schema.md"
@@ -155,11 +155,11 @@ def test_directories_hold_exactly_the_newest_commit_for_engines_that_list_them(t
 
 
 def test_a_commit_killed_before_its_publish_is_read_from_staged_names_then_rolled_forward(tmp_path, monkeypatch):
-    from oqtopus_data.writer import Writer
+    from oqtopus_data.dataset.writer import Writer
 
     write_dataset(tables("sampling_current"), tmp_path)
     monkeypatch.setattr(Writer, "_publish", lambda self, pairs: None)  # the kill lands right after the commit
-    monkeypatch.setattr("oqtopus_data.writer.collect_garbage", lambda storage, **_: 0)
+    monkeypatch.setattr("oqtopus_data.dataset.writer.collect_garbage", lambda storage, **_: 0)
     write_dataset(tables("estimation_current"), tmp_path)
     monkeypatch.undo()
     staged = [p for p in _parquet_files(tmp_path) if p.endswith(".staged")]

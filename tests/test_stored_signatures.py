@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from conftest import load_payload
 
-from oqtopus_data.flatten import error_rows, flatten
 from oqtopus_data.redact import scrub_signatures
-from oqtopus_data.results import result_from_raw
+from oqtopus_data.results.objects import result_from_raw
+from oqtopus_data.tables.flatten import error_rows, flatten
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 SECRET = "c0ffee5ecret"

@@ -16,8 +16,8 @@ import pytest
 from conftest import load_payload
 
 from oqtopus_data import flatten
-from oqtopus_data.devices import devices_snapshot, devices_table
-from oqtopus_data.results import result_from_raw
+from oqtopus_data.results.objects import result_from_raw
+from oqtopus_data.tables.devices import devices_snapshot, devices_table
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 BIG = 2**63
@@ -141,7 +141,7 @@ def test_a_job_id_with_a_lone_surrogate_is_an_error_row_stored_escaped() -> None
 
 
 def test_error_rows_of_any_stage_are_writable() -> None:
-    from oqtopus_data.flatten import error_rows
+    from oqtopus_data.tables.flatten import error_rows
 
     table = error_rows([("a" + LONE, "fetch", "GET /jobs/a" + LONE + ": 404"), (None, "list", "fine")], AT)
     assert table.to_pylist() == [

@@ -9,9 +9,9 @@ import pytest
 from conftest import result
 
 from oqtopus_data import flatten, read, write_dataset
-from oqtopus_data.dataset import Dataset, compact
+from oqtopus_data.dataset.dataset import Dataset, compact
 from oqtopus_data.errors import StoreError
-from oqtopus_data.views import DatasetWarning
+from oqtopus_data.query.views import DatasetWarning
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 MONTH_DIR = "jobs/submitted_month=2025-03"
@@ -91,7 +91,7 @@ def test_compaction_and_writers_never_read_move_or_delete_a_file_outside_the_dat
 
 
 def test_local_storage_refuses_paths_that_leave_its_root(tmp_path):
-    from oqtopus_data.storage.local import LocalStorage
+    from oqtopus_data.dataset.storage.local import LocalStorage
 
     (tmp_path / "victim").write_bytes(b"keep")
     storage = LocalStorage(tmp_path / "out")

@@ -13,12 +13,12 @@ from calibration_export import build
 from cli_support import run_data
 
 from oqtopus_data import connect, read
-from oqtopus_data.api import ApiClient
-from oqtopus_data.config import Credentials
-from oqtopus_data.export import ExportOptions, export
-from oqtopus_data.prices import PriceError, load_prices
+from oqtopus_data.client.api import ApiClient
+from oqtopus_data.client.config import Credentials
+from oqtopus_data.query.prices import PriceError, load_prices
+from oqtopus_data.query.usage import usage_figures
+from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud
-from oqtopus_data.usage import usage_figures
 
 MEASURES = ["jobs", "shots", "execution_seconds", "wasted_jobs", "wasted_seconds", "median_queue_seconds",
             "p90_queue_seconds"]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from oqtopus_data import connect, flatten, read, scan, write_dataset
-from oqtopus_data.schema import TABLES
-from oqtopus_data.sqltext import views_file
+from oqtopus_data.query.sqltext import views_file
+from oqtopus_data.tables.schema import TABLES
 
 AT = datetime(2025, 6, 1, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""The transport's direct connections through libcurl (`oqtopus_data.curl`): framing, keep-alive, timeouts and
+"""The transport's direct connections through libcurl (`oqtopus_data.client.curl`): framing, keep-alive, timeouts and
 refusals, against scripted sockets."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from oqtopus_data.client.http import Transport
 from oqtopus_data.errors import ApiError
-from oqtopus_data.http import Transport
 
 
 class Scripted:

@@ -6,15 +6,14 @@ from __future__ import annotations
 import click
 
 from oqtopus_data import __version__
-
-from .ddl import ddl_command, duckdb_command
-from .export import export_command
-from .failures import Group
-from .fake_cloud import fake_cloud_command
-from .options import CONTEXT
-from .query import info_command, schema_command, sql_command
-from .report import report_command
-from .usage import usage_command
+from oqtopus_data.cli.ddl import ddl_command, duckdb_command
+from oqtopus_data.cli.export import export_command
+from oqtopus_data.cli.failures import Group
+from oqtopus_data.cli.fake_cloud import fake_cloud_command
+from oqtopus_data.cli.options import CONTEXT
+from oqtopus_data.cli.query import info_command, schema_command, sql_command
+from oqtopus_data.cli.report import report_command
+from oqtopus_data.cli.usage import usage_command
 
 MAIN_EPILOG = """
 \b

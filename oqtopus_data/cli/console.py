@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from .failures import EXIT_FAILED, escaped, hide_token, is_terminal, say, speaker
+from oqtopus_data.cli.failures import EXIT_FAILED, escaped, hide_token, is_terminal, say, speaker
 
 
 def echo_data(text: str, *, err: bool = False, nl: bool = True) -> None:

@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 import oqtopus_data.cli.options as opt
-
-from .failures import EXIT_FAILED, Command, fail
+from oqtopus_data.cli.failures import EXIT_FAILED, Command, fail
 
 
 @click.command("ddl", cls=Command)
@@ -28,8 +27,8 @@ def ddl_command(location: str, engine: str, schema_name: str | None, storage_opt
       oqtopus-data ddl /data/oqtopus --engine spark --schema oqtopus > register.sql
       oqtopus-data ddl s3://bucket/oqtopus --engine trino --storage-option region=eu-west-1
     """
-    from oqtopus_data.dataset import Dataset
-    from oqtopus_data.ddl import ddl_statements
+    from oqtopus_data.dataset.dataset import Dataset
+    from oqtopus_data.query.ddl import ddl_statements
 
     Dataset(location, **storage_options).require_latest()  # an export is there (a typo'd path says so)
     try:
@@ -54,7 +53,7 @@ def duckdb_command(location: str, target: Path, check: bool) -> None:
       oqtopus-data duckdb out/ views.duckdb && duckdb views.duckdb "FROM device_daily"
       oqtopus-data duckdb out/ views.duckdb --check || oqtopus-data duckdb out/ views.duckdb
     """
-    from .views_file import check_target, stale_reason, write_views_file
+    from oqtopus_data.cli.views_file import check_target, stale_reason, write_views_file
 
     check_target(location, target)
     if check:

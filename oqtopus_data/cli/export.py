@@ -1,4 +1,5 @@
-"""`oqtopus-export`: export a job history into a dataset, or continue one. The run itself is `oqtopus_data.export`."""
+"""`oqtopus-export`: export a job history into a dataset, or continue one. The run itself is
+`oqtopus_data.run.export`."""
 
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ import click
 
 import oqtopus_data.cli.options as opt
 from oqtopus_data import __version__
+from oqtopus_data.cli.console import Console, print_failures, print_summary, stop_on_signals
+from oqtopus_data.cli.failures import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command, fail, remember_token, say
 from oqtopus_data.errors import AuthError, ConfigError, OqtopusDataError, StoreError
-
-from .console import Console, print_failures, print_summary, stop_on_signals
-from .failures import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command, fail, remember_token, say
 
 #: Failures of the disk while writing: never a set-up problem, whenever they come.
 _RUNTIME_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
@@ -111,10 +111,10 @@ def export_command(out_dir: str, since: datetime | None, until: datetime | None,
     divided_counts, estimations, errors, devices) and a commit manifest; running again into the same
     OUT_DIR continues the export.
     """
-    from oqtopus_data.export import ExportOptions
+    from oqtopus_data.run.export import ExportOptions
 
     if views_file is not None:
-        from .views_file import check_target
+        from oqtopus_data.cli.views_file import check_target
 
         check_target(out_dir, views_file)
     if devices_only:
@@ -185,7 +185,7 @@ def _print_snapshot(report: Any, out_dir: str, views_file: Path | None) -> None:
 def _credentials(demo: bool, demo_jobs: int, url: str | None, profile: str | None,
                  out_dir: str) -> Iterator[tuple[Any, Any]]:
     """The credentials of the run, and the demo's local cloud (None without --demo)."""
-    from oqtopus_data.config import Credentials, resolve_credentials
+    from oqtopus_data.client.config import Credentials, resolve_credentials
 
     if not demo:
         yield resolve_credentials(url=url, profile=profile), None
@@ -208,7 +208,7 @@ def _credentials(demo: bool, demo_jobs: int, url: str | None, profile: str | Non
 
 
 def _holds_no_export(out_dir: str, storage_options: dict[str, str]) -> bool:
-    from oqtopus_data.dataset import Dataset
+    from oqtopus_data.dataset.dataset import Dataset
 
     try:
         return Dataset(out_dir, **storage_options).latest() is None
@@ -219,7 +219,7 @@ def _holds_no_export(out_dir: str, storage_options: dict[str, str]) -> bool:
 def _demo_calibrations(cloud: Any, out_dir: str, storage_options: dict[str, str]) -> int:
     """Commit the demo cloud's device snapshots once a week over its history (its calibrations change every few
     hours), so that a first demo export joins its jobs to calibrations; returns the commit."""
-    from oqtopus_data.device_snapshot import record_snapshots
+    from oqtopus_data.run.device_snapshot import record_snapshots
 
     manifest, _ = record_snapshots(out_dir, cloud.history.device_snapshots(timedelta(days=7)), **storage_options)
     return manifest.version
@@ -230,8 +230,8 @@ def _demo_port(out_dir: str) -> int:
     export is tied to the URL it came from."""
     from urllib.parse import urlsplit
 
-    from oqtopus_data.dataset import Dataset
-    from oqtopus_data.state import SyncState
+    from oqtopus_data.dataset.dataset import Dataset
+    from oqtopus_data.dataset.state import SyncState
 
     try:
         manifest = Dataset(out_dir).latest()
@@ -246,8 +246,8 @@ def _demo_port(out_dir: str) -> int:
 
 def _run(credentials: Any, out_dir: str, options: Any, storage_options: dict[str, str], console: Console) -> Any:
     """One export run; every way it can end other than a report becomes one sentence and an exit status."""
-    from oqtopus_data.api import ApiClient
-    from oqtopus_data.export import Interrupted, export
+    from oqtopus_data.client.api import ApiClient
+    from oqtopus_data.run.export import Interrupted, export
 
     stop = threading.Event()
     try:
@@ -282,7 +282,7 @@ def _stopped(exc: OqtopusDataError | OSError, out_dir: str, *, started: bool) ->
 
 
 def _compact(out_dir: str, storage_options: dict[str, str], quiet: bool, views_file: Path | None) -> None:
-    from oqtopus_data.dataset import Dataset, compact
+    from oqtopus_data.dataset.dataset import Dataset, compact
 
     dataset = Dataset(out_dir, **storage_options)
     before = dataset.require_latest()
@@ -300,9 +300,8 @@ def _compact(out_dir: str, storage_options: dict[str, str], quiet: bool, views_f
 
 def _refresh_views(out_dir: str, views_file: Path) -> None:
     """Rewrite the views file over the newest commit, if there is one; a failure is said (the export stands)."""
-    from oqtopus_data.dataset import Dataset
-
-    from .views_file import write_views_file
+    from oqtopus_data.cli.views_file import write_views_file
+    from oqtopus_data.dataset.dataset import Dataset
 
     try:
         if Dataset(out_dir).latest() is not None:

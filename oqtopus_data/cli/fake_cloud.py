@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import click
 
-from . import options as opt
-from .failures import Command
+from oqtopus_data.cli import options as opt
+from oqtopus_data.cli.failures import Command
 
 
 def _sizes(text: str | None) -> tuple[int, ...]:

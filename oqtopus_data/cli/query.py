@@ -9,10 +9,9 @@ from typing import Any
 import click
 
 import oqtopus_data.cli.options as opt
-
-from .console import echo_data
-from .failures import EXIT_FAILED, EXIT_USAGE, Command, fail
-from .sql_output import check_output, emit, raw_csv_option
+from oqtopus_data.cli.console import echo_data
+from oqtopus_data.cli.failures import EXIT_FAILED, EXIT_USAGE, Command, fail
+from oqtopus_data.cli.sql_output import check_output, emit, raw_csv_option
 
 UNDECLARED_SHOWN = 20  # undeclared keys listed by `info`; the rest are counted
 
@@ -32,8 +31,8 @@ def info_command(locations: tuple[str, ...], storage_options: dict[str, str]) ->
       oqtopus-data info alice/ bob/
       oqtopus-data info s3://bucket/oqtopus --storage-option endpoint_url=http://127.0.0.1:9000
     """
-    from oqtopus_data.dataset import Dataset
-    from oqtopus_data.views import connect
+    from oqtopus_data.dataset.dataset import Dataset
+    from oqtopus_data.query.views import connect
 
     datasets = [Dataset(location, **storage_options) for location in locations]
     for dataset in datasets:
@@ -79,9 +78,9 @@ def _sync_lines(manifest: Any) -> list[str]:
     """Where the export came from, which jobs it selects, and how far its last sync got."""
     import warnings
 
+    from oqtopus_data.dataset.state import SyncState
     from oqtopus_data.errors import StoreError
     from oqtopus_data.selection import Filters
-    from oqtopus_data.state import SyncState
     from oqtopus_data.times import format_time
 
     try:
@@ -186,8 +185,8 @@ def sql_command(locations: tuple[str, ...], query: str, storage_options: dict[st
 def _connect(locations: list[str], storage_options: dict[str, str], *, writable: bool) -> Any:
     """A connection with the views over one export or several; unless `writable`, one that can read the exports'
     committed files only."""
-    from oqtopus_data.dataset import Dataset
-    from oqtopus_data.views import connect
+    from oqtopus_data.dataset.dataset import Dataset
+    from oqtopus_data.query.views import connect
 
     target = opt.one_or_many(tuple(locations))
     if writable:
@@ -221,6 +220,6 @@ def schema_command() -> None:
     Example:
       oqtopus-data schema > schema.md
     """
-    from oqtopus_data.schema import markdown_reference
+    from oqtopus_data.tables.schema import markdown_reference
 
     click.echo(markdown_reference())

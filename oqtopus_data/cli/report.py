@@ -8,9 +8,8 @@ from pathlib import Path
 import click
 
 import oqtopus_data.cli.options as opt
-
-from .failures import EXIT_FAILED, EXIT_USAGE, Command, fail
-from .sql_output import check_outside
+from oqtopus_data.cli.failures import EXIT_FAILED, EXIT_USAGE, Command, fail
+from oqtopus_data.cli.sql_output import check_outside
 
 
 @click.command("report", cls=Command)

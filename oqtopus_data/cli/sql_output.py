@@ -14,8 +14,8 @@ from typing import Any
 import click
 import pyarrow as pa
 
-from .console import echo_data
-from .failures import EXIT_USAGE, escaped, fail, is_terminal
+from oqtopus_data.cli.console import echo_data
+from oqtopus_data.cli.failures import EXIT_USAGE, escaped, fail, is_terminal
 
 #: What a spreadsheet reads as the start of a formula (=HYPERLINK(...), @SUM(...), +1+cmd|..., a tab, a CR).
 FORMULA_START = "^[=+\\-@\t\r]"
@@ -30,7 +30,7 @@ raw_csv_option = click.option(
 def check_outside(output: Path, location: str) -> None:
     """Refuse an output file inside the export at `location` (resolved, symlinks followed): writing there would
     replace a data file or a manifest, and the export's own files are its business (one sentence, exit 2)."""
-    from oqtopus_data.storage import is_local_location, local_path
+    from oqtopus_data.dataset.storage import is_local_location, local_path
 
     if is_local_location(location):
         root = Path(local_path(location)).expanduser().resolve()

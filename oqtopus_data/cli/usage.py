@@ -1,4 +1,4 @@
-"""`oqtopus-data usage`: what a group used, by period, device, job type or account (`oqtopus_data.usage`)."""
+"""`oqtopus-data usage`: what a group used, by period, device, job type or account (`oqtopus_data.query.usage`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from pathlib import Path
 import click
 
 import oqtopus_data.cli.options as opt
-
-from .failures import Command
-from .sql_output import check_output, emit, raw_csv_option
+from oqtopus_data.cli.failures import Command
+from oqtopus_data.cli.sql_output import check_output, emit, raw_csv_option
 
 USAGE_EPILOG = """
 \b
@@ -59,7 +58,7 @@ def usage_command(locations: tuple[str, ...], since: datetime | None, until: dat
     OUT_DIR is the export (a directory or s3://bucket/prefix); several are read as one (a job two
     exports of the same account hold counts once). --since and --until select jobs by submission time.
     """
-    from oqtopus_data.usage import usage_figures, usage_keys
+    from oqtopus_data.query.usage import usage_figures, usage_keys
 
     try:
         usage_keys(by)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
-from oqtopus_data.dataset import Dataset
-from oqtopus_data.storage import is_local_location
-from oqtopus_data.views import connect
+from oqtopus_data.dataset.dataset import Dataset
+from oqtopus_data.dataset.storage import is_local_location
+from oqtopus_data.query.views import connect
 
 INFO_TABLE = "oqtopus_views"
 

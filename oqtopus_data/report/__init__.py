@@ -11,7 +11,7 @@ stats, charts, svg, formats, page, relations.
 
 from __future__ import annotations
 
-from .build import ReportSummary, SelectionError, render, write_report
-from .context import Scope
+from oqtopus_data.report.build import ReportSummary, SelectionError, render, write_report
+from oqtopus_data.report.context import Scope
 
 __all__ = ["ReportSummary", "Scope", "SelectionError", "render", "write_report"]

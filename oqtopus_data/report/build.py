@@ -13,17 +13,16 @@ from pathlib import Path
 import duckdb
 
 from oqtopus_data import __version__
-from oqtopus_data.storage import open_storage
+from oqtopus_data.dataset.storage import open_storage
+from oqtopus_data.query.views import connect
+from oqtopus_data.report.context import Context, Scope, Section
+from oqtopus_data.report.fleet import devices, usage
+from oqtopus_data.report.formats import day, minute
+from oqtopus_data.report.jobtable import job_table
+from oqtopus_data.report.overview import jobs_per_week, overview, success_rates, timings
+from oqtopus_data.report.page import page
+from oqtopus_data.report.results import drift, estimation, top_bitstrings
 from oqtopus_data.times import to_utc
-from oqtopus_data.views import connect
-
-from .context import Context, Scope, Section
-from .fleet import devices, usage
-from .formats import day, minute
-from .jobtable import job_table
-from .overview import jobs_per_week, overview, success_rates, timings
-from .page import page
-from .results import drift, estimation, top_bitstrings
 
 TABLE_ROWS = 2000  # jobs in the job table (the newest)
 SECTIONS: tuple[Callable[[Context], Section], ...] = (

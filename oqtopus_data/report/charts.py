@@ -11,10 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from oqtopus_data.enums import JobStatus
-
-from .formats import fit, format_count, format_duration, percent
-from .stats import BOX_QUANTILES
-from .svg import (
+from oqtopus_data.report.formats import fit, format_count, format_duration, percent
+from oqtopus_data.report.stats import BOX_QUANTILES
+from oqtopus_data.report.svg import (
     FONT,
     MUTED,
     PANEL,

@@ -9,10 +9,9 @@ from typing import Any
 import duckdb
 
 from oqtopus_data.enums import JobStatus
+from oqtopus_data.report import charts
+from oqtopus_data.report.formats import esc
 from oqtopus_data.selection import Filters
-
-from . import charts
-from .formats import esc
 
 MAX_DEVICES = 8  # devices drawn one by one; the rest are summed as "other devices"
 OTHER = "other devices"

@@ -1,9 +1,9 @@
 """Drift of repeated circuits, defined by the program: the report's drift section and examples/device_drift.py
 both use this module, so they agree.
 
-A *circuit* is what a job ran: its list of OpenQASM programs, normalised and hashed (oqtopus_data.circuits, stored
-as `jobs.circuit_id`). Jobs named `vqe-step-17`, `calib 284` or `量子実験 12` that ran the same program are the same
-circuit; the name most of its runs carry labels it.
+A *circuit* is what a job ran: its list of OpenQASM programs, normalised and hashed (oqtopus_data.results.circuits,
+stored as `jobs.circuit_id`). Jobs named `vqe-step-17`, `calib 284` or `量子実験 12` that ran the same program are the
+same circuit; the name most of its runs carry labels it.
 
 Each *run* (a sampling or multi_manual job with counts) gets its Hellinger fidelity to the circuit's *reference
 distribution* q: the pooled counts of the circuit's runs on simulators when there are any, else of its runs on
@@ -25,8 +25,7 @@ from typing import Any
 import duckdb
 
 from oqtopus_data.enums import JobType
-
-from ..circuits import circuit_key_sql
+from oqtopus_data.results.circuits import circuit_key_sql
 
 MIN_RUNS = 5  # runs a circuit needs (in the selection) to count as repeated
 MIN_SHOTS = 100  # runs with fewer counted shots are low-shot

@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from . import charts, relations
-from .charts import Point, Series
-from .context import Context, Section
-from .formats import day, esc, format_count, format_duration, legend, minute, number, table
-from .svg import duration_label, epoch
+from oqtopus_data.report import charts, relations
+from oqtopus_data.report.charts import Point, Series
+from oqtopus_data.report.context import Context, Section
+from oqtopus_data.report.formats import day, esc, format_count, format_duration, legend, minute, number, table
+from oqtopus_data.report.svg import duration_label, epoch
 
 CALIBRATION = ("device_id", "calibrated_at", "n_qubits", "median_t1", "median_t2", "median_fidelity_1q",
                "median_fidelity_2q", "median_readout_error")

@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from oqtopus_data.enums import TERMINAL
-
-from .context import Context, Section
-from .formats import bits_html, esc, format_duration, minute, number
+from oqtopus_data.report.context import Context, Section
+from oqtopus_data.report.formats import bits_html, esc, format_duration, minute, number
 
 TOP_OUTCOMES = 8  # outcomes shown when a job is opened
 FILTERS = (("device", "device", 2), ("status", "status", 3), ("type", "job type", 4))  # (name, label, column)

@@ -8,13 +8,22 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from oqtopus_data.enums import JobStatus
-
-from . import charts
-from .charts import STATE_COLORS, STATES, Point, Series
-from .context import Context, Section
-from .formats import Html, day, esc, format_count, format_duration, legend, percent, seconds_cell, table
-from .stats import BOX_QUANTILES, HIGH, HIGH_NAME, wilson_interval
-from .svg import duration_label
+from oqtopus_data.report import charts
+from oqtopus_data.report.charts import STATE_COLORS, STATES, Point, Series
+from oqtopus_data.report.context import Context, Section
+from oqtopus_data.report.formats import (
+    Html,
+    day,
+    esc,
+    format_count,
+    format_duration,
+    legend,
+    percent,
+    seconds_cell,
+    table,
+)
+from oqtopus_data.report.stats import BOX_QUANTILES, HIGH, HIGH_NAME, wilson_interval
+from oqtopus_data.report.svg import duration_label
 
 FINISHED = [JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value]
 MAX_WEEKS = 104  # beyond two years, jobs are counted per month rather than per week

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .formats import esc
+from oqtopus_data.report.formats import esc
 
 # Latin first, then the CJK fonts of macOS, Windows and Linux, so job names in Japanese or Chinese render well.
 FONTS = ('system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,"Hiragino Sans",'

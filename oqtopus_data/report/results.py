@@ -8,14 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from oqtopus_data.enums import JobType
-
-from . import charts
-from .charts import Mark, Point, Series
-from .context import Context, Section
-from .drift import MIN_RUNS, MIN_SHOTS, Circuit, CircuitDrift, Run, calibration_times
-from .formats import BIT_ORDER, bits_html, esc, format_count, legend, minute, number
-from .stats import weighted_mean
-from .svg import epoch
+from oqtopus_data.report import charts
+from oqtopus_data.report.charts import Mark, Point, Series
+from oqtopus_data.report.context import Context, Section
+from oqtopus_data.report.drift import MIN_RUNS, MIN_SHOTS, Circuit, CircuitDrift, Run, calibration_times
+from oqtopus_data.report.formats import BIT_ORDER, bits_html, esc, format_count, legend, minute, number
+from oqtopus_data.report.stats import weighted_mean
+from oqtopus_data.report.svg import epoch
 
 TOP_BITSTRINGS = 8  # outcomes listed per recent sampling job
 CARD_BITS = 16  # bits a card shows of a wider bitstring (8 at each end): one line in the narrowest card

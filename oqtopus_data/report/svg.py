@@ -13,9 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from oqtopus_data.report.formats import esc, fit, format_duration, text_width
 from oqtopus_data.times import to_utc
-
-from .formats import esc, fit, format_duration, text_width
 
 FONT = 11  # tick labels, notes
 TITLE = 12  # panel titles
