@@ -138,3 +138,48 @@ def test_an_interim_100_continue_is_skipped_and_the_final_answer_read(within: No
     t = transport()
     reply = t.get(server.url + "/a", kind="storage")
     assert (reply.status, reply.body, reply.headers.get("x-final")) == (200, b"ok", "1")
+
+
+CLOSE_DURING_A_TRANSFER = r"""
+import socket, sys, threading, time
+from oqtopus_data.client.curl import Curl
+
+server = socket.create_server(("127.0.0.1", 0))
+def serve():
+    conn, _ = server.accept()
+    conn.recv(4096)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n")
+    for _ in range(20):  # a byte every 50 ms: the reader is inside libcurl when the client is closed
+        time.sleep(0.05)
+        conn.sendall(b"x")
+    time.sleep(1)
+threading.Thread(target=serve, daemon=True).start()
+
+curl = Curl(timeout=5.0, verify=lambda: True)
+body, failure = [], []
+def read():
+    try:
+        response = curl.get(f"http://127.0.0.1:{server.getsockname()[1]}/", {}, None)
+        while piece := response.raw.read(4):
+            body.append(piece)
+        response.close()
+    except BaseException as exc:
+        failure.append(repr(exc))
+reader = threading.Thread(target=read)
+reader.start()
+time.sleep(0.4)
+curl.close()  # the run ends (an API client closed) while a worker is still inside its transfer
+reader.join(10)
+print(len(b"".join(body)), failure)
+sys.exit(0 if len(b"".join(body)) == 20 and not failure else 1)
+"""
+
+
+def test_closing_the_client_while_another_thread_is_inside_a_transfer_lets_that_transfer_end(within: None) -> None:
+    # Before: the closing thread freed the handles the reader was using (a segfault, or an error in the reader).
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", CLOSE_DURING_A_TRANSFER], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, (done.returncode, done.stdout, done.stderr[-2000:])
+    assert done.stdout.startswith("20 []")

@@ -52,11 +52,48 @@ class Headers(dict):
 
 
 class _Handles:
-    """One thread's easy and multi handles; the multi handle keeps the thread's connections alive."""
+    """One thread's easy and multi handles; the multi handle keeps the thread's connections alive.
+
+    libcurl's handles are not to be closed while their thread is inside a transfer: `Curl.close` from another
+    thread closes idle handles at once and leaves busy ones to their own thread, which closes them as its
+    transfer ends (`done`)."""
 
     def __init__(self) -> None:
         self.easy = pycurl.Curl()
         self.multi = pycurl.CurlMulti()
+        self.lock = threading.Lock()
+        self.busy = False  # a transfer runs on them (from `Curl.get` to `_Transfer.finish`)
+        self.closing = False  # closed as soon as the running transfer ends
+        self.closed = False
+
+    def start(self) -> bool:
+        """Mark the handles busy; False when they were closed already (the thread then makes new ones)."""
+        with self.lock:
+            if self.closed or self.closing:
+                return False
+            self.busy = True
+            return True
+
+    def done(self) -> None:
+        """The transfer ended: the handles are idle again, or closed now if `close` asked meanwhile."""
+        with self.lock:
+            self.busy = False
+            if self.closing:
+                self._close()
+
+    def close(self) -> None:
+        """Close now when idle, else as soon as the running transfer ends."""
+        with self.lock:
+            if self.busy:
+                self.closing = True
+            else:
+                self._close()
+
+    def _close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.multi.close()
+            self.easy.close()
 
 
 class Curl:
@@ -75,13 +112,17 @@ class Curl:
         if any("\r" in line or "\n" in line for line in lines):
             raise requests.exceptions.InvalidHeader("a request header holds a line break")
         handles = self._handles()
-        transfer = _Transfer(handles, self.timeout, watch)
-        easy = handles.easy
-        easy.setopt(pycurl.URL, url)
-        easy.setopt(pycurl.HTTPHEADER, lines)
-        easy.setopt(pycurl.WRITEFUNCTION, transfer.write)
-        easy.setopt(pycurl.HEADERFUNCTION, transfer.header)
-        handles.multi.add_handle(easy)
+        try:
+            transfer = _Transfer(handles, self.timeout, watch)
+            easy = handles.easy
+            easy.setopt(pycurl.URL, url)
+            easy.setopt(pycurl.HTTPHEADER, lines)
+            easy.setopt(pycurl.WRITEFUNCTION, transfer.write)
+            easy.setopt(pycurl.HEADERFUNCTION, transfer.header)
+            handles.multi.add_handle(easy)
+        except BaseException:
+            handles.done()
+            raise
         try:
             transfer.drive(lambda: transfer.head_done)
             status = easy.getinfo(pycurl.RESPONSE_CODE)
@@ -98,14 +139,15 @@ class Curl:
         with self._lock:
             handles, self._all = self._all, []
         for item in handles:
-            item.multi.close()
-            item.easy.close()
+            item.close()
 
     def _handles(self) -> _Handles:
+        """This thread's handles, marked busy for one transfer."""
         handles = getattr(self._local, "handles", None)
-        if handles is None:
+        if handles is None or not handles.start():
             handles = _Handles()
             _configure(handles.easy, self.timeout, self._verify())
+            handles.start()
             self._local.handles = handles
             with self._lock:
                 self._all.append(handles)
@@ -128,6 +170,7 @@ class _Transfer:
         self.buffer = bytearray()
         self.paused = False
         self.sock = None  # what the deadline's watchdog would shut: nothing, the drive loop looks at `expired`
+        self.finished = False
         self._attached = False
         self._last = time.monotonic()
         if watch is not None:
@@ -198,10 +241,16 @@ class _Transfer:
     def finish(self) -> None:
         """Take the handle off the multi handle: its connection is kept when the body was read whole, else closed
         by libcurl."""
+        if self.finished:
+            return
+        self.finished = True
         if self._attached and self.watch is not None:
             self.watch.detach(self)
-        self.handles.multi.remove_handle(self.handles.easy)
-        self.buffer = bytearray()
+        try:
+            self.handles.multi.remove_handle(self.handles.easy)
+        finally:
+            self.buffer = bytearray()
+            self.handles.done()
 
 
 class CurlResponse:
