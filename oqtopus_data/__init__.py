@@ -9,9 +9,7 @@ releases; import the public ones from here (the command line is `oqtopus_data.cl
 
 from __future__ import annotations
 
-import sys
 from importlib import import_module
-from types import ModuleType
 from typing import Any
 
 from oqtopus_data._version import __version__
@@ -60,16 +58,3 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted({*globals(), *_PUBLIC})
 
-
-class _Package(ModuleType):
-    """Keeps a public function from being replaced by the submodule of the same name (`flatten`, `export`)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Importing `oqtopus_data.run.export` binds the module to the package's attribute `export`, hiding the
-        # function `od.export`; the module stays reachable through the import system (sys.modules).
-        if name in _PUBLIC and isinstance(value, ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

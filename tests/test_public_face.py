@@ -36,7 +36,11 @@ def test_every_name_the_readme_calls_on_the_package_is_public():
     assert used and used <= set(oqtopus_data.__all__), used - set(oqtopus_data.__all__)
 
 
-def test_a_public_function_stays_the_function_when_its_module_of_the_same_name_is_imported():
+def test_no_module_of_the_package_shares_a_public_name_so_no_import_can_hide_a_public_function():
+    package = ROOT / "oqtopus_data"
+    modules = {p.stem for p in package.glob("*.py")}
+    modules |= {p.name for p in package.iterdir() if (p / "__init__.py").exists()}
+    assert not modules & set(oqtopus_data.__all__)
     probe = ("import oqtopus_data as od, oqtopus_data.run.export, oqtopus_data.tables.flatten, inspect; "
              "print(inspect.isfunction(od.export), inspect.isfunction(od.flatten))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
