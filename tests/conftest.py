@@ -1,12 +1,15 @@
-"""Shared fixtures: the payload corpus (tests/fixtures/payloads) and result objects built from it."""
+"""Shared fixtures: the payload corpus (tests/fixtures/payloads), result objects built from it, and a hostile
+server on 127.0.0.1 (tests/hostile.py) that the client reaches without a proxy."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hostile import Hostile
 
 from oqtopus_data.results.objects import result_from_raw
 
@@ -33,3 +36,10 @@ def good_results() -> list[Any]:
         except ValueError:
             continue
     return out
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hostile]:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with Hostile() as hostile:
+        yield hostile

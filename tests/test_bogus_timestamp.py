@@ -4,12 +4,10 @@ that the server ignored start_time, which only most of a page submitted before i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from hostile import Hostile, job
 from listing_model import EPOCH, ModelJobs
 
@@ -47,13 +45,6 @@ def test_most_of_a_page_before_its_window_still_proves_the_server_ignored_start_
     lister = Lister(model, Window(EPOCH + timedelta(days=19), None), now=EPOCH + timedelta(days=30))
     list(lister)
     assert lister.failures and "ignored start_time (6 of the 10 jobs of a page" in str(lister.failures[0])
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hostile]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    with Hostile() as hostile:
-        yield hostile
 
 
 def pages(jobs: list[tuple[str, dict[str, Any]]]) -> Any:

@@ -7,7 +7,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -35,13 +35,6 @@ from oqtopus_data.redact import redact_url, scrub
 
 TOKEN = "tok-SECRET-123"
 HANG_GUARD = 10.0  # seconds: only there so that a regression fails instead of hanging the suite
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hostile]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    with Hostile() as hostile:
-        yield hostile
 
 
 def client(url: str, **options: Any) -> ApiClient:

@@ -4,7 +4,6 @@ never a job's error while a renewal still helps (`ApiClient.presigned`, the one 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,13 +19,6 @@ from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud, Faults
 
 RESULT = zipped({"result.json": b'{"sampling": {"counts": {"0": 3}}}'})
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hostile]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    with Hostile() as hostile:
-        yield hostile
 
 
 def client(url: str, **options: Any) -> ApiClient:

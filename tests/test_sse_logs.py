@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import io
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,6 @@ from oqtopus_data.results.objects import result_from_raw
 from oqtopus_data.run.sse import LOG_DIR, safe_log_name, save_sse_logs
 
 LOG = zipped({"sse_log.log": b"step 1\nstep 2\n", "extra/metrics.txt": b"energy -1.1\n"})
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hostile]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    with Hostile() as hostile:
-        yield hostile
 
 
 def client(server: Hostile, **options: Any) -> ApiClient:

@@ -3,7 +3,6 @@ answers `400 {"message": "job has not finished yet"}` for them, which is no log,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,13 +17,6 @@ from oqtopus_data.run.export import ExportOptions, export
 from oqtopus_data.testing import FakeCloud
 
 FAST = {"max_tries": 2, "backoff": 0.001, "max_backoff": 0.01}
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hostile]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    with Hostile() as hostile:
-        yield hostile
 
 
 def sse_job(job_id: str, status_: str) -> dict[str, Any]:
