@@ -33,6 +33,13 @@ class Source:
                                   "organization": self.organization, "name": self.name}.items() if v is not None}
 
     @classmethod
+    def from_account(cls, api_url: str, account: dict[str, Any]) -> Source:
+        """The source of an export from the API's public URL and its GET /users/me answer ({} where it has none)."""
+        text = {k: (str(account[key]) if account.get(key) is not None else None)
+                for k, key in (("account_id", "id"), ("organization", "organization"), ("name", "name"))}
+        return cls(api_url, **text)
+
+    @classmethod
     def from_json(cls, data: Any) -> Source | None:
         if not isinstance(data, dict) or not isinstance(data.get("api_url"), str):
             return None

@@ -124,7 +124,7 @@ def export_devices(api: ApiClient, dataset: Dataset, *, compact_after_files: int
     notice = notice or (lambda _message: None)
     report = ExportReport(str(dataset.storage.uri("")))
     account = api.preflight() or {}
-    source = Source(api_url=public_url(api), account_id=_text(account.get("id")))
+    source = Source.from_account(public_url(api), account)
     devices = api.get_devices()
     now = datetime.now(UTC)
     with dataset.writer(operation="devices") as writer:
@@ -180,7 +180,3 @@ def public_url(api: ApiClient) -> str:
     from oqtopus_data.client.http import redact_url
 
     return redact_url(str(getattr(api, "base_url", "")))
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)

@@ -96,8 +96,7 @@ def _export(api: ApiClient, dataset: Dataset, options: ExportOptions, progress: 
 
     account = api.preflight() or {}  # set-up errors (no connection, wrong URL, bad token) end here
     now = run_clock(api)
-    source = Source(api_url=public_url(api), account_id=_text(account.get("id")),
-                    organization=_text(account.get("organization")), name=_text(account.get("name")))
+    source = Source.from_account(public_url(api), account)
     devices, device_error = fetch_devices(api) if options.devices_snapshot or options.devices else (None, None)
     check_devices(options.devices, devices, dataset, say)
     ledger = Ledger(SyncState(since=options.since, filters=options.filters().locked()), report, VolatileRows(),
@@ -291,7 +290,3 @@ class _Run:
         self._refresh(found.to_fetch())
         self.follow.confirm_gone(found.unlisted(self.state.suspects))
         self.ledger.verified(found.differences.describe(), found.matches(), complete=found.inventory.complete)
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
