@@ -36,6 +36,15 @@ def small():
         yield running
 
 
+def unsigned(job: dict) -> dict:
+    """The job with each presigned URL of its job_info cut at the query string (the signature depends on the time)."""
+    info = job.get("job_info")
+    if not isinstance(info, dict):
+        return job
+    return {**job, "job_info": {k: v.partition("?")[0] if isinstance(v, str) and v.startswith("http") else v
+                                for k, v in info.items()}}
+
+
 def sampling_counts(job: dict) -> list[tuple[dict, int]]:
     sampling = job["job_info"]["result"]["sampling"]
     pairs = [(sampling["counts"], job["shots"])]
@@ -348,7 +357,7 @@ def test_each_malformed_kind_serves_what_it_says(small, kind):
     small.faults.malformed[job_id] = kind
     served = api(small, f"/jobs/{job_id}").json()
     listed = next(j for j in listing(small, size=100) if j["job_id"] == job_id)
-    assert listed == served
+    assert unsigned(listed) == unsigned(served)  # a URL signed a second later differs only in its signature
     result = requests.get(served["job_info"]["result"], timeout=30)
     checks = {
         "missing_field": lambda: "shots" not in served,
