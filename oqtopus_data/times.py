@@ -7,7 +7,7 @@ normalisations say so.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 #: The note a flattener records when a date-time carried no zone and was read as UTC.
 NAIVE_AS_UTC = "read as UTC (no time zone given)"
@@ -56,3 +56,12 @@ def parse_time(value: object) -> datetime | None:
 def format_time(value: datetime) -> str:
     """ISO-8601 in UTC with a Z, as the API writes it."""
     return to_utc(value).isoformat().replace("+00:00", "Z")
+
+
+def duration_text(delta: timedelta) -> str:
+    """A length of time in its largest unit, for messages: 7 d, 1 h, 90 s."""
+    seconds = abs(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.0f} s"

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from oqtopus_data.dataset.state import GONE_AFTER
 from oqtopus_data.enums import TERMINAL
 from oqtopus_data.fetch.jobs import refetch_jobs
-from oqtopus_data.run.ledger import duration_text
 from oqtopus_data.run.rows import drop_final
+from oqtopus_data.times import duration_text
 
 if TYPE_CHECKING:
     from oqtopus_data.client.api import ApiClient

@@ -9,22 +9,14 @@ what happens to a job: it is followed (or not), it failed, it answered, it answe
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from oqtopus_data.dataset.state import GONE_AFTER, SyncState
 from oqtopus_data.fetch.jobs import FOREIGN
 from oqtopus_data.run.info import ExportReport
 from oqtopus_data.run.rows import VolatileRows
 from oqtopus_data.tables.storable import escaped
-
-
-def duration_text(delta: timedelta) -> str:
-    """A length of time in its largest unit, for messages: 7 d, 1 h, 90 s."""
-    seconds = abs(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.3g} {unit}"
-    return f"{seconds:.0f} s"
+from oqtopus_data.times import duration_text
 
 
 class Ledger:

@@ -22,9 +22,9 @@ from oqtopus_data.errors import ApiError, StoreError
 from oqtopus_data.fetch.listing import Limits, Lister
 from oqtopus_data.fetch.windows import Window
 from oqtopus_data.run.bounds import CLOCK_TOLERANCE
-from oqtopus_data.run.ledger import duration_text
 from oqtopus_data.selection import Filters, select
 from oqtopus_data.tables.storable import escaped
+from oqtopus_data.times import duration_text
 
 if TYPE_CHECKING:
     from oqtopus_data.client.api import ApiClient
