@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from oqtopus_data.testing import FakeCloud, Faults
+from oqtopus_data.testing.synth import generate_history
 
 PAGE = 100  # the largest page GET /jobs serves
 FETCHED_ARCHIVES = ("input", "combined_program", "result", "transpile_result")  # what an export downloads
@@ -27,8 +28,9 @@ class CloudProcess:
     """A FakeCloud served by a child process; a context manager. `url` and `token` once started."""
 
     def __init__(self, n_jobs: int, *, latency: float = 0.0, seed: int = 0, legacy: bool = False,
-                 latencies: dict[str, float] | None = None) -> None:
+                 latencies: dict[str, float] | None = None, sdk_readable: bool = False) -> None:
         self.n_jobs, self.latency, self.seed, self.legacy = n_jobs, latency, seed, legacy
+        self.sdk_readable = sdk_readable
         self.latencies = latencies or {}
         self.url = ""
         self.token = ""
@@ -38,7 +40,8 @@ class CloudProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.cloud", str(self.n_jobs), str(self.latency), str(self.seed),
-             "legacy" if self.legacy else "archives", json.dumps(self.latencies)],
+             "legacy" if self.legacy else "archives", json.dumps(self.latencies),
+             "sdk" if self.sdk_readable else "all-forms"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )
@@ -123,11 +126,16 @@ def _needed(cloud: FakeCloud) -> dict[str, int]:
     return {"list": pages, "storage": archives, "devices": 1, "total": pages + archives + 1, "jobs": len(ids)}
 
 
-def _serve(n_jobs: int, latency: float, seed: int, legacy: bool, latencies: dict[str, float]) -> None:
+def _serve(n_jobs: int, latency: float, seed: int, legacy: bool, latencies: dict[str, float],
+           sdk_readable: bool) -> None:
+    # oqtopus-client 1.3.0 refuses an exp_value written as a list ([x], [re, im]: its model wants a number), so a
+    # history the SDK script reads too writes every exp_value as a number.
+    history = generate_history(n_jobs, seed=seed, exp_value_forms=("number",)) if sdk_readable else None
     if latencies:
-        cloud: FakeCloud = _KindLatencyCloud(n_jobs=n_jobs, seed=seed, legacy=legacy, latencies=latencies)
+        cloud: FakeCloud = _KindLatencyCloud(n_jobs=n_jobs, seed=seed, legacy=legacy, latencies=latencies,
+                                             history=history)
     else:
-        cloud = FakeCloud(n_jobs=n_jobs, seed=seed, faults=Faults(latency=latency), legacy=legacy)
+        cloud = FakeCloud(n_jobs=n_jobs, seed=seed, faults=Faults(latency=latency), legacy=legacy, history=history)
     cloud.start()
 
     def say(value: dict[str, Any]) -> None:
@@ -167,4 +175,5 @@ def _serve(n_jobs: int, latency: float, seed: int, legacy: bool, latencies: dict
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "legacy", json.loads(sys.argv[5]))
+    _serve(int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "legacy", json.loads(sys.argv[5]),
+           sys.argv[6] == "sdk")

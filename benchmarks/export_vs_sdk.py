@@ -27,7 +27,7 @@ REALISTIC = {"list": 0.15, "storage": 0.04, "default": 0.08}
 def run(mode: Mode) -> dict[str, Any]:
     n = mode.pick(2_000, 20_000)
     subset = mode.pick(120, 1_000)  # jobs the SDK script fetches; the rest is extrapolated linearly
-    with CloudProcess(n, latency=LATENCY) as cloud, scratch("export") as tmp:
+    with CloudProcess(n, latency=LATENCY, sdk_readable=True) as cloud, scratch("export") as tmp:
         needed = cloud.needed()
         cloud.reset()
         cpu0 = cloud.stats()["cpu_seconds"]
@@ -93,7 +93,7 @@ def run(mode: Mode) -> dict[str, Any]:
 def _realistic(mode: Mode) -> dict[str, Any]:
     """The export alone at the realistic latency profile, against its floor."""
     n = mode.pick(2_000, 20_000)
-    with CloudProcess(n, latencies=REALISTIC) as cloud, scratch("export-realistic") as tmp:
+    with CloudProcess(n, latencies=REALISTIC, sdk_readable=True) as cloud, scratch("export-realistic") as tmp:
         needed = cloud.needed()
         cloud.reset()
         ours = run_child(["benchmarks.tasks", "export", json.dumps(
