@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick|--full] [--only NAME[,NAME]] [--json FILE]`: run the benchmarks, print tables.
+"""`python -m benchmarks`: run the benchmarks, print tables (options: --quick|--full, --only, --json, --baseline).
 
 Targets met or missed are printed, never asserted: the command exits 0 unless a benchmark itself fails.
 """
@@ -14,6 +14,7 @@ from typing import Any
 
 from . import (
     calibration,
+    compare,
     cpu_path,
     export_vs_sdk,
     incremental,
@@ -43,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", metavar="NAME[,NAME]",
                         help=f"run only these benchmarks, of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
+    parser.add_argument("--baseline", metavar="FILE",
+                        help="an earlier run's --json file (benchmarks/baselines/ has the README's): its key figures "
+                             "are printed beside this run's")
     args = parser.parse_args(argv)
+    baseline = compare.load(args.baseline) if args.baseline else None
     mode = Mode(args.mode or "quick")
     names = [n.strip() for n in args.only.split(",")] if args.only else list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -68,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
     results["seconds"] = time.perf_counter() - started
     results["load_end"] = load_average()
+    if baseline is not None:
+        results["baseline"] = compare.report(results, baseline, args.baseline)
     print(f"\ntotal {results['seconds']:.0f} s; load average at end: {results['load_end']}")
     if args.json:
         with open(args.json, "w") as fh:
