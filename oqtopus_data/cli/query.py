@@ -55,7 +55,7 @@ def info_command(locations: tuple[str, ...], storage_options: dict[str, str]) ->
         echo_data("rows: " + ", ".join(f"{t} {manifest.rows(t):,}" for t in sorted(manifest.files)))
     for column in ("job_type", "status", "device_id", *(("account_id",) if many else ())):
         rows = con.execute(f"SELECT {column}, count(*) FROM jobs GROUP BY ALL ORDER BY 2 DESC, 1").fetchall()
-        echo_data(f"by {column}: " + ", ".join(f"{k} {n:,}" for k, n in rows))
+        echo_data(f"by {column}: " + ", ".join(f"{'(null)' if k is None else k} {n:,}" for k, n in rows))
     echo_data(_undeclared_line(con))
     stages = con.execute("SELECT stage, count(*) FROM errors GROUP BY ALL ORDER BY 2 DESC, 1").fetchall()
     total = sum(n for _, n in stages)
