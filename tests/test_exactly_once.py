@@ -180,6 +180,21 @@ def test_verify_fetches_a_job_the_listing_left_out_and_then_finds_nothing(tmp_pa
     assert "matches" in result.output
 
 
+def test_verify_quiet_still_says_what_differed_and_nothing_when_all_matches(tmp_path, cloud, monkeypatch):
+    out = tmp_path / "out"
+    hidden = next(j for j in cloud.history.job_ids() if cloud.history.status(j) == "succeeded")
+    cloud.faults.unrenderable = {hidden}
+    run(cloud, out)
+    cloud.faults.unrenderable = set()
+    point_at(monkeypatch, cloud)
+    result = run_export("--verify", "-q", out)
+    assert result.exit_code == 1
+    # -q drops progress and remarks, not the reason for exit status 1
+    assert "missing from the dataset" in result.stderr and hidden in result.stderr, result.output
+    result = run_export("--verify", "-q", out)
+    assert result.exit_code == 0 and result.output == ""
+
+
 def test_verify_lists_lightly_at_the_largest_page_size(tmp_path):
     with FakeCloud(n_jobs=300, seed=3, api="spec") as cloud:
         out = tmp_path / "out"

@@ -150,6 +150,15 @@ def print_failures(report: Any, out_dir: str) -> None:
             "same command again to continue")
 
 
+def print_differences(report: Any) -> None:
+    """What --verify found differing (and mended), on stderr: with -q, where notices are not shown, the reason for
+    exit status 1 when nothing failed."""
+    if report.differences:
+        click.echo("--verify found the dataset differing from the server:", err=True)
+        for line in report.differences:
+            echo_data(f"  {line}", err=True)
+
+
 def _requests_line(stats: dict[str, Any]) -> str:
     by_kind = {k: v for k, v in (stats.get("requests") or {}).items() if v}
     line = f"{sum(by_kind.values()):,} (" + ", ".join(f"{k} {v:,}" for k, v in sorted(by_kind.items())) + ")"

@@ -15,7 +15,7 @@ import click
 
 import oqtopus_data.cli.options as opt
 from oqtopus_data import __version__
-from oqtopus_data.cli.console import Console, print_failures, print_summary, stop_on_signals
+from oqtopus_data.cli.console import Console, print_differences, print_failures, print_summary, stop_on_signals
 from oqtopus_data.cli.failures import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Command, fail, remember_token, say
 from oqtopus_data.errors import AuthError, ConfigError, OqtopusDataError, StoreError
 
@@ -144,6 +144,7 @@ def export_command(out_dir: str, since: datetime | None, until: datetime | None,
         _refresh_views(out_dir, views_file)
     if quiet:
         print_failures(report, out_dir)
+        print_differences(report)
     elif devices_only:
         _print_snapshot(report, out_dir, views_file)
     else:
