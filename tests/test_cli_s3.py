@@ -10,6 +10,7 @@ from cli_support import run_data
 from conftest import result
 
 from oqtopus_data import flatten, write_dataset
+from oqtopus_data.query.offline import JobNotFound, counts, load_result, load_results
 
 pytest_plugins = ["s3server"]  # the `s3` fixture: moto's server on 127.0.0.1
 AT = datetime(2025, 6, 1, tzinfo=UTC)
@@ -58,3 +59,16 @@ def test_an_unknown_storage_option_is_a_usage_error_for_s3(s3, url, command):
     done = run_data(command[0], url, *command[1:], "--storage-option", "tyop=1")
     assert done.exit_code == 2
     assert done.stderr.startswith("oqtopus-data: unknown storage option 'tyop' for s3://") and done.stdout == ""
+
+
+def test_result_objects_and_counts_come_back_from_an_export_on_s3(s3, url):
+    """load_result, load_results and counts take the storage options connect takes (they read with defaults only)."""
+    job_ids = {result(name).job_id: name for name in ("sampling_current", "estimation_current")}
+    for job_id, name in job_ids.items():
+        loaded = load_result(url, job_id, **s3.options)
+        assert type(loaded) is type(result(name)) and loaded.job_id == job_id
+    assert {r.job_id for r in load_results(url, **s3.options)} == set(job_ids)
+    sampling = result("sampling_current")
+    assert counts(url, sampling.job_id, **s3.options) == sampling.get_counts()
+    with pytest.raises(JobNotFound, match="job nope is not in the export"):
+        load_result(url, "nope", **s3.options)

@@ -42,22 +42,24 @@ class JobNotFound(OqtopusDataError, LookupError):
     """The export holds no such job (or could not flatten it: the message gives the error it recorded)."""
 
 
-def load_result(dataset: Location, job_id: str) -> OqtopusJobResult:
-    """The job's result object as `result_from_raw` builds it from the API's payload, from the dataset alone."""
-    for result in _load(dataset, [job_id], pl.col("job_id") == job_id):
+def load_result(dataset: Location, job_id: str, **storage_options: str) -> OqtopusJobResult:
+    """The job's result object as `result_from_raw` builds it from the API's payload, from the dataset alone.
+    `storage_options` reach an object-store export as they reach `connect` (endpoint_url=..., say)."""
+    for result in _load(dataset, [job_id], pl.col("job_id") == job_id, storage_options):
         return result
-    raise _not_found(dataset, job_id)
+    raise _not_found(dataset, job_id, storage_options)
 
 
 def load_results(dataset: Location, job_ids: Iterable[str] | None = None, *,
                  job_type: str | Sequence[str] | None = None, device: str | Sequence[str] | None = None,
                  status: str | Sequence[str] | None = None,
-                 since: datetime | None = None, until: datetime | None = None) -> Iterator[OqtopusJobResult]:
+                 since: datetime | None = None, until: datetime | None = None,
+                 **storage_options: str) -> Iterator[OqtopusJobResult]:
     """Result objects of the selected jobs (all by default), oldest submission first, read BATCH jobs at a time.
 
     `job_type`, `device` (device_id) and `status` take one value or several; `since` and `until` bound submitted_at
     inclusively, as the export's and usage's bounds do (a naive time is UTC). Job ids the export does not hold are
-    skipped.
+    skipped. `storage_options` as for `load_result`.
     """
     where = pl.lit(True)
     if job_ids is not None:
@@ -69,51 +71,53 @@ def load_results(dataset: Location, job_ids: Iterable[str] | None = None, *,
         where &= pl.col("submitted_at") >= to_utc(since)
     if until is not None:
         where &= pl.col("submitted_at") <= to_utc(until)
-    selected = (scan(dataset, "jobs").filter(where).sort("submitted_at", "job_id", nulls_last=True)
+    selected = (scan(dataset, "jobs", **storage_options).filter(where).sort("submitted_at", "job_id", nulls_last=True)
                 .select("job_id", S.PARTITION_COLUMN).collect())
     ids, months = selected["job_id"].to_list(), selected[S.PARTITION_COLUMN].to_list()
     for start in range(0, len(ids), BATCH):
         batch = ids[start:start + BATCH]
         # Oldest first, so a batch spans few months: the month partitions not among them are not read.
-        yield from _load(dataset, batch, pl.col("job_id").is_in(batch), sorted(set(months[start:start + BATCH])))
+        yield from _load(dataset, batch, pl.col("job_id").is_in(batch), storage_options,
+                         sorted(set(months[start:start + BATCH])))
 
 
-def counts(dataset: Location, job_id: str, sub_result: int | None = None) -> dict[str, int]:
+def counts(dataset: Location, job_id: str, sub_result: int | None = None, **storage_options: str) -> dict[str, int]:
     """`{bitstring: count}` of the job, keys exactly as the API gave them; `sub_result=k` for the counts of a
-    multi_manual job's k-th sub-program. `{}` when the job has none."""
+    multi_manual job's k-th sub-program. `{}` when the job has none. `storage_options` as for `load_result`."""
     table, where = ("counts", pl.col("job_id") == job_id) if sub_result is None else (
         "divided_counts", (pl.col("job_id") == job_id) & (pl.col("sub_result") == sub_result))
-    rows = scan(dataset, table).filter(where).select("bitstring", "count").collect()
-    if rows.is_empty() and scan(dataset, "jobs").filter(pl.col("job_id") == job_id).select("job_id").collect()\
-            .is_empty():
-        raise _not_found(dataset, job_id)
+    rows = scan(dataset, table, **storage_options).filter(where).select("bitstring", "count").collect()
+    held = scan(dataset, "jobs", **storage_options).filter(pl.col("job_id") == job_id).select("job_id")
+    if rows.is_empty() and held.collect().is_empty():
+        raise _not_found(dataset, job_id, storage_options)
     return dict(zip(rows["bitstring"].to_list(), rows["count"].to_list(), strict=True))
 
 
 # ------------------------------------------------------------------------------------------------------ reading
 
 
-def _load(dataset: Location, order: list[str], where: pl.Expr,
+def _load(dataset: Location, order: list[str], where: pl.Expr, storage_options: dict[str, str],
           months: list[str] | None = None) -> Iterator[OqtopusJobResult]:
     """The results of the jobs `where` selects, in the order of `order`; `months`: the partitions they are in."""
     per_job = where if months is None else where & pl.col(S.PARTITION_COLUMN).is_in(months)
-    jobs = {row["job_id"]: row for row in scan(dataset, "jobs").filter(per_job).collect().iter_rows(named=True)}
+    selected = scan(dataset, "jobs", **storage_options).filter(per_job).collect()
+    jobs = {row["job_id"]: row for row in selected.iter_rows(named=True)}
     if not jobs:
         return
     # The other tables are read in the jobs' month partitions only.
     per_job = where & pl.col(S.PARTITION_COLUMN).is_in(sorted({row[S.PARTITION_COLUMN] for row in jobs.values()}))
 
     def rows(table: str) -> pl.DataFrame:
-        return scan(dataset, table).filter(per_job).collect()
+        return scan(dataset, table, **storage_options).filter(per_job).collect()
 
     job_counts = _grouped(rows("counts"), ("bitstring", "count"))
     divided: dict[str, dict[str, dict[str, int]]] = {}
     for row in rows("divided_counts").iter_rows(named=True):
         divided.setdefault(row["job_id"], {}).setdefault(str(row["sub_result"]), {})[row["bitstring"]] = row["count"]
     estimations = {row["job_id"]: row for row in rows("estimations").iter_rows(named=True)}
-    logs = {row["job_id"]: row["path"] for row in scan(dataset, "sse_logs").filter(where).collect()
+    logs = {row["job_id"]: row["path"] for row in scan(dataset, "sse_logs", **storage_options).filter(where).collect()
             .iter_rows(named=True)}
-    storage = Dataset(dataset).storage if logs else None
+    storage = Dataset(dataset, **storage_options).storage if logs else None
     for job_id in order:
         row = jobs.get(job_id)
         if row is None:
@@ -220,9 +224,9 @@ class _StoredLog:
         return {"file": base64.b64encode(data).decode("ascii"), "file_name": self.path.rsplit("/", 1)[-1]}
 
 
-def _not_found(dataset: Location, job_id: str) -> JobNotFound:
-    recorded = (scan(dataset, "errors").filter(pl.col("job_id") == job_id).select("stage", "message").collect()
-                .rows())
+def _not_found(dataset: Location, job_id: str, storage_options: dict[str, str]) -> JobNotFound:
+    recorded = (scan(dataset, "errors", **storage_options).filter(pl.col("job_id") == job_id)
+                .select("stage", "message").collect().rows())
     if recorded:
         stage, message = recorded[-1]
         return JobNotFound(f"job {job_id} is not in the export: its {stage} failed ({message})")
