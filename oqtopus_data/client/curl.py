@@ -38,12 +38,14 @@ from oqtopus_data.client.neterrors import (
 )
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-REDIRECT_BODY = 64 * 1024  # a redirect's body read (and dropped) so that its connection is kept alive; more: closed
+REDIRECT_BODY = 64 * 1024  # the most of a redirect's body read (and dropped) before its target is known
 PAUSE_AT = 256 * 1024  # bytes buffered from libcurl before the transfer is paused until they are read
 _TICK = 0.05  # the longest wait for the network before the deadline and the read timeout are looked at again
 _TLS = frozenset({35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98})  # libcurl's TLS error codes
 _CUT = frozenset({18, 52, 55, 56})  # partial file, nothing received, send and receive failures
 _TIMED_OUT, _NO_HOST, _NO_CONNECTION, _NO_PROXY_HOST, _PROXY = 28, 6, 7, 5, 97
+#: CURLOPT_SUPPRESS_CONNECT_HEADERS (pycurl names it not): a proxy's answer to CONNECT is not the server's head.
+_SUPPRESS_CONNECT_HEADERS = 265
 
 
 class Headers(dict):
@@ -139,9 +141,10 @@ class Curl:
         try:
             transfer.drive(lambda: transfer.head_done)
             status = easy.getinfo(pycurl.RESPONSE_CODE)
-            location = easy.getinfo(pycurl.REDIRECT_URL) if status in REDIRECTS else None
-            if location:
-                transfer.drive(lambda: len(transfer.buffer) >= REDIRECT_BODY)
+            location = None
+            if status in REDIRECTS and "location" in transfer.headers:
+                transfer.drain(REDIRECT_BODY)  # libcurl resolves the target once the transfer has ended
+                location = easy.getinfo(pycurl.REDIRECT_URL)
         except BaseException:
             transfer.finish()
             raise
@@ -250,6 +253,14 @@ class _Transfer:
             self.handles.easy.pause(pycurl.PAUSE_CONT)
         return piece
 
+    def drain(self, limit: int) -> None:
+        """Read the body to its end and drop it (a redirect's); more than `limit` bytes are not waited for."""
+        dropped = 0
+        while piece := self.read(PAUSE_AT):
+            dropped += len(piece)
+            if dropped > limit:
+                raise NetworkError(f"a redirect's body goes on past {limit // 1024} KiB")
+
     def finish(self) -> None:
         """Take the handle off the multi handle: its connection is kept when the body was read whole, else closed
         by libcurl."""
@@ -296,12 +307,15 @@ def _configure(easy: Any, timeout: float, ca: str) -> None:
     easy.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(timeout * 1000)))
     easy.setopt(pycurl.PROXY, "")  # never libcurl's own reading of the environment: `http.Transport` decides
     easy.setopt(pycurl.NOPROXY, "")
+    easy.setopt(_SUPPRESS_CONNECT_HEADERS, 1)
     easy.setopt(pycurl.CAPATH if os.path.isdir(ca) else pycurl.CAINFO, ca)
 
 
 def _failure(code: int, message: str, *, connected: bool, proxy: str, errno: int) -> NetworkError:
     """A libcurl failure as the transport's exception that means the same, with why no connection was made."""
     text = f"{message} (libcurl error {code})"
+    if proxy and (password := urlsplit(proxy).password):
+        text = text.replace(password, "<redacted>")  # never in a message, should libcurl ever quote it
     why = os.strerror(errno) if errno else None
     why = why[:1].lower() + why[1:] if why else None
     if code in _TLS:
