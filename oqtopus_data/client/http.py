@@ -108,6 +108,7 @@ class Proxies:
         self.configured = _with_port(configured) if configured else ""
         self._environment = {} if configured else urllib.request.getproxies()
         self._chosen: dict[tuple[str, str], str] = {}
+        self.per_url = bool(self._environment)  # whether the choice depends on the URL (else: `configured`)
 
     def for_url(self, parts: SplitResult) -> str:
         """The proxy URL for a GET of `parts` (a split URL), "" for a direct connection."""
@@ -125,7 +126,7 @@ class Proxies:
 
 
 class Transport:
-    """GETs with one timeout, one pool, one deadline watchdog, one byte budget and one retry loop, shared by all
+    """GETs with one timeout, one set of kept-alive connections, one byte budget and one retry loop, shared by all
     worker threads.
 
     `deadline` is the shortest overall time an attempt may take (default: ATTEMPT_TIMEOUTS x the configured
@@ -277,13 +278,15 @@ class Transport:
     def _send(self, url: str, api: bool, watch: Attempt) -> CurlResponse:
         """The response to one GET, its body not read yet, after the redirects libcurl resolved (at most
         MAX_REDIRECTS). The token goes only to the origin first asked (or its https upgrade), as requests sent it."""
-        first = parts = urlsplit(url)
+        first = parts = None  # split only when needed: for the environment's proxies, or on a redirect
         token = api
         for _ in range(MAX_REDIRECTS + 1):
             lines = self._token_lines if token else self._api_lines if api else self._storage_lines
-            response = self._curl.get(url, lines, watch, self.proxies.for_url(parts))
+            proxy = self.proxies.for_url(parts or urlsplit(url)) if self.proxies.per_url else self.proxies.configured
+            response = self._curl.get(url, lines, watch, proxy)
             if response.location is None:
                 return response
+            first = first or urlsplit(url)
             url = response.location
             parts = urlsplit(url)
             token = token and _same_origin(first, parts)  # once dropped, never sent again
