@@ -46,7 +46,7 @@ def _read_request(conn: socket.socket) -> bytes:
 
 
 def transport(**options: object) -> Transport:
-    settings = {"token": "t" * 12, "proxy": None, "pool_size": 4, "timeout": 5.0, "max_tries": 2, "backoff": 0.001,
+    settings = {"token": "t" * 12, "proxy": None, "timeout": 5.0, "max_tries": 2, "backoff": 0.001,
                 "max_backoff": 0.01, "sleep": time.sleep, "user_agent": "test", **options}
     return Transport(**settings)  # type: ignore[arg-type]
 

@@ -72,7 +72,6 @@ class ApiClient:
         self.transport = Transport(
             token=credentials.token,
             proxy=credentials.proxy,
-            pool_size=2 * max(1, workers) + 12,  # fetchers, up to 8 listing threads and refreshes share it
             timeout=credentials.timeout if timeout is None else timeout,
             max_tries=max_tries,
             backoff=backoff,

@@ -143,7 +143,6 @@ class Transport:
         *,
         token: str,
         proxy: str | None,
-        pool_size: int,
         timeout: float,
         max_tries: int,
         backoff: float,
