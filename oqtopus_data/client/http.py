@@ -112,7 +112,7 @@ class Proxies:
 
     def for_url(self, parts: SplitResult) -> str:
         """The proxy URL for a GET of `parts` (a split URL), "" for a direct connection."""
-        if self.configured or not self._environment:
+        if not self.per_url:
             return self.configured
         key = (parts.scheme, parts.netloc)
         chosen = self._chosen.get(key)
@@ -176,9 +176,9 @@ class Transport:
         self.stats = Stats()
         self.proxies = Proxies(proxy)
         self._curl = Curl(timeout=timeout, ca=ca_bundle())
-        self._lines = [f"User-Agent: {user_agent}", f"Accept-Encoding: {ACCEPT_ENCODING}"]
-        self._storage_lines = [*self._lines, "Accept: */*"]
-        self._api_lines = [*self._lines, "Accept: application/json"]
+        common = [f"User-Agent: {user_agent}", f"Accept-Encoding: {ACCEPT_ENCODING}"]
+        self._storage_lines = [*common, "Accept: */*"]  # presigned URLs: no token
+        self._api_lines = [*common, "Accept: application/json"]  # the API's host after a redirect elsewhere
         self._token_lines = [*self._api_lines, f"q-api-token: {token}"]
         self.server_clock = ServerClock(self._clock)  # the Date headers of API answers
 
