@@ -25,7 +25,7 @@ def run(mode: Mode) -> dict[str, Any]:
     from oqtopus_data.client.http import Transport
 
     def transport() -> Transport:
-        return Transport(token="x", proxy=None, pool_size=4, timeout=30.0, max_tries=1, backoff=0.1,
+        return Transport(token="x", proxy=None, timeout=30.0, max_tries=1, backoff=0.1,
                          max_backoff=1.0, sleep=time.sleep, user_agent="oqtopus-data-benchmark")
 
     with CloudProcess(n + 200, latency=0.0) as cloud:

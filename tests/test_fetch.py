@@ -1,7 +1,8 @@
 """The fetcher: retry policy, time-window paging, archive resolution and the ordered worker pool.
 
-The API is played by a fake `HTTPAdapter` mounted on the client's session (no sockets); a tiny
-`http.server` on 127.0.0.1:0 stands in where real sockets matter (timeouts, dropped connections).
+The API and its storage are played by one threaded `http.server` on 127.0.0.1 (port 0), which answers each request
+with the current test's handler: a Canned answer, or a server behaviour (drop the connection, stall past the
+client's timeout). The handler sees each request's URL and headers as the server received them.
 """
 
 from __future__ import annotations
@@ -19,9 +20,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-import requests
-from requests.adapters import HTTPAdapter
-from requests.structures import CaseInsensitiveDict
 
 from oqtopus_data.client.api import ApiClient
 from oqtopus_data.client.config import Credentials
@@ -30,13 +28,19 @@ from oqtopus_data.errors import ApiError, AuthError, JobError
 from oqtopus_data.fetch.jobs import FetchedJob, fetch_jobs, resolve_job
 
 TOKEN = "tok-SECRET-123"
-BASE = "https://api.example.com/v1"
-STORAGE = "https://bucket.s3.example.com"
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
-CREDS = Credentials(url=BASE, token=TOKEN, proxy=None, timeout=30.0, source="test")
 
 
-# ----------------------------------------------------------------------------- fake transport
+# ----------------------------------------------------------------------------- the server
+
+
+@dataclass
+class Sent:
+    """A request as the server received it."""
+
+    url: str
+    headers: dict[str, str]
+    proxied: bool = False  # asked for in absolute form, as of a proxy
 
 
 @dataclass
@@ -45,47 +49,87 @@ class Canned:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
 
-    def response(self, request: requests.PreparedRequest) -> requests.Response:
-        response = requests.Response()
-        response.status_code = self.status
-        response.headers = CaseInsensitiveDict(
-            {"Content-Length": str(len(self.body)), **self.headers}
-        )
-        response.raw = io.BytesIO(self.body)
-        response.url = request.url or ""
-        response.request = request
-        return response
+    def play(self, h: BaseHTTPRequestHandler) -> None:
+        """Answer; a Content-Length above the body's size cuts it short, an empty one ends it by closing."""
+        headers = {"Content-Length": str(len(self.body)), **self.headers}
+        h.send_response(self.status)
+        for name, value in headers.items():
+            if value != "":
+                h.send_header(name, value)
+        if headers["Content-Length"] == "":
+            h.send_header("Connection", "close")
+        h.end_headers()
+        h.wfile.write(self.body)
+        h.close_connection = headers["Content-Length"] in ("", None) or int(headers["Content-Length"]) != len(self.body)
+
+
+@dataclass
+class Drop:
+    """Close the connection without answering."""
+
+    def play(self, h: BaseHTTPRequestHandler) -> None:
+        h.close_connection = True
+
+
+@dataclass
+class Stall:
+    """Say nothing for `seconds` (past the client's timeout), then close."""
+
+    seconds: float
+
+    def play(self, h: BaseHTTPRequestHandler) -> None:
+        time.sleep(self.seconds)
+        h.close_connection = True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_GET(self) -> None:
+        proxied = self.path.startswith("http://")
+        sent = Sent(self.path if proxied else f"http://{self.headers['Host']}{self.path}", dict(self.headers), proxied)
+        self.server.record(sent)
+        self.server.handler(sent).play(self)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.handler: Callable[[Sent], Any] = lambda sent: Canned(404)
+        self.sent: list[Sent] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
+
+    def record(self, sent: Sent) -> None:
+        with self._lock:
+            self.sent.append(sent)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up on a stalled answer
+
+
+#: One server for the module; each test sets its handler (`make_api`). "localhost" names it as another host.
+SERVER = _Server()
+PORT = SERVER.server_address[1]
+BASE = f"http://127.0.0.1:{PORT}/v1"
+STORAGE = f"http://127.0.0.1:{PORT}/bucket"
+ELSEWHERE = f"http://localhost:{PORT}"
+CREDS = Credentials(url=BASE, token=TOKEN, proxy=None, timeout=30.0, source="test")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 def reply(payload: Any, status: int = 200, **headers: str) -> Canned:
     return Canned(status, json.dumps(payload).encode(), headers)
-
-
-@dataclass
-class Sent:
-    url: str
-    headers: dict[str, str]
-    timeout: Any
-    proxies: Any
-    verify: Any
-
-
-class FakeAdapter(HTTPAdapter):
-    """Answers each request with `handler(request)` (a Canned or an exception to raise)."""
-
-    def __init__(self, handler: Callable[[requests.PreparedRequest], Any]) -> None:
-        super().__init__()
-        self.handler = handler
-        self.sent: list[Sent] = []
-        self._lock = threading.Lock()
-
-    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):  # type: ignore[no-untyped-def]
-        with self._lock:
-            self.sent.append(Sent(request.url, dict(request.headers), timeout, proxies, verify))
-        outcome = self.handler(request)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome.response(request)
 
 
 def script(*outcomes: Any) -> Callable[[Any], Any]:
@@ -94,12 +138,13 @@ def script(*outcomes: Any) -> Callable[[Any], Any]:
     return lambda request: queue.pop(0) if len(queue) > 1 else queue[0]
 
 
-def make_api(handler: Callable[[Any], Any], **options: Any) -> tuple[ApiClient, FakeAdapter, list]:
+def make_api(handler: Callable[[Sent], Any], **options: Any) -> tuple[ApiClient, _Server, list]:
+    """A client of the module's server, which now answers with `handler`; the server's `sent` starts empty."""
     sleeps: list[float] = []
     api = ApiClient(options.pop("credentials", CREDS), sleep=sleeps.append, **options)
-    adapter = FakeAdapter(handler)
-    api.session.mount("https://", adapter)
-    return api, adapter, sleeps
+    SERVER.handler = handler
+    SERVER.sent = []
+    return api, SERVER, sleeps
 
 
 def stamp(seconds: float) -> str:
@@ -137,10 +182,10 @@ class Cloud:
         self.archives[f"{job_id}/{key}.zip"] = zipped(f"{key}.json", payload)
         return f"@{key}"  # placeholder in job_info, served as a presigned URL
 
-    def __call__(self, request: requests.PreparedRequest) -> Any:
+    def __call__(self, request: Sent) -> Any:
         parts = urlsplit(request.url)
-        if parts.netloc == "bucket.s3.example.com":
-            return self.storage(parts.path.lstrip("/"), dict(parse_qsl(parts.query)))
+        if parts.path.startswith("/bucket/"):
+            return self.storage(parts.path.removeprefix("/bucket/"), dict(parse_qsl(parts.query)))
         path = parts.path.removeprefix("/v1")
         if path == "/jobs":
             return self.list(dict(parse_qsl(parts.query)))
@@ -210,27 +255,29 @@ def test_token_goes_in_q_api_token_header_to_the_api_only() -> None:
     assert to_api.headers["q-api-token"] == TOKEN
     assert "Authorization" not in to_api.headers
     assert "q-api-token" not in to_storage.headers
-    assert [s.timeout for s in adapter.sent] == [12.5, 12.5]
-    assert all(s.verify not in (False, None) for s in adapter.sent)  # True or a CA bundle path
+    assert api.transport.timeout == 12.5
 
 
 def test_proxy_and_timeout_come_from_the_credentials() -> None:
-    creds = Credentials(BASE, TOKEN, "http://proxy:3128", 7.0, "test")
-    api, adapter, _ = make_api(script(reply({"job_id": "j", "status": "running"})), credentials=creds)
+    # The configured proxy is this same server, which answers the proxied (absolute-form) GET as the API.
+    creds = Credentials(BASE.replace("127.0.0.1", "localhost"), TOKEN, f"http://127.0.0.1:{PORT}", 7.0, "test")
+    api, server, _ = make_api(script(reply({"job_id": "j", "status": "running"})), credentials=creds)
     assert api.get_status("j") == "running"
-    assert adapter.sent[0].proxies == {"http": "http://proxy:3128", "https": "http://proxy:3128"}
-    assert adapter.sent[0].timeout == 7.0
+    assert (server.sent[0].url, server.sent[0].proxied) == (f"http://localhost:{PORT}/v1/jobs/j/status", True)
+    assert server.sent[0].headers["q-api-token"] == TOKEN
+    assert api.transport.timeout == 7.0
 
 
 def test_redirect_to_another_host_drops_the_token() -> None:
     def handler(request: Any) -> Canned:
-        if "api.example.com" in request.url:
-            return Canned(302, b"", {"Location": "https://elsewhere.example.net/jobs/j"})
+        if request.url.startswith(BASE):
+            return Canned(302, b"", {"Location": f"{ELSEWHERE}/jobs/j"})
         return reply({"job_id": "j"})
 
     api, adapter, _ = make_api(handler)
     api.get_job("j")
     assert adapter.sent[0].headers["q-api-token"] == TOKEN
+    assert adapter.sent[1].url == f"{ELSEWHERE}/jobs/j"
     assert "q-api-token" not in adapter.sent[1].headers
 
 
@@ -257,11 +304,11 @@ def test_retry_after_http_date_counts_from_now() -> None:
 def test_5xx_and_read_timeouts_are_retried_with_growing_jittered_backoff() -> None:
     handler = script(
         reply({}, 500),
-        requests.exceptions.ReadTimeout("read timed out"),
+        Stall(1.0),  # past the timeout of 0.2 s: a read timeout
         reply({}, 503),
         reply({"job_id": "j"}),
     )
-    api, _, sleeps = make_api(handler, backoff=0.5)
+    api, _, sleeps = make_api(handler, backoff=0.5, timeout=0.2)
     assert api.get_job("j") == {"job_id": "j"}
     assert len(sleeps) == 3
     assert all(0 <= s <= cap for s, cap in zip(sleeps, [0.5, 1.0, 2.0], strict=True))
@@ -310,10 +357,7 @@ def test_other_4xx_quotes_the_server_message_shortened() -> None:
     [
         Canned(500, b"<Error><Signature>SIG-SECRET</Signature></Error>"),
         Canned(404, b"<Error><StringToSign>SIG-SECRET</StringToSign></Error>"),
-        requests.exceptions.ConnectionError(
-            f"Max retries exceeded with url: /j/result.zip?X-Amz-Signature=SIG-SECRET&t={TOKEN}"
-        ),
-        requests.exceptions.SSLError("bad certificate for /j/result.zip?X-Amz-Signature=SIG-SECRET"),
+        Drop(),  # a TLS refusal is tests/test_tls.py's
     ],
 )
 def test_storage_errors_never_show_the_presigned_query_or_token(outcome: Any) -> None:
@@ -560,7 +604,7 @@ def test_auth_error_stops_fetch_jobs() -> None:
     cloud.storage_hook = lambda path: Canned(403)  # expired: forces GET /jobs/{id} ...
 
     def handler(request: Any) -> Any:
-        if "api.example.com" in request.url:
+        if request.url.startswith(BASE):
             return reply({"message": "Unauthorized"}, 401)  # ... which is refused
         return cloud(request)
 
@@ -591,7 +635,7 @@ def test_devices_sselog_and_status_endpoints() -> None:
                 {"device_id": "SVSim", "device_info": "{}"},
                 {"device_id": "Kawasaki", "device_info": f"{STORAGE}/kawasaki.zip?X-Amz-Signature=S"},
             ])
-        if path == "/kawasaki.zip":
+        if path == "/bucket/kawasaki.zip":
             return Canned(200, device_zip)
         if path.endswith("/sselog"):
             return reply({"file": "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==", "file_name": "log.zip"})

@@ -1,5 +1,5 @@
-"""HTTPS through the transport's direct connections (libcurl): certificates checked as requests checks them, on
-127.0.0.1."""
+"""HTTPS through the transport (libcurl): certificates checked as requests checked them (the CA bundle variables,
+else certifi's), on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        self.server.clients.add(self.client_address)  # type: ignore[attr-defined]
         body = json.dumps({"path": self.path, "token": self.headers.get("q-api-token") is not None}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -61,24 +62,24 @@ class _Handler(BaseHTTPRequestHandler):
 def https(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     cert, key = self_signed(tmp_path)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.clients = set()  # type: ignore[attr-defined]
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"https://localhost:{server.server_address[1]}", cert
+    yield f"https://localhost:{server.server_address[1]}", cert, server.clients  # type: ignore[attr-defined]
     server.shutdown()
     server.server_close()
 
 
-def test_https_with_a_trusted_certificate_is_read_over_one_kept_alive_connection(https, monkeypatch) -> None:
-    url, cert = https
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # as requests reads it
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"])
+def test_https_with_a_trusted_certificate_is_read_over_one_kept_alive_connection(https, monkeypatch,
+                                                                                   variable) -> None:
+    url, cert, clients = https
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, str(cert))  # as requests and curl read them
     client = transport()
-
-    def through_requests(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a plain https GET goes through libcurl, not requests")
-
-    monkeypatch.setattr(client.session, "get", through_requests)
     try:
         first = client.get(f"{url}/jobs?page=1", kind="list", want_json=True)
         second = client.get(f"{url}/jobs?page=2", kind="list", want_json=True)
@@ -86,15 +87,21 @@ def test_https_with_a_trusted_certificate_is_read_over_one_kept_alive_connection
         client.close()
     assert (first.data, second.data) == ({"path": "/jobs?page=1", "token": True},
                                          {"path": "/jobs?page=2", "token": True})
+    assert len(clients) == 1
 
 
 def test_https_with_a_certificate_nobody_vouches_for_is_refused_at_once(https, monkeypatch) -> None:
-    url, _cert = https
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    url, _cert, _clients = https
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
     client = transport(max_tries=4)
     try:
-        with pytest.raises(ApiError, match="TLS verification failed"):
+        with pytest.raises(ApiError, match="TLS verification failed") as info:
             client.get(f"{url}/jobs", kind="list", want_json=True)
+        with pytest.raises(ApiError, match="TLS verification failed") as refused:
+            client.get(f"{url}/j/result.zip?X-Amz-Signature=SIG-SECRET", kind="storage")
     finally:
         client.close()
+    assert client.stats.snapshot()["retries"] == 0
+    assert "SIG-SECRET" not in str(refused.value) and f"{url}/j/result.zip" in str(refused.value)
+    assert "tttttttttttt" not in str(info.value)

@@ -46,7 +46,7 @@ def _read_request(conn: socket.socket) -> bytes:
 
 
 def transport(**options: object) -> Transport:
-    settings = {"token": "t" * 12, "proxy": None, "pool_size": 4, "timeout": 5.0, "max_tries": 2, "backoff": 0.001,
+    settings = {"token": "t" * 12, "proxy": None, "timeout": 5.0, "max_tries": 2, "backoff": 0.001,
                 "max_backoff": 0.01, "sleep": time.sleep, "user_agent": "test", **options}
     return Transport(**settings)  # type: ignore[arg-type]
 
@@ -142,6 +142,7 @@ def test_an_interim_100_continue_is_skipped_and_the_final_answer_read(within: No
 
 CLOSE_DURING_A_TRANSFER = r"""
 import socket, sys, threading, time
+import certifi
 from oqtopus_data.client.curl import Curl
 
 server = socket.create_server(("127.0.0.1", 0))
@@ -155,11 +156,11 @@ def serve():
     time.sleep(1)
 threading.Thread(target=serve, daemon=True).start()
 
-curl = Curl(timeout=5.0, verify=lambda: True)
+curl = Curl(timeout=5.0, ca=certifi.where())
 body, failure = [], []
 def read():
     try:
-        response = curl.get(f"http://127.0.0.1:{server.getsockname()[1]}/", {}, None)
+        response = curl.get(f"http://127.0.0.1:{server.getsockname()[1]}/", [], None)
         while piece := response.raw.read(4):
             body.append(piece)
         response.close()

@@ -38,7 +38,7 @@ _T = TypeVar("_T")
 
 
 class ApiClient:
-    """The OQTOPUS Cloud user API over one pooled, retrying session; use it as a context manager.
+    """The OQTOPUS Cloud user API over one pooled, retrying transport; use it as a context manager.
 
     Limits: `archive_limit` bytes per archive, `json_limit` decoded bytes per API JSON body, `memory_budget`
     bytes of bodies held at once by all threads, and an overall deadline per attempt (`limits.Deadline`).
@@ -72,7 +72,6 @@ class ApiClient:
         self.transport = Transport(
             token=credentials.token,
             proxy=credentials.proxy,
-            pool_size=2 * max(1, workers) + 12,  # fetchers, up to 8 listing threads and refreshes share it
             timeout=credentials.timeout if timeout is None else timeout,
             max_tries=max_tries,
             backoff=backoff,
@@ -89,11 +88,6 @@ class ApiClient:
         """The server's clock now: the Date header of its latest API answer plus the time since (None: it sent
         none). A run's time rests on it rather than on this machine's clock, which may be wrong."""
         return self.transport.server_clock.time()
-
-    @property
-    def session(self) -> Any:
-        """The shared `requests.Session` (tests mount fake adapters on it)."""
-        return self.transport.session
 
     @property
     def stats(self) -> Stats:

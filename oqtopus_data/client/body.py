@@ -1,9 +1,9 @@
 """Reading one response body within its limits: the size cap (on decoded bytes), the byte budget, the attempt's
 deadline, bounded decompression and JSON decoding without holding bytes, text and values all at once.
 
-Compressed bodies are inflated here, a chunk at a time with a cap on each step's output, rather than by urllib3:
-its decoder inflates a whole read at once, and a gzip bomb (or gzip inside gzip) turns a few KiB read into
-gigabytes before any limit can be checked.
+Compressed bodies are inflated here, a chunk at a time with a cap on each step's output (libcurl is told to leave
+them encoded): a decoder that inflates a whole read at once lets a gzip bomb (or gzip inside gzip) turn a few KiB
+read into gigabytes before any limit can be checked.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-import requests
-from urllib3 import exceptions as urllib3_errors
-
+from oqtopus_data.client.curl import CurlResponse
 from oqtopus_data.client.limits import Attempt, Deadline, Hold
+from oqtopus_data.client.neterrors import BadEncoding, BodyCutShort, Overdue
 from oqtopus_data.errors import ApiError
 from oqtopus_data.redact import scrub
 
@@ -36,14 +35,6 @@ class BadBody(ApiError):
     would not help."""
 
 
-class BodyCutShort(Exception):
-    """The body ended before its Content-Length, or the JSON in it does not parse: retried."""
-
-
-class Overdue(Exception):
-    """The attempt ran past its deadline (the watchdog shut its socket, or a chunk arrived too late): retried."""
-
-
 def overdue(watch: Attempt) -> Overdue:
     seconds = watch.allowed
     return Overdue(f"no complete answer within {seconds:.1f} s" if seconds < 10 else
@@ -51,7 +42,7 @@ def overdue(watch: Attempt) -> Overdue:
 
 
 def read_body(
-    response: requests.Response, *, label: str, limit: int | None, want_json: bool, watch: Attempt,
+    response: CurlResponse, *, label: str, limit: int | None, want_json: bool, watch: Attempt,
     deadline: Deadline, hold: Hold, count: Any,
 ) -> tuple[bytes | bytearray, Any]:
     """(the body, its JSON value when asked for) of a 2xx response, or the beginning of an error body.
@@ -89,7 +80,7 @@ def read_body(
 
 
 def _fill(
-    body: bytearray, response: requests.Response, *, exact: int | None, cap: int | None, ok: bool, label: str,
+    body: bytearray, response: CurlResponse, *, exact: int | None, cap: int | None, ok: bool, label: str,
     encoding: str, watch: Attempt, deadline: Deadline, hold: Hold, base: int, count: Any,
 ) -> int:
     """Read the body into `body` (in place when its size is `exact`); returns the number of bytes read."""
@@ -118,7 +109,7 @@ def _fill(
     return total
 
 
-def _chunks(response: requests.Response, wbits: int | None) -> Iterator[bytes]:
+def _chunks(response: CurlResponse, wbits: int | None) -> Iterator[bytes]:
     """The decoded body in pieces of at most CHUNK bytes, however much one compressed piece inflates to."""
     if wbits is None:
         yield from _raw_chunks(response)
@@ -135,24 +126,14 @@ def _chunks(response: requests.Response, wbits: int | None) -> Iterator[bytes]:
         if tail := inflater.flush():
             yield tail
     except zlib.error as exc:
-        raise requests.exceptions.ContentDecodingError(f"the compressed body is corrupt ({exc})") from None
+        raise BadEncoding(f"the compressed body is corrupt ({exc})") from None
 
 
-def _raw_chunks(response: requests.Response) -> Iterator[bytes]:
-    """The body as sent (not decoded), with urllib3's errors turned into requests' (as iter_content does)."""
-    raw = response.raw
-    if not hasattr(raw, "stream"):  # a plain file object (test adapters)
-        while chunk := raw.read(CHUNK):
-            yield chunk
-        return
-    try:
-        yield from raw.stream(CHUNK, decode_content=False)
-    except urllib3_errors.ProtocolError as exc:
-        raise requests.exceptions.ChunkedEncodingError(exc) from None
-    except urllib3_errors.ReadTimeoutError as exc:
-        raise requests.exceptions.ConnectionError(exc) from None
-    except urllib3_errors.SSLError as exc:
-        raise requests.exceptions.SSLError(exc) from None
+def _raw_chunks(response: CurlResponse) -> Iterator[bytes]:
+    """The body as sent (not decoded), a piece at a time."""
+    read = response.raw.read
+    while chunk := read(CHUNK):
+        yield chunk
 
 
 def _decode_json(body: bytearray, label: str, hold: Hold) -> Any:
@@ -176,7 +157,7 @@ def _decode_json(body: bytearray, label: str, hold: Hold) -> Any:
         del text  # not kept alive by the traceback of an error
 
 
-def _content_length(response: requests.Response) -> int | None:
+def _content_length(response: CurlResponse) -> int | None:
     try:
         value = int(response.headers.get("Content-Length", ""))
     except ValueError:

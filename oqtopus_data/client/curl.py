@@ -1,41 +1,51 @@
-"""Direct connections through libcurl (pycurl): the transport's GETs, with keep-alive, TLS and the HTTP protocol
-(status lines, headers, chunked bodies, trailers, 100 Continue, connections reused or dropped after a half-read
-body) left to a well-kept C library.
+"""Every GET of the transport through libcurl (pycurl), with keep-alive, TLS, proxies (and their CONNECT tunnels)
+and the HTTP protocol (status lines, headers, chunked bodies, trailers, 100 Continue, connections reused or dropped
+after a half-read body) left to a well-kept C library.
 
 libcurl spends about 0.07 ms of CPU on a kept-alive GET against 0.4 for urllib3's pools and 1.3 through requests
 (`python -m benchmarks --only transport`). The body is read a piece at a time, as `body.read_body` asks for it:
 the transfer is driven on a multi handle until the next piece arrives, and paused while a piece waits to be read,
 so a body is never held whole by libcurl. Each thread keeps its own handles (and through them its connections).
 The attempt's deadline (`limits.Attempt`) and the per-read timeout are checked while the transfer is driven.
-Failures are raised as the requests exceptions that the retry policy (`retry.classify`) and the set-up checks
-(`preflight`) already read. A redirect is not followed here (`Redirected`): requests follows it and drops the token on
-the way to another host.
+Failures are raised as the transport's own exceptions (`neterrors`), which the retry policy (`retry.classify`) and
+the set-up check (`preflight`) read. Each GET names its proxy ("" for none: libcurl's own reading of the environment is
+never used; `http.Transport` decides). libcurl never follows a redirect itself (it would forward the token header to
+any host): a redirect's answer carries libcurl's resolved target (`CurlResponse.location`) and the transport follows
+it.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import ssl
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import pycurl
-import requests
 
 from oqtopus_data.client.limits import Attempt
+from oqtopus_data.client.neterrors import (
+    BadHeader,
+    BodyCutShort,
+    ConnectFailed,
+    ConnectTimeout,
+    NetworkError,
+    Overdue,
+    ProxyFailed,
+    ReadTimeout,
+    TlsRefused,
+)
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+REDIRECT_BODY = 64 * 1024  # the most of a redirect's body read (and dropped) before its target is known
 PAUSE_AT = 256 * 1024  # bytes buffered from libcurl before the transfer is paused until they are read
 _TICK = 0.05  # the longest wait for the network before the deadline and the read timeout are looked at again
 _TLS = frozenset({35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98})  # libcurl's TLS error codes
 _CUT = frozenset({18, 52, 55, 56})  # partial file, nothing received, send and receive failures
-_TIMED_OUT, _NO_HOST, _NO_CONNECTION, _NO_PROXY_HOST = 28, 6, 7, 5
-
-
-class Redirected(Exception):
-    """The answer is a redirect: requests follows it (and drops the token on the way to another host)."""
+_TIMED_OUT, _NO_HOST, _NO_CONNECTION, _NO_PROXY_HOST, _PROXY = 28, 6, 7, 5, 97
+#: CURLOPT_SUPPRESS_CONNECT_HEADERS (pycurl names it not): a proxy's answer to CONNECT is not the server's head.
+_SUPPRESS_CONNECT_HEADERS = 265
 
 
 class Headers(dict):
@@ -65,6 +75,7 @@ class _Handles:
         self.busy = False  # a transfer runs on them (from `Curl.get` to `_Transfer.finish`)
         self.closing = False  # closed as soon as the running transfer ends
         self.closed = False
+        self.proxy = ""  # the proxy the easy handle is set to
 
     def start(self) -> bool:
         """Mark the handles busy; False when they were closed already (the thread then makes new ones)."""
@@ -97,24 +108,28 @@ class _Handles:
 
 
 class Curl:
-    """GETs through libcurl; `get` returns a response whose body is read on demand through `raw.read`."""
+    """GETs through libcurl; `get` returns a response whose body is read on demand through `raw.read`. `ca` is
+    the file (or directory) of certificate authorities TLS servers are checked against."""
 
-    def __init__(self, *, timeout: float, verify: Any) -> None:
+    def __init__(self, *, timeout: float, ca: str) -> None:
         self.timeout = timeout
-        self._verify = verify  # read when a thread makes its handles (the session's setting then)
+        self.ca = ca
         self._local = threading.local()
         self._all: list[_Handles] = []
         self._lock = threading.Lock()
 
-    def get(self, url: str, headers: dict[str, str], watch: Attempt | None) -> CurlResponse:
-        """GET `url` with `headers`; the transfer belongs to `watch` (the attempt's deadline) meanwhile."""
-        lines = [f"{name}: {value}" for name, value in headers.items()]
+    def get(self, url: str, lines: list[str], watch: Attempt | None, proxy: str = "") -> CurlResponse:
+        """GET `url` with the header `lines` ("Name: value") through `proxy` ("" for none); the transfer belongs
+        to `watch` (the attempt's deadline) meanwhile."""
         if any("\r" in line or "\n" in line for line in lines):
-            raise requests.exceptions.InvalidHeader("a request header holds a line break")
+            raise BadHeader("a request header holds a line break")
         handles = self._handles()
         try:
-            transfer = _Transfer(handles, self.timeout, watch)
+            transfer = _Transfer(handles, self.timeout, watch, proxy)
             easy = handles.easy
+            if proxy != handles.proxy:
+                easy.setopt(pycurl.PROXY, proxy)
+                handles.proxy = proxy
             easy.setopt(pycurl.URL, url)
             easy.setopt(pycurl.HTTPHEADER, lines)
             easy.setopt(pycurl.WRITEFUNCTION, transfer.write)
@@ -126,13 +141,16 @@ class Curl:
         try:
             transfer.drive(lambda: transfer.head_done)
             status = easy.getinfo(pycurl.RESPONSE_CODE)
+            location = None
+            if status in REDIRECTS and "location" in transfer.headers:
+                transfer.drain(REDIRECT_BODY)  # libcurl resolves the target once the transfer has ended
+                location = easy.getinfo(pycurl.REDIRECT_URL)
         except BaseException:
             transfer.finish()
             raise
-        if status in REDIRECTS and "location" in transfer.headers:
+        if location:
             transfer.finish()
-            raise Redirected(status)
-        return CurlResponse(status, transfer)
+        return CurlResponse(status, transfer, location or None)
 
     def close(self) -> None:
         """Close every thread's handles and their connections."""
@@ -146,7 +164,7 @@ class Curl:
         handles = getattr(self._local, "handles", None)
         if handles is None or not handles.start():
             handles = _Handles()
-            _configure(handles.easy, self.timeout, self._verify())
+            _configure(handles.easy, self.timeout, self.ca)
             handles.start()
             self._local.handles = handles
             with self._lock:
@@ -157,8 +175,9 @@ class Curl:
 class _Transfer:
     """One GET on a thread's handles: its headers, the body pieces libcurl gave and not yet read, its end."""
 
-    def __init__(self, handles: _Handles, timeout: float, watch: Attempt | None) -> None:
+    def __init__(self, handles: _Handles, timeout: float, watch: Attempt | None, proxy: str) -> None:
         self.handles = handles
+        self.proxy = proxy
         self.timeout = timeout
         self.watch = watch
         self.headers = Headers()
@@ -169,27 +188,21 @@ class _Transfer:
         self.error: tuple[int, str] | None = None
         self.buffer = bytearray()
         self.paused = False
-        self.sock = None  # what the deadline's watchdog would shut: nothing, the drive loop looks at `expired`
         self.finished = False
-        self._attached = False
         self._last = time.monotonic()
-        if watch is not None:
-            watch.attach(self)
-            self._attached = True
 
     def header(self, line: bytes) -> None:
         self.received += len(line)
-        text = line.decode("latin-1").rstrip("\r\n")
-        if text.startswith("HTTP/"):  # a new answer's head (after 100 Continue): forget the earlier one
+        name, colon, value = line.partition(b":")
+        if colon and not name.startswith(b"HTTP/"):  # the usual line first: one split, two small decodes
+            self.headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+        elif line.startswith(b"HTTP/"):  # a new answer's head (after 100 Continue): forget the earlier one
             self.headers = Headers()
             self.head_done = False
-            status = text.split(maxsplit=2)[1:2]  # "HTTP/1.1 200 OK", "HTTP/2 200"
-            self.interim = bool(status) and status[0].startswith("1")  # 100 Continue: its head ends too
-        elif not text:
+            status = line.split(maxsplit=2)[1:2]  # "HTTP/1.1 200 OK", "HTTP/2 200"
+            self.interim = bool(status) and status[0].startswith(b"1")  # 100 Continue: its head ends too
+        elif not line.strip(b"\r\n"):
             self.head_done = self.head_done or not self.interim
-        elif ":" in text:
-            name, _, value = text.partition(":")
-            self.headers[name.strip().lower()] = value.strip()
 
     def write(self, data: bytes) -> int | None:
         if len(self.buffer) >= PAUSE_AT:
@@ -216,13 +229,14 @@ class _Transfer:
             if self.received != before:
                 self._last = now
             if self.watch is not None and self.watch.expired:
-                raise requests.exceptions.ConnectionError("the attempt's deadline passed")
+                raise Overdue("the attempt's deadline passed")
             if now - self._last > self.timeout:
-                raise requests.exceptions.ReadTimeout(f"no byte in {self.timeout:g} s")
+                raise ReadTimeout(f"no byte in {self.timeout:g} s")
             if not ready() and multi.select(_TICK) == -1:
                 time.sleep(0.001)  # nothing to wait on yet (a name being resolved): look again shortly
         if self.error is not None and self.error[0] != 0:
-            raise _as_requests_error(*self.error, connected=self.head_done)
+            raise _failure(*self.error, connected=self.head_done, proxy=self.proxy,
+                           errno=self.handles.easy.getinfo(pycurl.OS_ERRNO))
 
     def read(self, size: int) -> bytes:
         """Up to `size` bytes of the body, b"" at its end."""
@@ -238,14 +252,20 @@ class _Transfer:
             self.handles.easy.pause(pycurl.PAUSE_CONT)
         return piece
 
+    def drain(self, limit: int) -> None:
+        """Read the body to its end and drop it (a redirect's); more than `limit` bytes are not waited for."""
+        dropped = 0
+        while piece := self.read(PAUSE_AT):
+            dropped += len(piece)
+            if dropped > limit:
+                raise NetworkError(f"a redirect's body goes on past {limit // 1024} KiB")
+
     def finish(self) -> None:
         """Take the handle off the multi handle: its connection is kept when the body was read whole, else closed
         by libcurl."""
         if self.finished:
             return
         self.finished = True
-        if self._attached and self.watch is not None:
-            self.watch.detach(self)
         try:
             self.handles.multi.remove_handle(self.handles.easy)
         finally:
@@ -254,10 +274,12 @@ class _Transfer:
 
 
 class CurlResponse:
-    """A response as `body.read_body` and `retry.classify` read it: status_code, headers, raw, content."""
+    """A response as `body.read_body` and `retry.classify` read it: status_code, headers, raw, content; and for a
+    redirect, the absolute URL libcurl resolved its Location to (`location`; the body is dropped already)."""
 
-    def __init__(self, status: int, transfer: _Transfer) -> None:
+    def __init__(self, status: int, transfer: _Transfer, location: str | None = None) -> None:
         self.status_code = status
+        self.location = location
         self.headers = transfer.headers
         self.raw = transfer
         self._content = b""
@@ -275,37 +297,51 @@ class CurlResponse:
             transfer.finish()
 
 
-def _configure(easy: Any, timeout: float, verify: bool | str) -> None:
+def _configure(easy: Any, timeout: float, ca: str) -> None:
     """Settings every GET of a thread shares: no redirects followed, bodies left encoded (body.py inflates them
-    within its caps), the connect timeout, the certificates requests would check against."""
+    within its caps), the connect timeout, no proxy unless a GET names one, the certificate authorities."""
     easy.setopt(pycurl.FOLLOWLOCATION, 0)
     easy.setopt(pycurl.HTTP_CONTENT_DECODING, 0)
     easy.setopt(pycurl.NOSIGNAL, 1)
     easy.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(timeout * 1000)))
-    easy.setopt(pycurl.PROXY, "")  # direct: proxies go through requests, which reads the environment's settings
-    if verify is False:
-        easy.setopt(pycurl.SSL_VERIFYPEER, 0)
-        easy.setopt(pycurl.SSL_VERIFYHOST, 0)
-        return
-    where = requests.certs.where() if verify is True else verify
-    easy.setopt(pycurl.CAPATH if os.path.isdir(where) else pycurl.CAINFO, where)
+    easy.setopt(pycurl.PROXY, "")  # never libcurl's own reading of the environment: `http.Transport` decides
+    easy.setopt(pycurl.NOPROXY, "")
+    easy.setopt(_SUPPRESS_CONNECT_HEADERS, 1)
+    easy.setopt(pycurl.CAPATH if os.path.isdir(ca) else pycurl.CAINFO, ca)
 
 
-def _as_requests_error(code: int, message: str, *, connected: bool) -> BaseException:
-    """A libcurl failure as the requests exception that means the same (with the cause `api` names)."""
+def _failure(code: int, message: str, *, connected: bool, proxy: str, errno: int) -> NetworkError:
+    """A libcurl failure as the transport's exception that means the same, with why no connection was made."""
     text = f"{message} (libcurl error {code})"
+    if proxy and (password := urlsplit(proxy).password):
+        text = text.replace(password, "<redacted>")  # never in a message, should libcurl ever quote it
+    why = os.strerror(errno) if errno else None
+    why = why[:1].lower() + why[1:] if why else None
     if code in _TLS:
-        error: BaseException = requests.exceptions.SSLError(text)
-        error.__cause__ = ssl.SSLError(message)
-        return error
+        detail = message.rsplit(":", 1)[-1].strip() or "handshake failed"
+        return TlsRefused(text, f"TLS failure: {detail}")
+    if proxy and not connected and (code in (_NO_PROXY_HOST, _NO_CONNECTION, _TIMED_OUT, _PROXY)
+                                    or "CONNECT" in message):
+        reason = {_NO_PROXY_HOST: "unknown host", _TIMED_OUT: "connection timed out"}.get(code, why)
+        return ProxyFailed(text, reason or "the proxy refused the request", proxy_host(proxy))
     if code == _TIMED_OUT:
-        return requests.exceptions.ReadTimeout(text) if connected else requests.exceptions.ConnectTimeout(text)
+        return ReadTimeout(text) if connected else ConnectTimeout(text)
     if code in _CUT:
-        return requests.exceptions.ChunkedEncodingError(text) if connected else \
-            requests.exceptions.ConnectionError(text)
-    error = requests.exceptions.ConnectionError(text)
-    if code in (_NO_HOST, _NO_PROXY_HOST):
-        error.__cause__ = socket.gaierror(message)
-    elif code == _NO_CONNECTION and "refused" in message.lower():
-        error.__cause__ = ConnectionRefusedError(message)
-    return error
+        return BodyCutShort(text) if connected else NetworkError(text)
+    if code == _NO_HOST:
+        return ConnectFailed(text, "unknown host")
+    if code == _NO_CONNECTION:
+        return ConnectFailed(text, why)
+    return NetworkError(text)
+
+
+def proxy_host(proxy: str) -> str:
+    """host:port of a proxy URL, for messages (never its credentials)."""
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or "?"
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port or (443 if parts.scheme == 'https' else 80)}"

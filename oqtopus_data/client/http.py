@@ -1,18 +1,19 @@
-"""The transport under ApiClient: direct GETs through libcurl (`curl`), proxies and redirects through one
-`requests.Session`, and the only retry policy (`retry`).
+"""The transport under ApiClient: every GET through libcurl (`curl`), through the proxy decided for its URL
+(`Proxies`), redirects followed within the attempt (the token only to the origin first asked), and the only retry
+policy (`retry`).
 
 Every request goes through `Transport.get`, which reads the whole body inside the retry loop so that a body cut
 short is retried like a dropped connection. Each attempt has an overall deadline (a small multiple of the
 configured timeout, plus time by body size), each request with its retries a total time (`patience`), each body a
 size cap, and bodies reserve their bytes from one budget shared by all threads (`limits`). Messages name the endpoint as
-scheme://host/path: never the token, never a presigned URL's signature (`redact`).
+scheme://host/path: never the token, never a presigned URL's signature, never a proxy's password (`redact`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
-import re
 import threading
 import time
 import urllib.request
@@ -20,28 +21,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import SplitResult, quote, urlencode, urlsplit
 
-import requests
+import certifi
 
-from oqtopus_data.client.body import (
-    ACCEPT_ENCODING,
-    BadBody,
-    BodyCutShort,
-    DownloadTooLarge,
-    Overdue,
-    overdue,
-    read_body,
-)
-from oqtopus_data.client.curl import Curl, Redirected
+from oqtopus_data.client.body import ACCEPT_ENCODING, BadBody, DownloadTooLarge, overdue, read_body
+from oqtopus_data.client.curl import Curl, CurlResponse
 from oqtopus_data.client.limits import (
     MIN_THROUGHPUT,
+    Attempt,
     ByteBudget,
     Deadline,
-    DeadlineAdapter,
     Hold,
     return_large_buffers_to_the_os,
 )
+from oqtopus_data.client.neterrors import NetworkError, TooManyRedirects
 from oqtopus_data.client.pace import Pace
 from oqtopus_data.client.retry import Backoff, Verdict, classify, retry_after_seconds
 from oqtopus_data.client.server_clock import ServerClock
@@ -58,8 +52,10 @@ AUTH_KINDS = frozenset({"list", "devices", "user"})
 DEFAULT_BUDGET = 256 * 2**20  # bytes of bodies held at once; one job alone may pass it (limits.ByteBudget)
 ATTEMPT_TIMEOUTS = 2.0  # an attempt's deadline, before its body's size adds to it, in configured timeouts
 PATIENCE_ATTEMPTS = 5.0  # the time one request may take with its retries, in attempt deadlines
-#: URLs sent through `curl` as they are: printable ASCII that needs no quoting (what requests would send unchanged).
-PLAIN_URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+MAX_REDIRECTS = 30  # redirects followed within one attempt, as requests allowed
+#: Characters of a URL sent as they are; any other is percent-encoded (UTF-8) once, as requests sent URLs.
+URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -103,16 +99,34 @@ class Stats:
             }
 
 
-class _Session(requests.Session):
-    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
-        """Like Authorization, the token header must not follow a redirect to another host."""
-        super().rebuild_auth(prepared_request, response)
-        if self.should_strip_auth(response.request.url, prepared_request.url):
-            prepared_request.headers.pop("q-api-token", None)
+class Proxies:
+    """The proxy of each URL, decided in one place: the configured one; else, as requests decided, the
+    environment's (https_proxy, http_proxy, all_proxy, either case) unless no_proxy names the host; else none ("").
+    The environment is read once, when the transport is made; the choice is kept per scheme and host."""
+
+    def __init__(self, configured: str | None) -> None:
+        self.configured = _with_port(configured) if configured else ""
+        self._environment = {} if configured else urllib.request.getproxies()
+        self._chosen: dict[tuple[str, str], str] = {}
+        self.per_url = bool(self._environment)  # whether the choice depends on the URL (else: `configured`)
+
+    def for_url(self, parts: SplitResult) -> str:
+        """The proxy URL for a GET of `parts` (a split URL), "" for a direct connection."""
+        if not self.per_url:
+            return self.configured
+        key = (parts.scheme, parts.netloc)
+        chosen = self._chosen.get(key)
+        if chosen is None:
+            proxy = self._environment.get(parts.scheme) or self._environment.get("all") or ""
+            host = parts.netloc.rpartition("@")[2]
+            if proxy and urllib.request.proxy_bypass_environment(host, self._environment):
+                proxy = ""
+            chosen = self._chosen[key] = _with_port(proxy) if proxy else ""
+        return chosen
 
 
 class Transport:
-    """GETs with one timeout, one pool, one deadline watchdog, one byte budget and one retry loop, shared by all
+    """GETs with one timeout, one set of kept-alive connections, one byte budget and one retry loop, shared by all
     worker threads.
 
     `deadline` is the shortest overall time an attempt may take (default: ATTEMPT_TIMEOUTS x the configured
@@ -129,7 +143,6 @@ class Transport:
         *,
         token: str,
         proxy: str | None,
-        pool_size: int,
         timeout: float,
         max_tries: int,
         backoff: float,
@@ -147,7 +160,6 @@ class Transport:
         if max_tries < 1:
             raise ValueError("max_tries must be at least 1")
         self._token = token
-        self._proxies = {"http": proxy, "https": proxy} if proxy else None
         self.timeout = timeout
         self.max_tries = max_tries
         self.backoff = backoff
@@ -162,35 +174,17 @@ class Transport:
         self._backoff = Backoff(backoff, max_backoff, self.pace, sleep, rng or random.Random(), notice)
         return_large_buffers_to_the_os()
         self.stats = Stats()
-        self.session = _Session()
-        self.session.verify = True
-        if not _proxy_or_netrc():
-            # With trust_env, requests re-reads the proxy and CA variables and ~/.netrc on every request (a tenth
-            # of an export's CPU). Read the CA bundle variable once here, as requests would, and skip the rest.
-            self.session.trust_env = False
-            self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        self.session.headers["User-Agent"] = user_agent
-        self.session.headers["Accept-Encoding"] = ACCEPT_ENCODING
-        adapter = DeadlineAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        # Direct connections go through libcurl (`curl`: a fifth of requests' CPU per GET); requests keeps proxies
-        # (and the environment's settings, which need trust_env), redirects and adapters mounted by tests.
-        self._curl = None if self._proxies or self.session.trust_env else Curl(
-            timeout=timeout, verify=lambda: self.session.verify)
+        self.proxies = Proxies(proxy)
+        self._curl = Curl(timeout=timeout, ca=ca_bundle())
+        common = [f"User-Agent: {user_agent}", f"Accept-Encoding: {ACCEPT_ENCODING}"]
+        self._storage_lines = [*common, "Accept: */*"]  # presigned URLs: no token
+        self._api_lines = [*common, "Accept: application/json"]  # the API's host after a redirect elsewhere
+        self._token_lines = [*self._api_lines, f"q-api-token: {token}"]
         self.server_clock = ServerClock(self._clock)  # the Date headers of API answers
-        self._headers = {"User-Agent": user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"}
 
     def close(self) -> None:
         """Close the pooled connections."""
-        if self._curl is not None:
-            self._curl.close()
-        self.session.close()
-
-    def _direct(self, url: str) -> bool:
-        """Whether this GET goes through `curl` (a direct connection, our own adapter, a URL needing no quoting)."""
-        return self._curl is not None and type(self.session.get_adapter(url)) is DeadlineAdapter and \
-            PLAIN_URL.fullmatch(url) is not None
+        self._curl.close()
 
     def get(
         self,
@@ -215,7 +209,9 @@ class Transport:
                                 hold=own, pause=pause)
         api = kind != "storage"
         label = f"GET {redact_url(url)}"
-        headers = {"q-api-token": self._token, "Accept": "application/json"} if api else {}
+        if params:
+            url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+        url = _wire_url(url)
         verdict = Verdict("retry")
         status: int | None = None
         failure: BaseException | None = None
@@ -231,7 +227,7 @@ class Transport:
                                ) from failure
             sent = self.pace.turn(served)
             self.stats.count(kind, retry=attempt > 1)
-            outcome, reply, granted = self._attempt(url, params, headers, label, limit, want_json, hold)
+            outcome, reply, granted = self._attempt(url, api, label, limit, want_json, hold)
             allowed += granted
             status = reply.status if reply is not None else getattr(outcome, "status_code", None)
             verdict = classify(outcome, label=label, api=api, now=self._clock(), token=self._token,
@@ -255,50 +251,90 @@ class Transport:
         ) from failure
 
     def _attempt(
-        self, url: str, params: Mapping[str, Any] | None, headers: dict[str, str], label: str,
-        limit: int | None, want_json: bool, hold: Hold,
-    ) -> tuple[requests.Response | BaseException, Reply | None, float]:
+        self, url: str, api: bool, label: str, limit: int | None, want_json: bool, hold: Hold,
+    ) -> tuple[CurlResponse | BaseException, Reply | None, float]:
         """One request under the deadline: (the response or the exception, the reply when it was read, the seconds
         its body's size added to its deadline)."""
-        response: requests.Response | None = None
-        outcome: requests.Response | BaseException
+        response: CurlResponse | None = None
+        outcome: CurlResponse | BaseException
         reply: Reply | None = None
+        watch = self.deadline.attempt()
         try:
-            with self.deadline.attempt() as watch:
-                try:
-                    response = self._send(url, params, headers, watch)
-                    outcome = response
-                    body, data = read_body(response, label=label, limit=limit, want_json=want_json, watch=watch,
-                                           deadline=self.deadline, hold=hold, count=self.stats.add_bytes)
-                    if not 200 <= response.status_code < 300:
-                        response._content = bytes(body)  # lets classify() read error bodies
-                    reply = Reply(response.status_code, response.headers, body, data)
-                except (requests.RequestException, BodyCutShort, Overdue) as exc:
-                    outcome = exc
-            if watch.expired:  # whatever the cut socket made the read raise, the cause is the deadline
-                reply, outcome = None, overdue(watch)
+            response = self._send(url, api, watch)
+            outcome = response
+            body, data = read_body(response, label=label, limit=limit, want_json=want_json, watch=watch,
+                                   deadline=self.deadline, hold=hold, count=self.stats.add_bytes)
+            if not 200 <= response.status_code < 300:
+                response._content = bytes(body)  # lets classify() read error bodies
+            reply = Reply(response.status_code, response.headers, body, data)
+        except NetworkError as exc:  # past the deadline, whatever the transfer made of it, the cause is the deadline
+            outcome = overdue(watch) if watch.expired else exc
         finally:
             if response is not None:
                 response.close()
         return outcome, reply, watch.allowed - watch.floor
 
-    def _send(self, url: str, params: Mapping[str, Any] | None, headers: dict[str, str], watch: Any) -> Any:
-        """The response to one GET, its body not read yet: through `curl` when it can, else requests."""
-        if self._curl is not None:
-            full = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" if params else url
-            if self._direct(full):
-                try:
-                    return self._curl.get(full, {**self._headers, **headers}, watch)
-                except Redirected:
-                    pass  # requests follows it (and drops the token on the way to another host)
-        return self.session.get(url, params=params, headers=headers, timeout=self.timeout, proxies=self._proxies,
-                                stream=True)
+    def _send(self, url: str, api: bool, watch: Attempt) -> CurlResponse:
+        """The response to one GET, its body not read yet, after the redirects libcurl resolved (at most
+        MAX_REDIRECTS). The token goes only to the origin first asked (or its https upgrade), as requests sent it."""
+        first = parts = None  # split only when needed: for the environment's proxies, or on a redirect
+        token = api
+        for _ in range(MAX_REDIRECTS + 1):
+            lines = self._token_lines if token else self._api_lines if api else self._storage_lines
+            proxy = self.proxies.for_url(parts or urlsplit(url)) if self.proxies.per_url else self.proxies.configured
+            response = self._curl.get(url, lines, watch, proxy)
+            if response.location is None:
+                return response
+            first = first or urlsplit(url)
+            url = response.location
+            parts = urlsplit(url)
+            token = token and _same_origin(first, parts)  # once dropped, never sent again
+        raise TooManyRedirects(f"gave up after {MAX_REDIRECTS} redirects (the last to {redact_url(url)})")
 
 
-def _proxy_or_netrc() -> bool:
-    """Whether proxy variables or a netrc file could change a request (requests then needs trust_env)."""
-    if urllib.request.getproxies():
-        return True
-    netrc = os.environ.get("NETRC")
-    candidates = [netrc] if netrc else [os.path.expanduser("~/.netrc"), os.path.expanduser("~/_netrc")]
-    return any(os.path.exists(path) for path in candidates)
+def ca_bundle() -> str:
+    """The certificate authorities TLS servers are checked against: REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE or
+    SSL_CERT_FILE when set (as requests and curl read them), else certifi's bundle (what requests used)."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        if value := os.environ.get(name):
+            return value
+    return certifi.where()
+
+
+def _same_origin(first: SplitResult, target: SplitResult) -> bool:
+    """Whether `target` is the origin of `first` (scheme, host, port), or its upgrade from http to https."""
+    if first.hostname != target.hostname:
+        return False
+    try:
+        old, new = first.port or DEFAULT_PORTS.get(first.scheme), target.port or DEFAULT_PORTS.get(target.scheme)
+    except ValueError:
+        return False
+    if first.scheme == target.scheme:
+        return old == new
+    return (first.scheme, old, target.scheme, new) == ("http", 80, "https", 443)
+
+
+def _with_port(proxy: str) -> str:
+    """A proxy URL with its port written out: libcurl's default (1080) is not requests' (80 for http)."""
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    try:
+        port = parts.port
+    except ValueError:
+        return proxy
+    if port is not None or parts.scheme not in DEFAULT_PORTS:
+        return parts.geturl()
+    return parts._replace(netloc=f"{parts.netloc}:{DEFAULT_PORTS[parts.scheme]}").geturl()
+
+
+def _wire_url(url: str) -> str:
+    """The URL as it goes on the wire: characters a URL cannot hold percent-encoded once (UTF-8), a host of
+    non-ASCII letters in IDNA."""
+    if not url.isascii():
+        parts = urlsplit(url)
+        user, at, host = parts.netloc.rpartition("@")
+        if not host.isascii():
+            with contextlib.suppress(UnicodeError):  # else libcurl says the URL is malformed
+                host = ".".join(label.encode("idna").decode("ascii") if not label.isascii() else label
+                                for label in host.split("."))
+            url = parts._replace(netloc=f"{user}{at}{host}").geturl()
+    return quote(url, safe=URL_SAFE)

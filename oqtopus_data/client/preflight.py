@@ -4,15 +4,12 @@ network, TLS and the proxy let a connection be made at all, said as a ConfigErro
 
 from __future__ import annotations
 
-import socket
-import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from oqtopus_data.client.config import URL_ENV
+from oqtopus_data.client.neterrors import ConnectFailed, ProxyFailed
 from oqtopus_data.errors import ApiError, ConfigError
 from oqtopus_data.redact import redact_url
 
@@ -61,55 +58,15 @@ def _probe_jobs(get: Get, base_url: str, proxy: str | None, *, tries: int | None
 
 def _raise_setup_error(exc: ApiError, base_url: str, proxy: str | None) -> None:
     """Raise ConfigError when `exc` was caused by a connection that could not be made at all."""
-    problem = _connect_problem(exc.__cause__)
-    if problem is None:
+    cause = exc.__cause__
+    if not isinstance(cause, ConnectFailed) or cause.why is None:
         return
-    if proxy and isinstance(exc.__cause__, requests.exceptions.ProxyError):
-        raise ConfigError(f"cannot connect to the proxy {_host_port(proxy)} ({problem}): check "
-                          "OQTOPUS_PROXY or the profile's proxy.") from None
+    if isinstance(cause, ProxyFailed):
+        where = "OQTOPUS_PROXY or the profile's proxy" if proxy else "HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY"
+        raise ConfigError(f"cannot connect to the proxy {cause.proxy} ({cause.why}): check {where}.") from None
     hint = URL_HINT + (", and REQUESTS_CA_BUNDLE for a private certificate authority"
-                       if problem.startswith("TLS") else "")
-    raise ConfigError(f"cannot connect to {_host_port(base_url)} ({problem}): {hint}.") from None
-
-
-def _causes(exc: BaseException | None) -> Iterator[BaseException]:
-    """`exc` and everything it wraps (causes, contexts, urllib3's `reason`, exceptions among the args)."""
-    seen: set[int] = set()
-    stack = [exc]
-    while stack:
-        item = stack.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        yield item
-        reason = getattr(item, "reason", None)
-        stack += [item.__cause__, item.__context__, reason if isinstance(reason, BaseException) else None]
-        stack += [arg for arg in item.args if isinstance(arg, BaseException)]
-
-
-def _connect_problem(exc: BaseException | None) -> str | None:
-    """Why no connection could be made at all, in a few words; None when `exc` is something else."""
-    if not isinstance(exc, requests.exceptions.ConnectionError):
-        return None
-    causes = list(_causes(exc))
-    for cause in causes:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"TLS failure: {cause.verify_message or 'certificate verify failed'}"
-        if isinstance(cause, ssl.SSLError):
-            return f"TLS failure: {(cause.reason or 'handshake failed').lower().replace('_', ' ')}"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "TLS failure"
-    for cause in causes:
-        if isinstance(cause, socket.gaierror):
-            return "unknown host"
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return "connection timed out"
-    for cause in causes:
-        if type(cause) is OSError and cause.strerror:  # e.g. network unreachable, no route to host
-            return cause.strerror[:1].lower() + cause.strerror[1:]
-    return None
+                       if cause.why.startswith("TLS") else "")
+    raise ConfigError(f"cannot connect to {_host_port(base_url)} ({cause.why}): {hint}.") from None
 
 
 def _host_port(url: str) -> str:

@@ -13,9 +13,9 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
-import requests
-
-from oqtopus_data.client.body import ERROR_BODY_LIMIT, BodyCutShort, Overdue
+from oqtopus_data.client.body import ERROR_BODY_LIMIT
+from oqtopus_data.client.curl import CurlResponse
+from oqtopus_data.client.neterrors import NetworkError, TlsRefused
 from oqtopus_data.client.pace import Pace
 from oqtopus_data.errors import ApiError, AuthError, OqtopusDataError
 from oqtopus_data.redact import scrub
@@ -54,7 +54,7 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
 
 
 def classify(
-    outcome: requests.Response | BaseException,
+    outcome: CurlResponse | BaseException,
     *,
     label: str,
     api: bool,
@@ -89,25 +89,17 @@ def classify(
 
 
 def _classify_exception(exc: BaseException, *, label: str, token: str | None) -> Verdict:
+    if not isinstance(exc, NetworkError):
+        raise exc
     reason = scrub(str(exc) or type(exc).__name__, token)
-    if isinstance(exc, Overdue):
-        return Verdict("retry", reason)
-    if isinstance(exc, requests.exceptions.SSLError):
+    if exc.retry:
+        return Verdict("retry", f"{exc.problem} ({reason})" if exc.problem else reason)
+    if isinstance(exc, TlsRefused):
         return Verdict("fail", error=ApiError(f"{label}: TLS verification failed ({reason})"))
-    if isinstance(exc, requests.exceptions.Timeout):
-        return Verdict("retry", f"timed out ({reason})")
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return Verdict("retry", f"connection failed ({reason})")
-    if isinstance(exc, BodyCutShort | requests.exceptions.ChunkedEncodingError):
-        return Verdict("retry", f"the body was cut short ({reason})")
-    if isinstance(exc, requests.exceptions.ContentDecodingError):
-        return Verdict("retry", f"the body could not be decoded ({reason})")
-    if isinstance(exc, requests.RequestException):
-        return Verdict("fail", error=ApiError(f"{label}: {reason}"))
-    raise exc
+    return Verdict("fail", error=ApiError(f"{label}: {reason}"))
 
 
-def _server_message(response: requests.Response, token: str | None) -> str:
+def _server_message(response: CurlResponse, token: str | None) -> str:
     """The `message` of an API error body ({"message": "..."}), shortened; '' when there is none."""
     try:
         payload = json.loads(response.content[:ERROR_BODY_LIMIT])
