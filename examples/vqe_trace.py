@@ -1,5 +1,6 @@
 """exp_value with error bars across one estimation series (a VQE trace), with polars, saved as a PNG.
 
+    pip install '.[examples]'          # matplotlib
     python examples/vqe_trace.py [EXPORT_DIR] [OUTPUT_PNG] [SERIES]
     python examples/vqe_trace.py demo-out vqe_trace.png vqe-h2-step-
 
@@ -10,7 +11,10 @@ When the step number goes back, the optimiser was restarted: each restart is dra
 
 import sys
 
-import matplotlib
+try:
+    import matplotlib
+except ImportError:
+    sys.exit("vqe_trace.py draws with matplotlib: pip install '.[examples]' (or pip install matplotlib)")
 
 matplotlib.use("Agg")  # write files only, never open a window
 import matplotlib.pyplot as plt

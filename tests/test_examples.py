@@ -136,3 +136,13 @@ def test_counts_to_numpy_says_which_job_is_unknown(export) -> None:
     done = subprocess.run([sys.executable, str(EXAMPLES / "counts_to_numpy.py"), str(export), "no-such-job"],
                           capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stderr.strip()) == (1, f"no job no-such-job in {export}")
+
+
+def test_vqe_trace_without_matplotlib_says_which_extra_brings_it(tmp_path) -> None:
+    """matplotlib is the `examples` extra, not a dependency: without it the script says so, with no traceback."""
+    script = EXAMPLES / "vqe_trace.py"
+    code = ("import runpy, sys; sys.modules['matplotlib'] = None; sys.argv = ['vqe_trace.py']; "
+            f"runpy.run_path({str(script)!r}, run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "pip install '.[examples]'" in done.stderr and "Traceback" not in done.stderr
