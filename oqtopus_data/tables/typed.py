@@ -1,0 +1,237 @@
+"""The payload's current form declared as types: a job that fits them is checked by msgspec in C and flattened
+with little Python; any other job goes through the result objects and the per-value checks, as before.
+
+The declarations are the rules of `results.payload` (which keys each part may hold, the current form of every
+value) and the column limits of `storable` (`Int64`, `Count`, `Finite`). A job the decoder refuses (an older form
+that earns a `normalised` note, an undeclared key that goes to `extra`, a value out of its column's range, a naive
+timestamp) is not an error here: `read_job` hands back the result object instead, and `flatten` reads it the slow
+way, so its `errors` row or its rows are exactly what they always were. A job the decoder accepts gives the same
+rows as the slow path (tests/test_typed.py compares both on every corpus payload); what the fast path still checks
+value by value (UTF-8 text, JSON text columns, timestamps' range) falls back to the slow path when it fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from oqtopus_data.enums import JobStatus, JobType
+from oqtopus_data.redact import scrub_stored
+from oqtopus_data.results.circuits import circuit_id
+from oqtopus_data.results.objects import OqtopusJobResult, result_from_raw
+from oqtopus_data.results.payload import JOB_KEYS, job_extra
+from oqtopus_data.tables import schema as S
+from oqtopus_data.tables import storable as st
+from oqtopus_data.tables.storable import Count, Finite
+
+JobTypeText = Literal[tuple(t.value for t in JobType)]  # type: ignore[valid-type]
+StatusText = Literal[tuple(s.value for s in JobStatus)]  # type: ignore[valid-type]
+Json = dict[str, Any]
+
+
+class Term(Struct):
+    """An operator term as `read_operator` reads it: other keys of a term are ignored there too."""
+
+    pauli: str
+    coeff: Finite | None = None
+
+
+class Input(Struct, forbid_unknown_fields=True):
+    program: list[str] | None = None  # a lone string is an older form (a note): refused
+    operator: list[Term] | None = None  # a [re, im] coefficient is an older form: refused
+    sse_program: str | None = None
+
+
+class Sampling(Struct, forbid_unknown_fields=True):
+    counts: dict[str, Count] | None = None  # counts as JSON text are an older form: refused
+    divided_counts: dict[str, dict[str, Count]] | None = None
+
+
+class Estimation(Struct, forbid_unknown_fields=True):
+    exp_value: Finite | None = None  # [re, im] or [x] is an older form: refused
+    stds: Finite | None = None
+
+
+class Result(Struct, forbid_unknown_fields=True):
+    sampling: Sampling | None = None
+    estimation: Estimation | None = None
+
+
+class TranspileResult(Struct, forbid_unknown_fields=True):
+    transpiled_program: str | None = None
+    stats: Json | None = None
+    virtual_physical_mapping: Json | None = None
+
+
+class JobInfo(Struct, forbid_unknown_fields=True):
+    """job_info with its archives resolved; the oldest form (program and operator inline) is refused."""
+
+    input: Input | None = None
+    combined_program: str | Json | None = None
+    result: Result | None = None
+    transpile_result: TranspileResult | None = None
+    sse_log: Any = None
+    message: str | None = None
+
+
+class Job(Struct):
+    """A job as GET /jobs answers it; keys beyond these go to `extra` (read from the raw mapping)."""
+
+    job_id: Annotated[str, Meta(min_length=1)]
+    job_type: JobTypeText
+    status: StatusText
+    name: str
+    device_id: str
+    shots: Count
+    job_info: JobInfo
+    description: str | None = None
+    transpiler_info: Json | None = None
+    simulator_info: Json | None = None
+    mitigation_info: Json | None = None
+    execution_time: Finite | None = None
+    submitted_at: str | None = None
+    ready_at: str | None = None
+    running_at: str | None = None
+    ended_at: str | None = None
+
+
+class TypedJob:
+    """A job the typed decoder accepted: the Struct, the mapping it came from and its timestamps in UTC."""
+
+    __slots__ = ("job", "raw", "times")
+
+    def __init__(self, job: Job, raw: Mapping[str, Any], times: tuple[datetime | None, ...]) -> None:
+        self.job, self.raw, self.times = job, raw, times
+
+    @property
+    def job_id(self) -> str:
+        """The job's id (what the exporter's ledger keys by)."""
+        return self.job.job_id
+
+    def result(self) -> OqtopusJobResult:
+        """The job read the slow way: the result object, for a value the fast path does not take."""
+        return result_from_raw(self.raw)
+
+
+def decode(job: Any) -> TypedJob | None:
+    """The job checked against the declarations in C; None when it is not in the current form (or not a dict)."""
+    if type(job) is not dict:
+        return None
+    try:
+        typed = msgspec.convert(job, Job)
+    except (msgspec.ValidationError, ValueError, TypeError, RecursionError):  # a lone surrogate in a key: ValueError
+        return None
+    times = tuple(map(_utc, (typed.submitted_at, typed.ready_at, typed.running_at, typed.ended_at)))
+    if False in times:
+        return None
+    return TypedJob(typed, job, times)  # type: ignore[arg-type]
+
+
+def read_job(job: Any, client: Any = None) -> TypedJob | OqtopusJobResult:
+    """What `flatten` takes for a job: the typed job when it decodes, else its result object (which raises
+    ValueError on a payload it cannot read, as `result_from_raw` does). `client` serves SSE logs on the latter."""
+    return decode(job) or result_from_raw(job, client=client)
+
+
+# Timestamps outside this range are treated as corrupt rather than written (Parquet readers choke on some).
+MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _utc(text: str | None) -> datetime | bool | None:
+    """An aware timestamp in UTC within the columns' range; False for anything the slow path must read (and
+    note or name): unparseable, without a zone, out of range."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    if value.tzinfo is None:
+        return False
+    if value.tzinfo is not UTC:
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            return False
+    return value if MIN_TIME <= value < MAX_TIME else False
+
+
+@lru_cache(maxsize=4096)
+def _circuit(programs: tuple[str, ...]) -> str | None:
+    """circuit_id of a program list, remembered: a history runs the same circuits again and again."""
+    return circuit_id(programs)
+
+
+def job_row(typed: TypedJob, exported_at: datetime) -> dict[str, Any]:
+    """The `jobs` row of a typed job, as `flatten._job_row` gives it from its result object (ValueError when a
+    value needs the slow path's check and message)."""
+    job = typed.job
+    info = job.job_info
+    inp = info.input
+    transpile = info.transpile_result
+    text, json_text = st.text, st.json_text
+    program = inp.program if inp is not None else None
+    submitted = typed.times[0]
+    extra = job_extra(typed.raw, {}) if typed.raw.keys() - JOB_KEYS else None
+    return {
+        "job_id": st.utf8(job.job_id, "job_id"),
+        "name": text(job.name, "name"),
+        "description": text(job.description, "description"),
+        "job_type": job.job_type,
+        "status": job.status,
+        "device_id": text(job.device_id, "device_id"),
+        "shots": job.shots,
+        "execution_time": job.execution_time,
+        "message": text(scrub_stored(info.message), "message"),
+        "transpiler_info": json_text(job.transpiler_info, "transpiler_info"),
+        "simulator_info": json_text(job.simulator_info, "simulator_info"),
+        "mitigation_info": json_text(job.mitigation_info, "mitigation_info"),
+        "program": st.strings(program, "program"),
+        "sse_program": text(inp.sse_program if inp is not None else None, "sse_program"),
+        "combined_program": text(info.combined_program, "combined_program"),
+        "transpiled_program": text(transpile.transpiled_program, "transpiled_program") if transpile else None,
+        "virtual_physical_mapping": json_text(transpile.virtual_physical_mapping, "virtual_physical_mapping")
+        if transpile else None,
+        "transpile_stats": json_text(transpile.stats, "transpile_stats") if transpile else None,
+        "normalised": [],
+        "n_outcomes": None,
+        "total_count": None,
+        "exported_at": exported_at,
+        "extra": json_text(scrub_stored(extra), "extra") if extra else None,
+        "circuit_id": _circuit(tuple(program)) if program else None,
+        "submitted_at": submitted,
+        "ready_at": typed.times[1],
+        "running_at": typed.times[2],
+        "ended_at": typed.times[3],
+        S.PARTITION_COLUMN: f"{submitted.year:04d}-{submitted.month:02d}" if submitted else S.UNKNOWN_MONTH,
+    }
+
+
+def estimation_row(typed: TypedJob) -> dict[str, Any] | None:
+    """The `estimations` row of a typed job (without job_id and month), None when it has no estimation."""
+    info = typed.job.job_info
+    estimation = info.result.estimation if info.result is not None else None
+    if estimation is None:
+        return None
+    operator = info.input.operator if info.input is not None else None
+    return {
+        "exp_value": estimation.exp_value,
+        "stds": estimation.stds,
+        "exp_value_imag": None,
+        "operator": None if operator is None else [
+            {"pauli": st.utf8(term.pauli, f"operator[{i}].pauli"), "coeff": term.coeff}
+            for i, term in enumerate(operator)],
+        "operator_coeff_imag": None,
+    }
+
+
+def sampling(typed: TypedJob) -> Sampling | None:
+    """The typed job's sampling result, if any."""
+    result = typed.job.job_info.result
+    return result.sampling if result is not None else None

@@ -1,0 +1,117 @@
+"""The typed fast path (`tables.typed`) gives exactly the tables and errors of the slow path (result objects and
+per-value checks) on every payload: the corpus, a synthetic history, each value no column holds, and hypothesis'
+extreme payloads. The slow path is forced by switching the typed decoder off."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from conftest import load_payload
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_extreme_payloads import payloads
+from test_sdk_parity import ALL
+from test_unfit_values import CASES, edit
+
+from oqtopus_data.results.objects import OqtopusJobResult
+from oqtopus_data.tables import flatten as flatten_module
+from oqtopus_data.tables import storable
+from oqtopus_data.tables.flatten import flatten_batch
+from oqtopus_data.tables.typed import TypedJob, decode, read_job
+from oqtopus_data.testing import generate_history
+
+AT = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+@contextmanager
+def slow_path() -> Iterator[None]:
+    """Every job read the way it was before the typed decoder: result objects and per-value checks."""
+    original = flatten_module.decode
+    flatten_module.decode = lambda item: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        flatten_module.decode = original
+
+
+def both(jobs: list[Any]) -> tuple[Any, Any]:
+    """(tables, errors, final ids) of one batch flattened by the fast path and by the slow path, as comparable
+    text (NaN equals NaN in its repr)."""
+    fast = flatten_batch(jobs, exported_at=AT)
+    with slow_path():
+        slow = flatten_batch(jobs, exported_at=AT)
+    return [_seen(fast), _seen(slow)]
+
+
+def _seen(flat: Any) -> str:
+    tables = {name: (t.schema, t.to_pylist()) for name, t in flat.tables.items()}
+    return repr((tables, flat.errors, flat.final_ids))
+
+
+def corpus() -> list[dict[str, Any]]:
+    return [load_payload(path.stem) for path in ALL]
+
+
+@pytest.mark.parametrize("name", [path.stem for path in ALL])
+def test_each_corpus_payload_gives_the_same_rows_by_either_path(name: str) -> None:
+    fast, slow = both([load_payload(name)])
+    assert fast == slow
+
+
+def test_the_corpus_and_a_history_flatten_alike_by_either_path_and_most_jobs_take_the_typed_one() -> None:
+    history = generate_history(400, seed=3)
+    jobs = [history.job(job_id) for job_id in history.job_ids()]
+    jobs = [job for job in jobs if job.get("status") != "registered"] + corpus()
+    fast, slow = both(jobs)
+    assert fast == slow
+    refused = [job for job in jobs[:-len(ALL)] if decode(job) is None]
+    assert len(refused) < 0.2 * len(jobs)
+    # a history job is refused only when the slow path reads an older form (and notes it)
+    assert all(read_job(job).normalised for job in refused)
+    current = [name for name in (p.stem for p in ALL) if name.endswith("_current")]
+    assert current and all(decode(load_payload(name)) is not None for name in current)
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_a_job_with_one_value_no_column_holds_gives_the_same_errors_row_as_before(case: str) -> None:
+    """The cases of test_unfit_values, as raw mappings (the typed decoder sees them first): the same message."""
+    name, change, message = CASES[case]
+    good, bad = load_payload(name), edit(name, change)
+    flat = flatten_batch([good, bad], exported_at=AT)
+    assert flat.errors == [("bad-job", message)]
+    assert flat.tables["jobs"]["job_id"].to_pylist() == [good["job_id"]]
+    fast, slow = both([good, bad])
+    assert fast == slow
+
+
+def test_what_the_decoder_refuses_is_read_into_a_result_object() -> None:
+    current = load_payload("sampling_current")
+    assert isinstance(read_job(current), TypedJob)
+    for change in (lambda p: p.update(shots=2**63), lambda p: p.update(shots=-1), lambda p: p.update(shots=True),
+                   lambda p: p.update(submitted_at="2024-01-01T00:00:00"),  # naive: read as UTC, with a note
+                   lambda p: p["job_info"].update(program=["x"]),  # the oldest form
+                   lambda p: p["job_info"]["result"]["sampling"].update(counts='{"0": 1}'),  # counts as text
+                   lambda p: p["job_info"]["input"].update(program="OPENQASM 3;")):  # a lone program
+        job = copy.deepcopy(current)
+        change(job)
+        assert decode(job) is None
+        assert isinstance(read_job(job), OqtopusJobResult)
+
+
+def test_the_limits_the_checks_name_are_the_declared_ones() -> None:
+    assert (storable.INT64_MIN, storable.INT64_MAX) == (-(2**63), 2**63 - 1)
+    assert (storable.INT32_MIN, storable.INT32_MAX) == (-(2**31), 2**31 - 1)
+    assert storable.Count.__metadata__[0].le == storable.INT64_MAX
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_extreme_payloads_give_the_same_rows_and_errors_by_either_path(data: st.DataObject) -> None:
+    jobs = [data.draw(payloads(i)) for i in range(data.draw(st.integers(1, 4)))]
+    fast, slow = both(jobs)
+    assert fast == slow
