@@ -115,3 +115,16 @@ def test_extreme_payloads_give_the_same_rows_and_errors_by_either_path(data: st.
     jobs = [data.draw(payloads(i)) for i in range(data.draw(st.integers(1, 4)))]
     fast, slow = both(jobs)
     assert fast == slow
+
+
+@pytest.mark.parametrize("when", [
+    "2024-01-01T00:08:43.367464Z", "2199-12-31T23:59:59.999999Z", "2200-01-01T00:00:00Z", "1999-12-31T23:59:59Z",
+    "2000-01-01T00:00:00Z", "2024-01-01T00:00:00.1234567Z", "2024-01-01T09:00:00+09:00", "2000-01-01T08:59:59+09:00",
+    "2199-12-31T20:00:00-05:00", "2024-01-01Z", "2024-13-01T00:00:00Z", "20240101T000000Z", "0001-01-01T00:00:00+01:00",
+    "2024-01-01T00:00:00", "2024-01-01 00:00:00Z", "",
+])
+def test_a_timestamp_is_read_alike_by_either_path(when: str) -> None:
+    job = load_payload("sampling_current")
+    job["submitted_at"] = job["ended_at"] = when
+    fast, slow = both([job])
+    assert fast == slow

@@ -31,7 +31,6 @@ from oqtopus_data.tables.storable import Count, Finite
 
 JobTypeText = Literal[tuple(t.value for t in JobType)]  # type: ignore[valid-type]
 StatusText = Literal[tuple(s.value for s in JobStatus)]  # type: ignore[valid-type]
-Json = dict[str, Any]
 
 
 class Term(Struct):
@@ -48,8 +47,12 @@ class Input(Struct, forbid_unknown_fields=True):
 
 
 class Sampling(Struct, forbid_unknown_fields=True):
-    counts: dict[str, Count] | None = None  # counts as JSON text are an older form: refused
-    divided_counts: dict[str, dict[str, Count]] | None = None
+    """Counts are the many values: taken as they are (no copy of a million-entry mapping) and checked by
+    `count_columns.count_pairs` at C speed, the one home of the counts rule. Only their shape is checked here:
+    counts sent as JSON text are an older form, refused by `decode`."""
+
+    counts: Any = None
+    divided_counts: Any = None
 
 
 class Estimation(Struct, forbid_unknown_fields=True):
@@ -64,15 +67,15 @@ class Result(Struct, forbid_unknown_fields=True):
 
 class TranspileResult(Struct, forbid_unknown_fields=True):
     transpiled_program: str | None = None
-    stats: Json | None = None
-    virtual_physical_mapping: Json | None = None
+    stats: Any = None  # any JSON: stored as JSON text (`storable.json_text`), as the slow path does
+    virtual_physical_mapping: Any = None
 
 
 class JobInfo(Struct, forbid_unknown_fields=True):
     """job_info with its archives resolved; the oldest form (program and operator inline) is refused."""
 
     input: Input | None = None
-    combined_program: str | Json | None = None
+    combined_program: Any = None  # text as sent, anything else as JSON text (`storable.text`)
     result: Result | None = None
     transpile_result: TranspileResult | None = None
     sse_log: Any = None
@@ -90,9 +93,9 @@ class Job(Struct):
     shots: Count
     job_info: JobInfo
     description: str | None = None
-    transpiler_info: Json | None = None
-    simulator_info: Json | None = None
-    mitigation_info: Json | None = None
+    transpiler_info: Any = None  # any JSON: stored as JSON text (`storable.json_text`)
+    simulator_info: Any = None
+    mitigation_info: Any = None
     execution_time: Finite | None = None
     submitted_at: str | None = None
     ready_at: str | None = None
@@ -126,10 +129,21 @@ def decode(job: Any) -> TypedJob | None:
         typed = msgspec.convert(job, Job)
     except (msgspec.ValidationError, ValueError, TypeError, RecursionError):  # a lone surrogate in a key: ValueError
         return None
+    result = typed.job_info.result
+    if result is not None and result.sampling is not None and not _counts_shape(result.sampling):
+        return None
     times = tuple(map(_utc, (typed.submitted_at, typed.ready_at, typed.running_at, typed.ended_at)))
     if False in times:
         return None
     return TypedJob(typed, job, times)  # type: ignore[arg-type]
+
+
+def _counts_shape(sampling: Sampling) -> bool:
+    """Whether counts and divided counts are mappings (of mappings) or absent: text is an older form."""
+    counts, divided = sampling.counts, sampling.divided_counts
+    if counts is not None and type(counts) is not dict:
+        return False
+    return divided is None or (type(divided) is dict and all(type(sub) is dict for sub in divided.values()))
 
 
 def read_job(job: Any, client: Any = None) -> TypedJob | OqtopusJobResult:
@@ -148,6 +162,11 @@ def _utc(text: str | None) -> datetime | bool | None:
     note or name): unparseable, without a zone, out of range."""
     if text is None:
         return None
+    if text[-1:] == "Z" and "2000" <= text[:4] < "2200":  # the API's form: UTC, in range (the year is its text)
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            return False
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
