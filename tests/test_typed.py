@@ -5,6 +5,7 @@ extreme payloads. The slow path is forced by switching the typed decoder off."""
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -128,3 +129,14 @@ def test_a_timestamp_is_read_alike_by_either_path(when: str) -> None:
     job["submitted_at"] = job["ended_at"] = when
     fast, slow = both([job])
     assert fast == slow
+
+
+def test_json_text_remembered_by_value_gives_each_value_its_own_text() -> None:
+    values = [{"a": 1}, {"a": 1.0}, {"a": True}, {"a": None}, {"a": float("nan")}, {"a": -0.0}, {"a": 0.0},
+              {"b": 1, "a": 2}, {"a": 2, "b": 1}, [1, 2], {"a": 2**63}, {"a": 2**70}, {"a": "x"}]
+    expected = [json.dumps(v, sort_keys=True, ensure_ascii=False) for v in values]
+    assert [storable.json_text(v, "f") for v in values] == expected
+    assert [storable.json_text(v, "f") for v in values] == expected  # the second time, from memory
+    for _ in range(2):
+        with pytest.raises(storable.Unstorable, match="f is not valid UTF-8"):
+            storable.json_text({"a": "\udc00"}, "f")

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Annotated, Any
 
+import msgspec
 from msgspec import Meta
 
 from oqtopus_data.results.payload import short_repr
@@ -153,10 +154,34 @@ class _FastEncoder(threading.local):
 _FAST = _FastEncoder()
 
 
+# The texts of recent JSON values, keyed by their msgpack encoding (unique per value: types, float bits and key
+# order all show in it; whatever msgpack refuses, a lone surrogate or a 65-bit integer, is not remembered). Settings
+# and mappings repeat from job to job, so most of a history's JSON text is encoded once.
+_TEXTS: dict[bytes, str] = {}
+_TEXTS_MAX = 4096
+_KEY = msgspec.msgpack.Encoder().encode
+
+
 def json_text(value: Any, field: str) -> str | None:
     """A JSON-text column: the value (or an SDK model) as sorted-key JSON that is valid UTF-8."""
     if value is None:
         return None
+    if type(value) is dict or type(value) is list:
+        try:
+            key = _KEY(value)
+        except (TypeError, ValueError, OverflowError, RecursionError):
+            return _json_text(value, field)
+        text = _TEXTS.get(key)
+        if text is None:
+            text = _json_text(value, field)
+            if len(_TEXTS) >= _TEXTS_MAX:
+                _TEXTS.clear()
+            _TEXTS[key] = text
+        return text
+    return _json_text(value, field)
+
+
+def _json_text(value: Any, field: str) -> str:
     if type(value) is not dict:  # the common case first: the ABC check is slow
         if isinstance(value, Mapping):
             value = dict(value)

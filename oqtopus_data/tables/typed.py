@@ -197,7 +197,7 @@ def job_row(typed: TypedJob, exported_at: datetime) -> dict[str, Any]:
     text, json_text = st.text, st.json_text
     program = inp.program if inp is not None else None
     submitted = typed.times[0]
-    extra = job_extra(typed.raw, {}) if typed.raw.keys() - JOB_KEYS else None
+    extra = None if JOB_KEYS.issuperset(typed.raw) else job_extra(typed.raw, {})
     return {
         "job_id": st.utf8(job.job_id, "job_id"),
         "name": text(job.name, "name"),
