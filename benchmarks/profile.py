@@ -124,7 +124,7 @@ def _export(url: str, token: str, n: int, out: Path, *, prepare: bool, prepared:
 
 
 def _cpu_path(url: str, token: str, n: int, out: Path, *, prepare: bool, prepared: Any = None) -> Any:
-    """The exporter's per-job work on in-memory payloads: `export_tables` of batches of 500, then write_dataset."""
+    """The exporter's per-job work on in-memory payloads: read_job and flatten in batches of 500, then write_dataset."""
     if prepare:
         from .payloads import history_jsonl, load_jobs
 
