@@ -194,27 +194,31 @@ def job_row(typed: TypedJob, exported_at: datetime) -> dict[str, Any]:
     info = job.job_info
     inp = info.input
     transpile = info.transpile_result
-    text, json_text = st.text, st.json_text
-    program = inp.program if inp is not None else None
+    json_text = st.json_text
+    program, sse = (inp.program, inp.sse_program) if inp is not None else (None, None)
+    transpiled = transpile.transpiled_program if transpile is not None else None
+    message = scrub_stored(info.message) if info.message is not None else None  # a presigned URL in it: unsigned
+    _utf8(job.job_id, job.name, job.device_id, job.description or "", message or "", sse or "", transpiled or "",
+          *(program or ()))
     submitted = typed.times[0]
     extra = None if JOB_KEYS.issuperset(typed.raw) else job_extra(typed.raw, {})
     return {
-        "job_id": st.utf8(job.job_id, "job_id"),
-        "name": text(job.name, "name"),
-        "description": text(job.description, "description"),
+        "job_id": job.job_id,
+        "name": job.name,
+        "description": job.description,
         "job_type": job.job_type,
         "status": job.status,
-        "device_id": text(job.device_id, "device_id"),
+        "device_id": job.device_id,
         "shots": job.shots,
         "execution_time": job.execution_time,
-        "message": text(scrub_stored(info.message), "message"),
+        "message": message,
         "transpiler_info": json_text(job.transpiler_info, "transpiler_info"),
         "simulator_info": json_text(job.simulator_info, "simulator_info"),
         "mitigation_info": json_text(job.mitigation_info, "mitigation_info"),
-        "program": st.strings(program, "program"),
-        "sse_program": text(inp.sse_program if inp is not None else None, "sse_program"),
-        "combined_program": text(info.combined_program, "combined_program"),
-        "transpiled_program": text(transpile.transpiled_program, "transpiled_program") if transpile else None,
+        "program": list(program) if program is not None else None,
+        "sse_program": sse,
+        "combined_program": st.text(info.combined_program, "combined_program"),
+        "transpiled_program": transpiled,
         "virtual_physical_mapping": json_text(transpile.virtual_physical_mapping, "virtual_physical_mapping")
         if transpile else None,
         "transpile_stats": json_text(transpile.stats, "transpile_stats") if transpile else None,
@@ -230,6 +234,14 @@ def job_row(typed: TypedJob, exported_at: datetime) -> dict[str, Any]:
         "ended_at": typed.times[3],
         S.PARTITION_COLUMN: f"{submitted.year:04d}-{submitted.month:02d}" if submitted else S.UNKNOWN_MONTH,
     }
+
+
+def _utf8(*texts: str) -> None:
+    """UnicodeEncodeError (a ValueError: the job goes the slow way, which names the field) unless every text is
+    valid UTF-8; one check over all of them, at C speed when they are ASCII."""
+    joined = "".join(texts)
+    if not joined.isascii():
+        joined.encode("utf-8")
 
 
 def estimation_row(typed: TypedJob) -> dict[str, Any] | None:
