@@ -1,4 +1,8 @@
-"""Flatteners: a batch of result objects in, one `pyarrow.Table` per table of `schema` out.
+"""Flatteners: a batch of jobs (raw mappings, `typed` jobs or result objects) in, one `pyarrow.Table` per table of
+`schema` out.
+
+A job in the current form is read from the Structs `typed` decodes it into (its types checked in C); any other job,
+or one whose value a Struct cannot vouch for, is read from its result object, value by value, as below.
 
 Pure functions: no I/O, no clock unless `exported_at` is left out. How a payload is read (older forms, the operator,
 the extra keys) is `payload`'s rule, applied once by the result objects; whether a value fits its column is
