@@ -140,3 +140,19 @@ def test_json_text_remembered_by_value_gives_each_value_its_own_text() -> None:
     for _ in range(2):
         with pytest.raises(storable.Unstorable, match="f is not valid UTF-8"):
             storable.json_text({"a": "\udc00"}, "f")
+
+
+@pytest.mark.parametrize("job_type", ["estimation", "sse", "sampling"])
+@pytest.mark.parametrize("change", [
+    lambda e, o: e.update(exp_value=[0.5]), lambda e, o: e.update(exp_value=[0.5, -0.25], stds=[0.1, 0.2]),
+    lambda e, o: e.update(stds=[3]), lambda e, o: o[1].update(coeff=[0.5, 1.5]), lambda e, o: o[0].update(coeff=[2]),
+    lambda e, o: (e.update(exp_value=[1, 2]), o[0].update(coeff=[1e308, -1e308])),
+    lambda e, o: e.update(exp_value=[1.0, 1e400]), lambda e, o: e.update(exp_value=[1.0, 2.0, 3.0]),
+])
+def test_numbers_sent_as_lists_are_read_and_noted_alike_by_either_path(job_type: str, change: Any) -> None:
+    """The server's schema sends exp_value, stds and coefficients as lists of 1 or 2 numbers."""
+    job = load_payload("estimation_current")
+    job["job_type"] = job_type
+    change(job["job_info"]["result"]["estimation"], job["job_info"]["input"]["operator"])
+    fast, slow = both([job])
+    assert fast == slow

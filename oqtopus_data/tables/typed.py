@@ -24,7 +24,7 @@ from oqtopus_data.enums import JobStatus, JobType
 from oqtopus_data.redact import scrub_stored
 from oqtopus_data.results.circuits import circuit_id
 from oqtopus_data.results.objects import OqtopusJobResult, result_from_raw
-from oqtopus_data.results.payload import JOB_KEYS, job_extra
+from oqtopus_data.results.payload import JOB_KEYS, complex_pair, job_extra, pair_note
 from oqtopus_data.tables import schema as S
 from oqtopus_data.tables import storable as st
 from oqtopus_data.tables.storable import Count, Finite
@@ -33,16 +33,20 @@ JobTypeText = Literal[tuple(t.value for t in JobType)]  # type: ignore[valid-typ
 StatusText = Literal[tuple(s.value for s in JobStatus)]  # type: ignore[valid-type]
 
 
+#: A number as the server's schema sends exp_value, stds and a coefficient: a list of 1 or 2 (`[x]`, `[re, im]`).
+Pair = Annotated[list[Finite], Meta(min_length=1, max_length=2)]
+
+
 class Term(Struct):
     """An operator term as `read_operator` reads it: other keys of a term are ignored there too."""
 
     pauli: str
-    coeff: Finite | None = None
+    coeff: Finite | Pair | None = None
 
 
 class Input(Struct, forbid_unknown_fields=True):
     program: list[str] | None = None  # a lone string is an older form (a note): refused
-    operator: list[Term] | None = None  # a [re, im] coefficient is an older form: refused
+    operator: list[Term] | None = None
     sse_program: str | None = None
 
 
@@ -56,8 +60,8 @@ class Sampling(Struct, forbid_unknown_fields=True):
 
 
 class Estimation(Struct, forbid_unknown_fields=True):
-    exp_value: Finite | None = None  # [re, im] or [x] is an older form: refused
-    stds: Finite | None = None
+    exp_value: Finite | Pair | None = None  # a list: read by `payload.complex_pair`, noted as the slow path notes it
+    stds: Finite | Pair | None = None
 
 
 class Result(Struct, forbid_unknown_fields=True):
@@ -104,12 +108,22 @@ class Job(Struct):
 
 
 class TypedJob:
-    """A job the typed decoder accepted: the Struct, the mapping it came from and its timestamps in UTC."""
+    """A job the typed decoder accepted: the Struct, the mapping it came from, its timestamps in UTC, and its numbers
+    sent as lists read as `payload` reads them (the notes, estimation's numbers, the operator's terms)."""
 
-    __slots__ = ("job", "raw", "times")
+    __slots__ = ("estimation", "job", "notes", "operator", "raw", "times")
 
     def __init__(self, job: Job, raw: Mapping[str, Any], times: tuple[datetime | None, ...]) -> None:
         self.job, self.raw, self.times = job, raw, times
+        self.notes: list[str] = []
+        self.estimation: tuple[float | None, float | None, float | None] | None = None  # exp_value, stds, imag
+        self.operator: tuple[list[dict[str, Any]], list[float | None] | None] | None = None
+        info = job.job_info
+        estimation = info.result.estimation if info.result is not None else None
+        if estimation is not None:
+            self.estimation = self._estimation(estimation)
+        if info.input is not None and info.input.operator is not None:
+            self.operator = self._operator(info.input.operator)
 
     @property
     def job_id(self) -> str:
@@ -119,6 +133,33 @@ class TypedJob:
     def result(self) -> OqtopusJobResult:
         """The job read the slow way: the result object, for a value the fast path does not take."""
         return result_from_raw(self.raw)
+
+    def _estimation(self, estimation: Estimation) -> tuple[float | None, float | None, float | None]:
+        values, imag = [], None
+        for key, value in (("exp_value", estimation.exp_value), ("stds", estimation.stds)):
+            if type(value) is list:
+                pair = complex_pair(value)
+                assert pair is not None  # declared: a list of 1 or 2 finite numbers
+                value = pair[0]
+                if key == "exp_value":
+                    imag = pair[1]
+                self.notes.append(pair_note(key, pair, "im in exp_value_imag" if key == "exp_value" else "dropped im"))
+            values.append(value)
+        return values[0], values[1], imag
+
+    def _operator(self, terms: list[Term]) -> tuple[list[dict[str, Any]], list[float | None] | None]:
+        read, imags, complex_terms = [], [], False
+        for i, term in enumerate(terms):
+            coeff, imag = term.coeff, None
+            if type(coeff) is list:
+                pair = complex_pair(coeff)
+                assert pair is not None
+                self.notes.append(pair_note(f"operator[{i}].coeff", pair, "im in operator_coeff_imag"))
+                coeff, imag = pair
+                complex_terms |= imag is not None
+            read.append({"pauli": term.pauli, "coeff": coeff})
+            imags.append(imag)
+        return read, imags if complex_terms else None
 
 
 def decode(job: Any) -> TypedJob | None:
@@ -222,7 +263,7 @@ def job_row(typed: TypedJob, exported_at: datetime) -> dict[str, Any]:
         "virtual_physical_mapping": json_text(transpile.virtual_physical_mapping, "virtual_physical_mapping")
         if transpile else None,
         "transpile_stats": json_text(transpile.stats, "transpile_stats") if transpile else None,
-        "normalised": [],
+        "normalised": list(typed.notes),
         "n_outcomes": None,
         "total_count": None,
         "exported_at": exported_at,
@@ -246,19 +287,19 @@ def _utf8(*texts: str) -> None:
 
 def estimation_row(typed: TypedJob) -> dict[str, Any] | None:
     """The `estimations` row of a typed job (without job_id and month), None when it has no estimation."""
-    info = typed.job.job_info
-    estimation = info.result.estimation if info.result is not None else None
-    if estimation is None:
+    if typed.estimation is None:
         return None
-    operator = info.input.operator if info.input is not None else None
+    exp_value, stds, imag = typed.estimation
+    terms, coeff_imag = typed.operator or (None, None)
+    if terms:
+        _utf8(*(term["pauli"] for term in terms))
     return {
-        "exp_value": estimation.exp_value,
-        "stds": estimation.stds,
-        "exp_value_imag": None,
-        "operator": None if operator is None else [
-            {"pauli": st.utf8(term.pauli, f"operator[{i}].pauli"), "coeff": term.coeff}
-            for i, term in enumerate(operator)],
-        "operator_coeff_imag": None,
+        "exp_value": exp_value,
+        "stds": stds,
+        # only an estimation job's result object has exp_value_imag (the slow path reads it with getattr)
+        "exp_value_imag": imag if typed.job.job_type == JobType.ESTIMATION else None,
+        "operator": terms,
+        "operator_coeff_imag": coeff_imag,
     }
 
 
