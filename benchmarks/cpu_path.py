@@ -33,8 +33,8 @@ EXPORTED_AT = datetime(2025, 1, 1, tzinfo=UTC)
 US_PER_JOB = 60  # target: CPU us per history job (read_job + flatten + write_dataset)
 HEAVY_X_FLOOR = 5  # target: count-heavy jobs, oqtopus-data / parse floor
 # The same figures before the typed decoder (git a8d07dc: result_from_raw for every job), measured with this benchmark
-# (warm-up included) on the 2-core development machine, load about 2: for the side-by-side column only.
-BEFORE = {"per_job": "142-188 us", "vs_duckdb": "2.05-2.68x", "heavy_floor": "7.9-14.3x", "heavy_duckdb": "0.43-0.69x"}
+# (warm-up included) on the 2-core development machine, load 1-2, five runs: for the side-by-side column only.
+BEFORE = {"per_job": "142-232 us", "vs_duckdb": "2.05-2.68x", "heavy_floor": "7.9-14.3x", "heavy_duckdb": "0.43-0.69x"}
 
 
 def run(mode: Mode) -> dict[str, Any]:
