@@ -158,7 +158,8 @@ _FAST = _FastEncoder()
 # order all show in it; whatever msgpack refuses, a lone surrogate or a 65-bit integer, is not remembered). Settings
 # and mappings repeat from job to job, so most of a history's JSON text is encoded once.
 _TEXTS: dict[bytes, str] = {}
-_TEXTS_MAX = 4096
+_TEXTS_MAX = 1024
+_TEXT_BYTES_MAX = 2048  # at most 1024 values of 2 KiB or less: a few MiB with their texts
 _KEY = msgspec.msgpack.Encoder().encode
 
 
@@ -174,9 +175,10 @@ def json_text(value: Any, field: str) -> str | None:
         text = _TEXTS.get(key)
         if text is None:
             text = _json_text(value, field)
-            if len(_TEXTS) >= _TEXTS_MAX:
-                _TEXTS.clear()
-            _TEXTS[key] = text
+            if len(key) <= _TEXT_BYTES_MAX:  # a large value is not kept: the memory stays bounded
+                if len(_TEXTS) >= _TEXTS_MAX:
+                    _TEXTS.clear()
+                _TEXTS[key] = text
         return text
     return _json_text(value, field)
 
