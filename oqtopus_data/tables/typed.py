@@ -222,7 +222,7 @@ def _utc(text: str | None) -> datetime | bool | None:
     return value if MIN_TIME <= value < MAX_TIME else False
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _circuit(programs: tuple[str, ...]) -> str | None:
     """circuit_id of a program list, remembered: a history runs the same circuits again and again."""
     return circuit_id(programs)
