@@ -124,12 +124,15 @@ def _export(url: str, token: str, n: int, out: Path, *, prepare: bool, prepared:
 
 
 def _cpu_path(url: str, token: str, n: int, out: Path, *, prepare: bool, prepared: Any = None) -> Any:
-    """The exporter's per-job work on in-memory payloads: `export_tables` of batches of 500, then write_dataset."""
+    """The exporter's per-job work on in-memory payloads: read_job and flatten in batches of 500, then write_dataset."""
+    from .cpu_path import WARM, convert
+
     if prepare:
         from .payloads import history_jsonl, load_jobs
 
-        return load_jobs(history_jsonl(n))
-    from .cpu_path import convert
+        jobs = load_jobs(history_jsonl(n))
+        convert(jobs[:WARM], out.with_name(f"{out.name}-warm"))  # imports and first calls: not per-job costs
+        return jobs
 
     tables_jobs = convert(prepared, out)
     return tables_jobs, 0

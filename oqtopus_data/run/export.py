@@ -44,7 +44,6 @@ from oqtopus_data.fetch.jobs import fetch_jobs
 from oqtopus_data.fetch.pages import job_identity
 from oqtopus_data.fetch.windows import Window
 from oqtopus_data.results.base import OqtopusJobResult
-from oqtopus_data.results.objects import result_from_raw
 from oqtopus_data.run.bounds import Span, run_clock
 from oqtopus_data.run.checkpoint import Commits, conclude
 from oqtopus_data.run.device_snapshot import check_devices, export_devices, public_url, write_snapshots
@@ -57,6 +56,7 @@ from oqtopus_data.run.sse import LogStep
 from oqtopus_data.selection import select
 from oqtopus_data.tables.devices import fetch_devices
 from oqtopus_data.tables.flatten import flatten_batch
+from oqtopus_data.tables.typed import TypedJob, read_job
 
 
 def export(api: ApiClient, out_dir: str | Path, options: ExportOptions | None = None, *,
@@ -220,7 +220,7 @@ class _Run:
     def _process(self, jobs: Iterable[dict[str, Any]], *, done: Callable[[], None] | None = None,
                  checkpoints: bool = False) -> None:
         """Fetch, parse and flatten `jobs` in batches, committing checkpoints when asked."""
-        batch: list[OqtopusJobResult] = []
+        batch: list[TypedJob | OqtopusJobResult] = []
         fetched = fetch_jobs(self.api, jobs, workers=self.options.workers, sse_logs=self.options.sse_logs)
         try:
             for item in fetched:
@@ -234,7 +234,7 @@ class _Run:
                     if self.options.sse_logs:
                         self.logs.hold(item.job_id, item.sse_log, item.sse_log_error, item.job)
                     try:
-                        batch.append(result_from_raw(item.job, client=self.api))
+                        batch.append(read_job(item.job, client=self.api))
                     except (ValueError, TypeError) as exc:
                         self.ledger.failed(item.job_id, "parse", str(exc))
                 if done is not None:
@@ -253,7 +253,7 @@ class _Run:
             fetched.close()
         self._flatten(batch)
 
-    def _flatten(self, results: list[OqtopusJobResult]) -> None:
+    def _flatten(self, results: list[TypedJob | OqtopusJobResult]) -> None:
         """Rows of a batch: final ones buffered, volatile ones kept for the commit, failures recorded."""
         if not results:
             return

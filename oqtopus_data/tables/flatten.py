@@ -1,4 +1,8 @@
-"""Flatteners: a batch of result objects in, one `pyarrow.Table` per table of `schema` out.
+"""Flatteners: a batch of jobs (raw mappings, `typed` jobs or result objects) in, one `pyarrow.Table` per table of
+`schema` out.
+
+A job in the current form is read from the Structs `typed` decodes it into (its types checked in C); any other job,
+or one whose value a Struct cannot vouch for, is read from its result object, value by value, as below.
 
 Pure functions: no I/O, no clock unless `exported_at` is left out. How a payload is read (older forms, the operator,
 the extra keys) is `payload`'s rule, applied once by the result objects; whether a value fits its column is
@@ -28,11 +32,12 @@ from oqtopus_data.tables import schema as S
 from oqtopus_data.tables import storable as st
 from oqtopus_data.tables.count_columns import CountsBuilder, count_pairs, divided_of
 from oqtopus_data.tables.storable import BadJob
+from oqtopus_data.tables.typed import MAX_TIME, MIN_TIME, TypedJob, decode
+from oqtopus_data.tables.typed import estimation_row as typed_estimation_row
+from oqtopus_data.tables.typed import job_row as typed_job_row
+from oqtopus_data.tables.typed import sampling as typed_sampling
 from oqtopus_data.times import parse_datetime
 
-# Timestamps outside this range are treated as corrupt rather than written (Parquet readers choke on some).
-_MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
-_MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
 _TIME_FIELDS = ("submitted_at", "ready_at", "running_at", "ended_at")
 # What one job's reading may raise: its own error, never the batch's. ValueError covers BadJob, storable.Unstorable,
 # times.TimeError and UnicodeError; the others come from duck-typed SDK objects and pathological values.
@@ -70,14 +75,10 @@ def flatten_batch(results: Iterable[Any], *, exported_at: datetime | None = None
     final: list[str] = []
 
     for item in results:
+        typed = item if type(item) is TypedJob else decode(item)
+        parts = _typed_parts(typed, exported_at) if typed is not None else None
         try:
-            result = item if isinstance(item, OqtopusJobResult) else result_from_raw(item)
-            row = _job_row(result, exported_at)
-            sampling = result.sampling
-            job_counts = count_pairs(sampling["counts"], "counts") if _has(sampling, "counts") else None
-            job_divided = divided_of(sampling["divided_counts"]) if _has(sampling, "divided_counts") else None
-            estimation = result.estimation
-            est_row = _estimation_row(result, estimation) if estimation is not None else None
+            row, job_counts, job_divided, est_row = parts or _parts(item, exported_at)
         except _PER_JOB as exc:
             errors.append((_id_of(item), _describe(exc)))
             continue
@@ -112,6 +113,37 @@ def flatten_batch(results: Iterable[Any], *, exported_at: datetime | None = None
             tables[name] = t.filter(pc.invert(pc.is_in(t["job_id"], value_set=drop)))
         final = [job_id for job_id in final if job_id not in bad]
     return Flattened(tables, [(_error_id(job_id), message) for job_id, message in errors], final)
+
+
+Parts = tuple[dict[str, Any], Any, Any, dict[str, Any] | None]  # a job's row, counts, divided counts, estimation
+
+
+def _parts(item: Any, exported_at: datetime) -> Parts:
+    """One job read the slow way: its result object, each value checked by `storable` (errors named)."""
+    if type(item) is TypedJob:
+        item = item.result()
+    result = item if isinstance(item, OqtopusJobResult) else result_from_raw(item)
+    row = _job_row(result, exported_at)
+    sampling = result.sampling
+    job_counts = count_pairs(sampling["counts"], "counts") if _has(sampling, "counts") else None
+    job_divided = divided_of(sampling["divided_counts"]) if _has(sampling, "divided_counts") else None
+    estimation = result.estimation
+    est_row = _estimation_row(result, estimation) if estimation is not None else None
+    return row, job_counts, job_divided, est_row
+
+
+def _typed_parts(typed: TypedJob, exported_at: datetime) -> Parts | None:
+    """One job the typed decoder accepted, read from its Structs; None when a value needs the slow path (which
+    then names it exactly as before)."""
+    try:
+        row = typed_job_row(typed, exported_at)
+        sampling = typed_sampling(typed)
+        counts = sampling.counts if sampling is not None else None
+        divided = sampling.divided_counts if sampling is not None else None
+        return (row, count_pairs(counts, "counts") if counts is not None else None,
+                divided_of(divided) if divided is not None else None, typed_estimation_row(typed))
+    except _PER_JOB:
+        return None
 
 
 def _error_id(job_id: Any) -> str | None:
@@ -233,7 +265,7 @@ def _job_row(result: OqtopusJobResult, exported_at: datetime) -> dict[str, Any]:
 
 def _timestamp(value: Any, name: str) -> datetime | None:
     value = parse_datetime(value, name)
-    if value is not None and not _MIN_TIME <= value < _MAX_TIME:
+    if value is not None and not MIN_TIME <= value < MAX_TIME:
         raise BadJob(f"{name} {value.isoformat()} is out of range (2000 to 2199)")
     return value
 

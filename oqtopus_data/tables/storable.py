@@ -5,21 +5,42 @@ to inf), lone surrogates (`"\\udc00"` is valid JSON and not valid UTF-8). Each c
 stores it or raises `Unstorable` naming the field and the problem, so the caller can turn one job (or one device)
 into an `errors` row instead of failing the whole batch. Text that must be stored whatever it holds (an error
 message, an unknown job id) goes through `escaped`.
+
+The limits are declared once, as msgspec types (`Int64`, `Int32`, `Count`, `Finite`): the typed decoder
+(`tables.typed`) checks a whole job against them in C, and the functions here read their bounds from the same
+declarations to name the field and the problem when a value is refused.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 from collections.abc import Mapping
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
 
 from oqtopus_data.results.payload import short_repr
 
-INT64_MAX = 2**63 - 1
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+#: A 64-bit integer column (shots, a count's total); a count (never negative); a 32-bit one (a sub-result index);
+#: a double that is not infinite (JSON's `1e400` arrives as inf; NaN is kept by `float64` but left to it here).
+Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+Int32 = Annotated[int, Meta(ge=-(2**31), le=2**31 - 1)]
+Finite = Annotated[float, Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+
+
+def _bounds(declared: Any) -> tuple[Any, Any]:
+    meta = declared.__metadata__[0]
+    return meta.ge, meta.le
+
+
+INT64_MIN, INT64_MAX = _bounds(Int64)
+INT32_MIN, INT32_MAX = _bounds(Int32)
 
 
 class BadJob(ValueError):
@@ -73,7 +94,7 @@ def int64(value: Any, field: str) -> int | None:
         return None
     if type(value) is not int:  # a bool is an int subclass, and no count
         raise Unstorable(f"{field} is not an integer: {short_repr(value)}")
-    if not -INT64_MAX - 1 <= value <= INT64_MAX:
+    if not INT64_MIN <= value <= INT64_MAX:
         raise Unstorable(f"{field} {short_repr(value)} does not fit a 64-bit integer")
     return value
 
@@ -133,10 +154,36 @@ class _FastEncoder(threading.local):
 _FAST = _FastEncoder()
 
 
+# The texts of recent JSON values, keyed by their msgpack encoding (unique per value: types, float bits and key
+# order all show in it; whatever msgpack refuses, a lone surrogate or a 65-bit integer, is not remembered). Settings
+# and mappings repeat from job to job, so most of a history's JSON text is encoded once.
+_TEXTS: dict[bytes, str] = {}
+_TEXTS_MAX = 1024
+_TEXT_BYTES_MAX = 2048  # at most 1024 values of 2 KiB or less: a few MiB with their texts
+_KEY = msgspec.msgpack.Encoder().encode
+
+
 def json_text(value: Any, field: str) -> str | None:
     """A JSON-text column: the value (or an SDK model) as sorted-key JSON that is valid UTF-8."""
     if value is None:
         return None
+    if type(value) is dict or type(value) is list:
+        try:
+            key = _KEY(value)
+        except (TypeError, ValueError, OverflowError, RecursionError):
+            return _json_text(value, field)
+        text = _TEXTS.get(key)
+        if text is None:
+            text = _json_text(value, field)
+            if len(key) <= _TEXT_BYTES_MAX:  # a large value is not kept: the memory stays bounded
+                if len(_TEXTS) >= _TEXTS_MAX:
+                    _TEXTS.clear()
+                _TEXTS[key] = text
+        return text
+    return _json_text(value, field)
+
+
+def _json_text(value: Any, field: str) -> str:
     if type(value) is not dict:  # the common case first: the ABC check is slow
         if isinstance(value, Mapping):
             value = dict(value)
