@@ -32,9 +32,6 @@ WARM = 100  # jobs run through the path once before timing it
 EXPORTED_AT = datetime(2025, 1, 1, tzinfo=UTC)
 US_PER_JOB = 60  # target: CPU us per history job (read_job + flatten + write_dataset)
 HEAVY_X_FLOOR = 5  # target: count-heavy jobs, oqtopus-data / parse floor
-# The same figures before the typed decoder (git a8d07dc: result_from_raw for every job), measured with this benchmark
-# (warm-up included) on the 2-core development machine, load 1-2, five runs: for the side-by-side column only.
-BEFORE = {"per_job": "142-232 us", "vs_duckdb": "2.05-2.68x", "heavy_floor": "7.9-14.3x", "heavy_duckdb": "0.43-0.69x"}
 
 
 def run(mode: Mode) -> dict[str, Any]:
@@ -84,20 +81,21 @@ def run(mode: Mode) -> dict[str, Any]:
     heavy_floor = heavy["ours"]["total"] / heavy["floor_results"]
     vs_duckdb = hist["ours"]["total"] / hist["duckdb"]["seconds"]
     heavy_duckdb = heavy["ours"]["total"] / heavy["duckdb"]["seconds"]
-    table("   targets", ["", "value", "target", "met", "missed by", "before (a8d07dc)"], [
+    table("   targets", ["", "value", "target", "met", "missed by"], [
         ["history: CPU per job (read_job + flatten + write_dataset)", f"{per_job:.0f} us",
-         f"<= {US_PER_JOB} us", met(per_job <= US_PER_JOB), _missed(per_job, US_PER_JOB), BEFORE["per_job"]],
+         f"<= {US_PER_JOB} us", met(per_job <= US_PER_JOB), _missed(per_job, US_PER_JOB)],
         ["history: oqtopus-data / DuckDB script", f"{vs_duckdb:.2f}x", "< 1x", met(vs_duckdb < 1),
-         _missed(vs_duckdb, 1), BEFORE["vs_duckdb"]],
+         _missed(vs_duckdb, 1)],
         ["count-heavy: oqtopus-data / parse floor", f"{heavy_floor:.1f}x", f"<= {HEAVY_X_FLOOR}x",
-         met(heavy_floor <= HEAVY_X_FLOOR), _missed(heavy_floor, HEAVY_X_FLOOR), BEFORE["heavy_floor"]],
+         met(heavy_floor <= HEAVY_X_FLOOR), _missed(heavy_floor, HEAVY_X_FLOOR)],
         ["count-heavy: oqtopus-data / DuckDB script", f"{heavy_duckdb:.2f}x", "< 1x", met(heavy_duckdb < 1),
-         _missed(heavy_duckdb, 1), BEFORE["heavy_duckdb"]],
+         _missed(heavy_duckdb, 1)],
         ["history: oqtopus-data / parse floor (for reference)",
-         f"{hist['ours']['total'] / hist['floor_results']:.1f}x", "", "", "", ""],
+         f"{hist['ours']['total'] / hist['floor_results']:.1f}x", "", "", ""],
     ], note=f"cost model fitted on both inputs: {a * 1e6:.0f} us per job + {b * 1e6:.2f} us per count row. Run "
             "alone: `python -m benchmarks --only cpu` (the DuckDB script uses every core: a loaded machine slows it "
-            "more than the one-threaded path).")
+            "more than the one-threaded path). The figures before a change beside these: --baseline FILE "
+            "(benchmarks/baselines/).")
     return {"history": hist, "heavy": heavy, "us_per_job": a * 1e6, "us_per_count_row": b * 1e6,
             "cpu_us_per_history_job": per_job, "heavy_x_floor": heavy_floor}
 
