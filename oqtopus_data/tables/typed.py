@@ -196,6 +196,7 @@ def read_job(job: Any, client: Any = None) -> TypedJob | OqtopusJobResult:
 # Timestamps outside this range are treated as corrupt rather than written (Parquet readers choke on some).
 MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+_YEARS = (f"{MIN_TIME.year:04d}", f"{MAX_TIME.year:04d}")  # the same range as the text of a year (both on Jan 1)
 
 
 def _utc(text: str | None) -> datetime | bool | None:
@@ -203,7 +204,7 @@ def _utc(text: str | None) -> datetime | bool | None:
     note or name): unparseable, without a zone, out of range."""
     if text is None:
         return None
-    if text[-1:] == "Z" and "2000" <= text[:4] < "2200":  # the API's form: UTC, in range (the year is its text)
+    if text[-1:] == "Z" and _YEARS[0] <= text[:4] < _YEARS[1]:  # the API's form: UTC, in range (by its year)
         try:
             return datetime.fromisoformat(text)
         except ValueError:
