@@ -259,7 +259,7 @@ def _job_row(result: OqtopusJobResult, exported_at: datetime) -> dict[str, Any]:
     for name in _TIME_FIELDS:
         row[name] = _timestamp(getattr(result, name), name)
     submitted = row["submitted_at"]
-    row[S.PARTITION_COLUMN] = submitted.strftime("%Y-%m") if submitted else S.UNKNOWN_MONTH
+    row[S.PARTITION_COLUMN] = S.partition_month(submitted)
     return row
 
 

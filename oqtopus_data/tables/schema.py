@@ -9,6 +9,7 @@ Timestamps are UTC microseconds (what Spark, Trino, DuckDB and polars all read a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import pyarrow as pa
 
@@ -19,6 +20,11 @@ SCHEMA_VERSION = 4
 #: Partition column of the per-job tables: the job's submission month, "YYYY-MM" ("unknown" when absent).
 PARTITION_COLUMN = "submitted_month"
 UNKNOWN_MONTH = "unknown"
+
+
+def partition_month(submitted: datetime | None) -> str:
+    """The partition of a job submitted at `submitted` (UTC): "YYYY-MM", or UNKNOWN_MONTH without a time."""
+    return f"{submitted.year:04d}-{submitted.month:02d}" if submitted is not None else UNKNOWN_MONTH
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 OPERATOR_TERM = pa.struct([("pauli", pa.string()), ("coeff", pa.float64())])

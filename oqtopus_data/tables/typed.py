@@ -274,7 +274,7 @@ def job_row(typed: TypedJob, exported_at: datetime) -> dict[str, Any]:
         "ready_at": typed.times[1],
         "running_at": typed.times[2],
         "ended_at": typed.times[3],
-        S.PARTITION_COLUMN: f"{submitted.year:04d}-{submitted.month:02d}" if submitted else S.UNKNOWN_MONTH,
+        S.PARTITION_COLUMN: S.partition_month(submitted),
     }
 
 
